@@ -1,0 +1,497 @@
+//! Configuration: one TOML file (or the embedded default), overridden by `OUTPOST_<SECTION>_<KEY>`
+//! environment variables, validated into a `Config` before anything starts.
+//!
+//! `KEYS` is the single list of every key with its type: it drives environment overrides,
+//! secret masking and the README's reference, so a new key is added there first.
+//! Errors name the key, and the line where the file has one; the CLI exits with code 2.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The configuration used when `--config` is not given: works offline, no upstream needed.
+pub const DEFAULT_TOML: &str = include_str!("../outpost.example.toml");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyType {
+    Str,
+    Int,
+    Float,
+    Bool,
+    IntList,
+    /// Never printed; may also be given as `<key>_file` naming a file that holds it.
+    Secret,
+}
+
+/// Every configuration key, `(section, key, type)`.
+pub const KEYS: &[(&str, &str, KeyType)] = &[
+    ("station", "id", KeyType::Str),
+    ("store", "path", KeyType::Str),
+    ("store", "commit_interval_s", KeyType::Int),
+    ("store", "fold_interval_s", KeyType::Int),
+    ("iss", "position_url", KeyType::Str),
+    ("iss", "poll_interval_s", KeyType::Int),
+    ("iss", "tle_url", KeyType::Str),
+    ("iss", "tle_refresh_h", KeyType::Float),
+    ("varsom", "base_url", KeyType::Str),
+    ("varsom", "regions", KeyType::IntList),
+    ("varsom", "lang", KeyType::Int),
+    ("varsom", "backfill_days", KeyType::Int),
+    ("varsom", "recheck_interval_h", KeyType::Float),
+    ("location", "latitude", KeyType::Float),
+    ("location", "longitude", KeyType::Float),
+    ("location", "altitude_m", KeyType::Float),
+    ("location", "gpsd", KeyType::Str),
+    ("http", "timeout_s", KeyType::Float),
+    ("web", "listen", KeyType::Str),
+];
+
+/// NVE's class-A regions (assessed daily in season): the default `varsom.regions`.
+pub const CLASS_A_REGIONS: &[u32] = &[
+    3003, 3006, 3007, 3009, 3010, 3011, 3012, 3013, 3014, 3015, 3016, 3017, 3022, 3023, 3024, 3027,
+    3028, 3029, 3031, 3032, 3034, 3035, 3037,
+];
+
+/// A secret value: its `Debug` and `Display` never show it.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"********\"")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("********")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("********")
+    }
+}
+
+/// A configuration error: what is wrong, with which key, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub key: Option<String>,
+    pub line: Option<usize>,
+    pub source_name: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.source_name)?;
+        if let Some(line) = self.line {
+            write!(f, ", line {line}")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, ": key `{key}`")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    pub station: StationConfig,
+    pub store: StoreConfig,
+    pub iss: IssConfig,
+    pub varsom: VarsomConfig,
+    pub location: LocationConfig,
+    pub http: HttpConfig,
+    pub web: WebConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StationConfig {
+    #[serde(default = "hostname")]
+    pub id: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    #[serde(default = "d_store_path")]
+    pub path: PathBuf,
+    #[serde(default = "d_commit")]
+    pub commit_interval_s: u64,
+    #[serde(default = "d_fold")]
+    pub fold_interval_s: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssConfig {
+    #[serde(default = "d_position_url")]
+    pub position_url: String,
+    #[serde(default = "d_poll")]
+    pub poll_interval_s: u64,
+    #[serde(default = "d_tle_url")]
+    pub tle_url: String,
+    #[serde(default = "d_tle_refresh")]
+    pub tle_refresh_h: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VarsomConfig {
+    #[serde(default = "d_varsom_url")]
+    pub base_url: String,
+    #[serde(default = "d_regions")]
+    pub regions: Vec<u32>,
+    #[serde(default = "d_lang")]
+    pub lang: u8,
+    #[serde(default = "d_backfill")]
+    pub backfill_days: u32,
+    #[serde(default = "d_recheck")]
+    pub recheck_interval_h: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocationConfig {
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+    #[serde(default)]
+    pub altitude_m: f64,
+    pub gpsd: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    #[serde(default = "d_timeout")]
+    pub timeout_s: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebConfig {
+    #[serde(default = "d_listen")]
+    pub listen: String,
+}
+
+fn hostname() -> String {
+    gethostname::gethostname().to_string_lossy().trim().to_owned()
+}
+fn d_store_path() -> PathBuf {
+    PathBuf::from("./data")
+}
+fn d_commit() -> u64 {
+    10
+}
+fn d_fold() -> u64 {
+    900
+}
+fn d_position_url() -> String {
+    "http://api.open-notify.org/iss-now.json".into()
+}
+fn d_poll() -> u64 {
+    10
+}
+fn d_tle_url() -> String {
+    "https://celestrak.org/NORAD/elements/gp.php?CATNR=25544&FORMAT=TLE".into()
+}
+fn d_tle_refresh() -> f64 {
+    12.0
+}
+fn d_varsom_url() -> String {
+    "https://api01.nve.no/hydrology/forecast/avalanche/v6.3.0/api".into()
+}
+fn d_regions() -> Vec<u32> {
+    CLASS_A_REGIONS.to_vec()
+}
+fn d_lang() -> u8 {
+    2
+}
+fn d_backfill() -> u32 {
+    7
+}
+fn d_recheck() -> f64 {
+    3.0
+}
+fn d_timeout() -> f64 {
+    15.0
+}
+fn d_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+
+/// The file as written: every section optional, every key defaulted.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default = "default_section")]
+    station: StationConfig,
+    #[serde(default = "default_section")]
+    store: StoreConfig,
+    #[serde(default = "default_section")]
+    iss: IssConfig,
+    #[serde(default = "default_section")]
+    varsom: VarsomConfig,
+    #[serde(default)]
+    location: LocationConfig,
+    #[serde(default = "default_section")]
+    http: HttpConfig,
+    #[serde(default = "default_section")]
+    web: WebConfig,
+}
+
+/// A section with every key at its default (serde fills them from an empty table).
+fn default_section<T: serde::de::DeserializeOwned>() -> T {
+    toml::Table::new().try_into().expect("every key of a section has a default")
+}
+
+impl Config {
+    /// Loads `path` (or the embedded default) and applies `OUTPOST_*` overrides from `env`.
+    pub fn load(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+        let (text, source_name) = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| ConfigError {
+                    key: None,
+                    line: None,
+                    source_name: p.display().to_string(),
+                    message: format!("cannot read the file: {e}"),
+                })?;
+                (text, p.display().to_string())
+            }
+            None => (DEFAULT_TOML.to_owned(), "embedded default config".to_owned()),
+        };
+        Self::parse(&text, &source_name, env)
+    }
+
+    pub fn parse(text: &str, source_name: &str, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+        let err = |key: Option<String>, message: String| {
+            let line = key.as_deref().and_then(|k| line_of(text, k));
+            ConfigError { key, line, source_name: source_name.to_owned(), message }
+        };
+        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError {
+            key: None,
+            line: e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1)),
+            source_name: source_name.to_owned(),
+            message: e.message().trim().to_owned(),
+        })?;
+        let mut from_env = Vec::new();
+        for (name, value) in env {
+            if let Some(key) = apply_env(&mut table, &name, &value).map_err(|m| err(None, format!("{name}: {m}")))? {
+                from_env.push((key, name));
+            }
+        }
+        resolve_secret_files(&mut table).map_err(|(k, m)| err(Some(k), m))?;
+        let raw: RawConfig = serde_path_to_error::deserialize(table).map_err(|e| {
+            let path = e.path().to_string();
+            let key = (path != ".").then_some(path);
+            let mut message = e.inner().message().trim().to_owned();
+            if let Some((_, var)) = from_env.iter().find(|(k, _)| Some(k) == key.as_ref()) {
+                message = format!("{message} (value from {var})");
+            }
+            err(key, message)
+        })?;
+        let config = Config {
+            station: raw.station,
+            store: raw.store,
+            iss: raw.iss,
+            varsom: raw.varsom,
+            location: raw.location,
+            http: raw.http,
+            web: raw.web,
+        };
+        config.validate().map_err(|(k, m)| err(Some(k.to_owned()), m))?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        let range = |key, v: f64, lo: f64, hi: f64| {
+            if v.is_finite() && (lo..=hi).contains(&v) {
+                Ok(())
+            } else {
+                Err((key, format!("{v} is outside {lo}..={hi}")))
+            }
+        };
+        if self.station.id.is_empty() || self.station.id.contains(['/', ' ']) {
+            return Err(("station.id", "must be non-empty, without '/' or spaces".into()));
+        }
+        range("store.commit_interval_s", self.store.commit_interval_s as f64, 1.0, 3600.0)?;
+        if self.store.fold_interval_s < self.store.commit_interval_s || self.store.fold_interval_s > 86_400 {
+            return Err(("store.fold_interval_s", "must be at least commit_interval_s and at most 86400".into()));
+        }
+        range("iss.poll_interval_s", self.iss.poll_interval_s as f64, 1.0, 86_400.0)?;
+        range("iss.tle_refresh_h", self.iss.tle_refresh_h, 0.1, 24.0 * 30.0)?;
+        for (key, url) in [
+            ("iss.position_url", &self.iss.position_url),
+            ("iss.tle_url", &self.iss.tle_url),
+            ("varsom.base_url", &self.varsom.base_url),
+        ] {
+            match reqwest::Url::parse(url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                _ => return Err((key, format!("{url:?} is not an http(s) URL"))),
+            }
+        }
+        if let Some(bad) = self.varsom.regions.iter().find(|r| !(3000..=3999).contains(*r)) {
+            return Err(("varsom.regions", format!("{bad} is not an NVE region id (3001-3046)")));
+        }
+        if !matches!(self.varsom.lang, 1 | 2) {
+            return Err(("varsom.lang", "must be 1 (Norwegian) or 2 (English)".into()));
+        }
+        range("varsom.backfill_days", f64::from(self.varsom.backfill_days), 0.0, 60.0)?;
+        range("varsom.recheck_interval_h", self.varsom.recheck_interval_h, 0.25, 24.0)?;
+        match (self.location.latitude, self.location.longitude) {
+            (Some(lat), Some(lon)) => {
+                range("location.latitude", lat, -90.0, 90.0)?;
+                range("location.longitude", lon, -180.0, 180.0)?;
+            }
+            (None, None) => {}
+            (Some(_), None) => return Err(("location.longitude", "latitude is set but longitude is not".into())),
+            (None, Some(_)) => return Err(("location.latitude", "longitude is set but latitude is not".into())),
+        }
+        range("location.altitude_m", self.location.altitude_m, -500.0, 9000.0)?;
+        if let Some(g) = &self.location.gpsd {
+            if g.rsplit_once(':').is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err()) {
+                return Err(("location.gpsd", format!("{g:?} is not host:port")));
+            }
+        }
+        range("http.timeout_s", self.http.timeout_s, 0.1, 300.0)?;
+        if self.web.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(("web.listen", format!("{:?} is not an address:port like 127.0.0.1:8080", self.web.listen)));
+        }
+        Ok(())
+    }
+
+    pub fn commit_interval(&self) -> Duration {
+        Duration::from_secs(self.store.commit_interval_s)
+    }
+
+    pub fn http_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.http.timeout_s)
+    }
+
+    /// The effective TLE refresh: CelesTrak asks clients not to re-download within 2 hours.
+    pub fn tle_refresh(&self) -> Duration {
+        let hours = if self.iss.tle_url.contains("celestrak") { self.iss.tle_refresh_h.max(2.0) } else { self.iss.tle_refresh_h };
+        Duration::from_secs_f64(hours * 3600.0)
+    }
+
+    /// The effective configuration as TOML, secrets masked.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|e| format!("# cannot render the configuration: {e}\n"))
+    }
+
+    /// Warnings about values that are allowed but probably not meant.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.iss.tle_url.contains("celestrak") && self.iss.tle_refresh_h < 2.0 {
+            out.push(format!("iss.tle_refresh_h = {} is below CelesTrak's 2 h update cycle; 2 h is used", self.iss.tle_refresh_h));
+        }
+        if self.iss.position_url.contains("open-notify") && self.iss.poll_interval_s < 5 {
+            out.push("iss.poll_interval_s below 5 s exceeds open-notify's request limit".into());
+        }
+        out
+    }
+}
+
+/// Applies one `OUTPOST_<SECTION>_<KEY>` variable; returns the dotted key it set, if any.
+fn apply_env(table: &mut toml::Table, name: &str, raw: &str) -> Result<Option<String>, String> {
+    let Some(rest) = name.strip_prefix("OUTPOST_") else { return Ok(None) };
+    let rest = rest.to_ascii_lowercase();
+    let file_key = |k: &str| k.strip_suffix("_file").map(str::to_owned);
+    for &(section, key, ty) in KEYS {
+        let Some(k) = rest.strip_prefix(section).and_then(|r| r.strip_prefix('_')) else { continue };
+        let (target, ty) = if k == key {
+            (key.to_owned(), ty)
+        } else if ty == KeyType::Secret && file_key(k).as_deref() == Some(key) {
+            (k.to_owned(), KeyType::Str)
+        } else {
+            continue;
+        };
+        let value = typed_value(raw, ty)?;
+        let entry = table.entry(section).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let toml::Value::Table(sec) = entry else { return Err(format!("[{section}] in the file is not a table")) };
+        sec.insert(target.clone(), value);
+        return Ok(Some(format!("{section}.{target}")));
+    }
+    // Unknown OUTPOST_ variables are ignored on purpose: the environment has other users
+    // (e.g. OUTPOST_TEST_CASSANDRA for the test suite).
+    Ok(None)
+}
+
+fn typed_value(raw: &str, ty: KeyType) -> Result<toml::Value, String> {
+    let raw = raw.trim();
+    Ok(match ty {
+        KeyType::Str | KeyType::Secret => toml::Value::String(raw.to_owned()),
+        KeyType::Int => toml::Value::Integer(raw.parse().map_err(|_| format!("{raw:?} is not an integer"))?),
+        KeyType::Float => toml::Value::Float(raw.parse().map_err(|_| format!("{raw:?} is not a number"))?),
+        KeyType::Bool => toml::Value::Boolean(raw.parse().map_err(|_| format!("{raw:?} is not true or false"))?),
+        KeyType::IntList => toml::Value::Array(
+            raw.trim_start_matches('[')
+                .trim_end_matches(']')
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| s.parse().map(toml::Value::Integer).map_err(|_| format!("{s:?} is not an integer")))
+                .collect::<Result<_, _>>()?,
+        ),
+    })
+}
+
+/// Replaces `<secret>_file = "PATH"` with the file's (trimmed) contents under `<secret>`.
+fn resolve_secret_files(table: &mut toml::Table) -> Result<(), (String, String)> {
+    for &(section, key, ty) in KEYS {
+        if ty != KeyType::Secret {
+            continue;
+        }
+        let Some(toml::Value::Table(sec)) = table.get_mut(section) else { continue };
+        let file_key = format!("{key}_file");
+        let Some(v) = sec.remove(&file_key) else { continue };
+        let path = v.as_str().ok_or((format!("{section}.{file_key}"), "must be a path".to_owned()))?;
+        let secret = std::fs::read_to_string(path)
+            .map_err(|e| (format!("{section}.{file_key}"), format!("cannot read {path}: {}", e.kind())))?;
+        sec.insert(key.to_owned(), toml::Value::String(secret.trim_end_matches(['\n', '\r']).to_owned()));
+    }
+    Ok(())
+}
+
+/// The 1-based line where `dotted` ("section.key" or "section") is set in `text`, if it is.
+fn line_of(text: &str, dotted: &str) -> Option<usize> {
+    let (section, key) = match dotted.split_once('.') {
+        Some((s, k)) => (s, Some(k.split(['.', '[']).next().unwrap_or(k))),
+        None => (dotted, None),
+    };
+    let mut current = "";
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if let Some(h) = t.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+            current = h.trim();
+            if key.is_none() && current == section {
+                return Some(i + 1);
+            }
+            continue;
+        }
+        if let (Some(k), true) = (key, current == section) {
+            if t.split('=').next().map(str::trim) == Some(k) {
+                return Some(i + 1);
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests;

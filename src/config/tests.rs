@@ -1,0 +1,122 @@
+use super::*;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(text, "test.toml", Vec::<(String, String)>::new())
+}
+
+fn parse_env(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    Config::parse(text, "test.toml", env.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+}
+
+#[test]
+fn the_embedded_default_is_valid_and_matches_the_documented_defaults() {
+    let c = Config::load(None, Vec::new()).unwrap();
+    let empty = parse("").unwrap();
+    assert_eq!(c.to_toml(), empty.to_toml(), "example file and code defaults disagree");
+    assert_eq!(c.store.commit_interval_s, 10);
+    assert_eq!(c.iss.poll_interval_s, 10);
+    assert_eq!(c.varsom.backfill_days, 7);
+    assert_eq!(c.varsom.regions, CLASS_A_REGIONS);
+    assert_eq!(c.web.listen, "127.0.0.1:8080");
+    assert_eq!(c.store.path, PathBuf::from("./data"));
+    assert!(!c.station.id.is_empty());
+}
+
+#[test]
+fn every_key_in_the_schema_is_documented_in_the_example() {
+    for (section, key, _) in KEYS {
+        assert!(line_of(DEFAULT_TOML, &format!("{section}.{key}")).is_some()
+            || DEFAULT_TOML.contains(&format!("# {key} =")),
+            "{section}.{key} is not in outpost.example.toml");
+    }
+}
+
+#[test]
+fn a_wrong_type_names_the_key_and_line() {
+    let e = parse("[store]\npath = \"/tmp/x\"\ncommit_interval_s = \"often\"\n").unwrap_err();
+    assert_eq!(e.key.as_deref(), Some("store.commit_interval_s"));
+    assert_eq!(e.line, Some(3));
+    assert!(e.to_string().contains("line 3"), "{e}");
+}
+
+#[test]
+fn an_unknown_key_is_an_error_that_names_it() {
+    let e = parse("[iss]\npoll_interval = 5\n").unwrap_err();
+    assert!(e.message.contains("poll_interval"), "{e}");
+    assert_eq!(e.key.as_deref(), Some("iss.poll_interval"));
+    assert_eq!(e.line, Some(2));
+    let e = parse("[isss]\n").unwrap_err();
+    assert!(e.message.contains("isss"), "{e}");
+}
+
+#[test]
+fn a_syntax_error_has_a_line() {
+    let e = parse("[web]\nlisten = \"127.0.0.1:8080\n").unwrap_err();
+    assert_eq!(e.line, Some(2), "{e}");
+}
+
+#[test]
+fn impossible_values_are_refused_with_key_and_line() {
+    for (text, key, line) in [
+        ("[location]\nlatitude = 91.0\nlongitude = 10.0\n", "location.latitude", 2),
+        ("[location]\nlatitude = 60.0\n", "location.longitude", 0),
+        ("[varsom]\nlang = 3\n", "varsom.lang", 2),
+        ("[varsom]\nregions = [3022, 42]\n", "varsom.regions", 2),
+        ("[web]\nlisten = \"localhost\"\n", "web.listen", 2),
+        ("[store]\ncommit_interval_s = 0\n", "store.commit_interval_s", 2),
+        ("[iss]\nposition_url = \"ftp://x\"\n", "iss.position_url", 2),
+        ("[location]\ngpsd = \"nohost\"\n", "location.gpsd", 2),
+    ] {
+        let e = parse(text).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some(key), "{text}: {e}");
+        assert_eq!(e.line, (line > 0).then_some(line), "{text}: {e}");
+    }
+}
+
+#[test]
+fn environment_overrides_the_file_with_typed_values() {
+    let c = parse_env(
+        "[store]\ncommit_interval_s = 10\n",
+        &[
+            ("OUTPOST_STORE_COMMIT_INTERVAL_S", "30"),
+            ("OUTPOST_VARSOM_REGIONS", "3011, 3022"),
+            ("OUTPOST_LOCATION_LATITUDE", "69.65"),
+            ("OUTPOST_LOCATION_LONGITUDE", "18.96"),
+            ("OUTPOST_WEB_LISTEN", "0.0.0.0:9000"),
+            ("OUTPOST_STATION_ID", "pi-1"),
+            ("OUTPOST_TEST_SOMETHING", "ignored"),
+            ("PATH", "/usr/bin"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(c.store.commit_interval_s, 30);
+    assert_eq!(c.varsom.regions, vec![3011, 3022]);
+    assert_eq!(c.location.latitude, Some(69.65));
+    assert_eq!(c.web.listen, "0.0.0.0:9000");
+    assert_eq!(c.station.id, "pi-1");
+}
+
+#[test]
+fn a_bad_environment_value_names_the_variable() {
+    let e = parse_env("", &[("OUTPOST_STORE_COMMIT_INTERVAL_S", "soon")]).unwrap_err();
+    assert!(e.to_string().contains("OUTPOST_STORE_COMMIT_INTERVAL_S"), "{e}");
+    let e = parse_env("", &[("OUTPOST_LOCATION_LATITUDE", "123"), ("OUTPOST_LOCATION_LONGITUDE", "1")]).unwrap_err();
+    assert_eq!(e.key.as_deref(), Some("location.latitude"));
+}
+
+#[test]
+fn secrets_never_print() {
+    let s = Secret::new("hunter2");
+    assert_eq!(format!("{s} {s:?}"), "******** \"********\"");
+    assert_eq!(serde_json::to_string(&s).unwrap(), "\"********\"");
+    assert_eq!(s.expose(), "hunter2");
+}
+
+#[test]
+fn celestrak_refresh_is_never_under_two_hours() {
+    let c = parse("[iss]\ntle_refresh_h = 0.5\n").unwrap();
+    assert_eq!(c.tle_refresh(), Duration::from_secs(7200));
+    assert!(c.warnings().iter().any(|w| w.contains("2 h")));
+    let c = parse("[iss]\ntle_refresh_h = 0.5\ntle_url = \"http://127.0.0.1:1/tle\"\n").unwrap();
+    assert_eq!(c.tle_refresh(), Duration::from_secs(1800));
+}

@@ -1,0 +1,275 @@
+//! The cleaned, typed records Outpost keeps, and the small value types they are made of.
+//!
+//! Everything here is already validated: parsers in `sources/` are the only way raw upstream
+//! answers become these types, and nothing raw reaches the store. Serde derives give the JSON
+//! shape the read API (and later the Kafka messages) use, so field names here are a stable
+//! interface.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The kinds of record in the log. The string forms name Kafka topics and record ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+pub enum Kind {
+    #[serde(rename = "iss.position")]
+    IssPosition,
+    #[serde(rename = "iss.tle")]
+    Tle,
+    #[serde(rename = "avalanche.warning")]
+    AvalancheWarning,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 3] = [Kind::IssPosition, Kind::Tle, Kind::AvalancheWarning];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::IssPosition => "iss.position",
+            Kind::Tle => "iss.tle",
+            Kind::AvalancheWarning => "avalanche.warning",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One record as collected. The store adds the sequence number and station.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind")]
+pub enum Record {
+    #[serde(rename = "iss.position")]
+    IssPosition(IssPosition),
+    #[serde(rename = "iss.tle")]
+    Tle(Tle),
+    #[serde(rename = "avalanche.warning")]
+    AvalancheWarning(AvalancheWarning),
+}
+
+impl Record {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Record::IssPosition(_) => Kind::IssPosition,
+            Record::Tle(_) => Kind::Tle,
+            Record::AvalancheWarning(_) => Kind::AvalancheWarning,
+        }
+    }
+
+    /// The stable record id: the same upstream fact always gets the same id, however often it is
+    /// fetched or replayed, so sinks can use it as an idempotency key.
+    pub fn id(&self, station: &str) -> String {
+        match self {
+            Record::IssPosition(p) => {
+                format!("{station}/iss.position/{}", p.time.timestamp_millis())
+            }
+            Record::Tle(t) => format!("{station}/iss.tle/{}", t.epoch.timestamp_millis()),
+            Record::AvalancheWarning(w) => format!(
+                "{station}/avalanche.warning/{}/{}/{}/{}",
+                w.region_id,
+                w.valid_date,
+                w.reg_id,
+                w.publish_time.timestamp_millis()
+            ),
+        }
+    }
+
+    /// The time the upstream gives for this fact (position time, TLE epoch, publish time).
+    pub fn source_time(&self) -> DateTime<Utc> {
+        match self {
+            Record::IssPosition(p) => p.time,
+            Record::Tle(t) => t.epoch,
+            Record::AvalancheWarning(w) => w.publish_time,
+        }
+    }
+}
+
+/// A record as the log holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRecord {
+    pub seq: u64,
+    pub station: String,
+    pub record: Record,
+}
+
+impl StoredRecord {
+    pub fn id(&self) -> String {
+        self.record.id(&self.station)
+    }
+}
+
+/// Whether the ISS was in sunlight, as wheretheiss.at reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    Daylight,
+    Eclipsed,
+}
+
+/// One ISS ground position. Latitude and longitude are degrees (WGS84), validated to range.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IssPosition {
+    pub time: DateTime<Utc>,
+    pub latitude: f64,
+    pub longitude: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub altitude_km: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub velocity_kmh: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub visibility: Option<Visibility>,
+}
+
+impl IssPosition {
+    /// Rounds to the precision the store keeps (1e-6 degree, 1 m, 1 m/h), so the value a
+    /// collector hands on is exactly the value every reader and sink will see.
+    pub fn rounded(mut self) -> Self {
+        let r = |v: f64, scale: f64| (v * scale).round() / scale;
+        self.latitude = r(self.latitude, 1e6);
+        self.longitude = r(self.longitude, 1e6);
+        self.altitude_km = self.altitude_km.map(|a| r(a, 1e3));
+        self.velocity_kmh = self.velocity_kmh.map(|v| r(v, 1e3));
+        self
+    }
+}
+
+/// A two-line element set whose checksums and layout were verified.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tle {
+    pub epoch: DateTime<Utc>,
+    pub norad_id: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub line1: String,
+    pub line2: String,
+}
+
+/// The danger on the European avalanche danger scale, or "not assessed" (which is not danger 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Danger {
+    NotAssessed,
+    /// 0..=5 (NVE uses 0 for "no rating" on assessed regions).
+    Level(u8),
+}
+
+impl Danger {
+    pub fn level(self) -> Option<u8> {
+        match self {
+            Danger::NotAssessed => None,
+            Danger::Level(l) => Some(l),
+        }
+    }
+}
+
+// The API shows danger as an integer or null.
+impl Serialize for Danger {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.level().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Danger {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(match Option::<u8>::deserialize(d)? {
+            None => Danger::NotAssessed,
+            Some(l) => Danger::Level(l),
+        })
+    }
+}
+
+/// A compass direction of a slope aspect, in NVE's mask order (N, NE, E, SE, S, SW, W, NW).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Direction {
+    N,
+    NE,
+    E,
+    SE,
+    S,
+    SW,
+    W,
+    NW,
+}
+
+impl Direction {
+    pub const MASK_ORDER: [Direction; 8] = [
+        Direction::N,
+        Direction::NE,
+        Direction::E,
+        Direction::SE,
+        Direction::S,
+        Direction::SW,
+        Direction::W,
+        Direction::NW,
+    ];
+}
+
+/// Where on the mountain a problem applies (NVE's ExposedHeightFill with its two heights).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "band", rename_all = "snake_case")]
+pub enum ElevationBand {
+    /// Fill 1: above `m` metres.
+    Above { m: i32 },
+    /// Fill 2: below `m` metres.
+    Below { m: i32 },
+    /// Fill 3: above `above_m` and below `below_m` (the middle band is spared).
+    AboveAndBelow { above_m: i32, below_m: i32 },
+    /// Fill 4: between `low_m` and `high_m`.
+    Between { low_m: i32, high_m: i32 },
+    /// Fill 0 or absent.
+    Unspecified,
+}
+
+/// An id with NVE's human name for it (ids are stable; names follow the warning's language).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Named {
+    pub id: i32,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AvalancheProblem {
+    pub problem_type: Named,
+    pub cause: Option<Named>,
+    pub size: Option<Named>,
+    pub probability: Option<Named>,
+    pub sensitivity: Option<Named>,
+    pub propagation: Option<Named>,
+    pub expositions: Vec<Direction>,
+    pub elevation: ElevationBand,
+    pub danger_level: Option<u8>,
+}
+
+/// One published version of a region's daily avalanche warning.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AvalancheWarning {
+    /// NVE's id of this version; 0 for regions that were not assessed.
+    pub reg_id: u64,
+    pub region_id: u32,
+    pub region_name: String,
+    /// "A" (assessed daily in season) or "B".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region_type: Option<String>,
+    pub lang: u8,
+    pub danger_level: Danger,
+    /// The Norwegian calendar day the warning is for.
+    pub valid_date: NaiveDate,
+    pub valid_from: DateTime<Utc>,
+    pub valid_to: DateTime<Utc>,
+    pub publish_time: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_warning_time: Option<DateTime<Utc>>,
+    pub main_text: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub avalanche_danger: Option<String>,
+    pub advice: Vec<String>,
+    pub problems: Vec<AvalancheProblem>,
+}
+
+impl AvalancheWarning {
+    pub fn is_assessed(&self) -> bool {
+        self.danger_level != Danger::NotAssessed
+    }
+}

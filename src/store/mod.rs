@@ -1,0 +1,331 @@
+//! The durable log: every record Outpost collected, in order, in one redb file plus a journal.
+//!
+//! # Design
+//! - **One append-only log.** `log: seq -> encoded record`. `seq` starts at 1 and increases by
+//!   one per stored record, with no gaps; nothing is ever deleted or rewritten.
+//! - **Indexes, written in the same transaction as the log row:**
+//!   `iss_track: ordinal -> (time_ms, lat_e6, lon_e6, seq)` (positions are stored in strictly
+//!   increasing time, so ordinal order *is* time order: a time range is two binary searches and
+//!   its size is a subtraction); `tle_by_epoch: epoch_ms -> seq`;
+//!   `warnings: (valid_date, region, publish_ms, reg_id) -> seq`.
+//!   Each index key is also the kind's identity, which is how duplicates are refused.
+//! - **Cursors:** `cursors: name -> last acknowledged seq`, advanced by sinks.
+//! - **Commit policy (SD-card wear):** the writer collects records for up to
+//!   `commit_interval_s` (or until a batch fills), appends them to the journal and fsyncs it
+//!   (one small write), then applies them to redb with `Durability::None`, which redb keeps in
+//!   memory. Every `fold_interval_s` (or when the journal grows large) one durable redb commit
+//!   with quick-repair makes everything so far durable, and the journal is reset.
+//! - **Crash behaviour:** redb reopens at its last durable commit (quick-repair keeps that fast);
+//!   `open` then replays journal entries with `seq` beyond it, folds, and resets the journal. A
+//!   power cut loses at most the records not yet journaled: at most `commit_interval_s`.
+//! - **Readers** use redb read transactions: they see every journaled record, never a torn batch.
+//!
+//! Invariants: only this module writes redb; a record is in the log iff it is in its index;
+//! records are never stored twice (same index key); the log has no seq gaps.
+
+mod codec;
+mod journal;
+mod read;
+mod writer;
+
+pub use codec::{from_e6, to_e6};
+pub use read::{StoreSummary, Track, TrackPoint};
+pub use writer::{StoreWriter, WriterHandle, WriterStats};
+
+use crate::domain::Record;
+use anyhow::{Context, bail};
+use chrono::NaiveDate;
+use journal::{Entry, Journal};
+use redb::{Database, Durability, ReadableTable, TableDefinition};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
+const ISS_TRACK: TableDefinition<u64, (i64, i32, i32, u64)> = TableDefinition::new("iss_track");
+const TLE_BY_EPOCH: TableDefinition<i64, u64> = TableDefinition::new("tle_by_epoch");
+const WARNINGS: TableDefinition<(i32, u32, i64, u64), u64> = TableDefinition::new("warnings");
+const CURSORS: TableDefinition<&str, u64> = TableDefinition::new("cursors");
+const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
+const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+
+/// The store format this binary writes (see `codec` for the record format).
+const STORE_FORMAT: &str = "1";
+
+pub const DB_FILE: &str = "outpost.redb";
+pub const JOURNAL_FILE: &str = "outpost.wal";
+
+/// Commit policy; see the module docs.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub commit_interval: std::time::Duration,
+    pub fold_interval: std::time::Duration,
+    /// Records per batch before committing early.
+    pub max_batch: usize,
+    /// redb's page cache. Small on purpose: a Pi has little memory and the working set is the tail.
+    pub cache_bytes: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            commit_interval: std::time::Duration::from_secs(10),
+            fold_interval: std::time::Duration::from_secs(900),
+            max_batch: 1024,
+            cache_bytes: 8 * 1024 * 1024,
+        }
+    }
+}
+
+/// A cheap, cloneable read handle on the store.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+    dir: PathBuf,
+    stations: Arc<Vec<String>>,
+}
+
+/// What `Store::open` did to bring the store back to a consistent state.
+#[derive(Debug, Default, Clone)]
+pub struct OpenReport {
+    pub replayed: usize,
+    pub torn_tail: bool,
+    pub open_ms: u128,
+}
+
+impl Store {
+    /// Opens or creates the store in `dir` for `station`, recovering after a crash.
+    /// Returns the read handle and the single writer.
+    pub fn open(dir: &Path, station: &str, opts: StoreOptions) -> anyhow::Result<(Store, StoreWriter, OpenReport)> {
+        let started = Instant::now();
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the store directory {}", dir.display()))?;
+        let db_path = dir.join(DB_FILE);
+        let db = Database::builder()
+            .set_cache_size(opts.cache_bytes)
+            .set_repair_callback(|s| {
+                tracing::warn!(progress = s.progress(), "repairing the store after an unclean shutdown")
+            })
+            .create(&db_path)
+            .map_err(|e| open_error(&db_path, e))?;
+        let stations = init_meta(&db, station)?;
+        let station_idx = stations.iter().position(|s| s == station).expect("init_meta interns it") as u16;
+
+        let journal_path = dir.join(JOURNAL_FILE);
+        let recovered = Journal::open(&journal_path)
+            .with_context(|| format!("cannot open the journal {}", journal_path.display()))?;
+        let mut journal = recovered.journal;
+        if recovered.torn_tail {
+            tracing::warn!("the journal ended in a partly written batch (an interrupted commit); it was never acknowledged and is ignored");
+        }
+        let replayed = replay(&db, &recovered.entries)?;
+        // Fold: make the replayed records durable in redb, then start a fresh journal epoch.
+        durable_commit(&db)?;
+        journal.reset().context("cannot reset the journal")?;
+
+        let store = Store { db: Arc::new(db), dir: dir.to_owned(), stations: Arc::new(stations) };
+        let writer = StoreWriter::new(store.clone(), journal, station_idx, opts)?;
+        let report = OpenReport { replayed, torn_tail: recovered.torn_tail, open_ms: started.elapsed().as_millis() };
+        Ok((store, writer, report))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn station_name(&self, idx: u16) -> String {
+        self.stations.get(usize::from(idx)).cloned().unwrap_or_else(|| format!("station-{idx}"))
+    }
+}
+
+fn open_error(path: &Path, e: redb::DatabaseError) -> anyhow::Error {
+    match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => anyhow::anyhow!(
+            "the store {} is in use by another Outpost process (is `outpost run` already running?)",
+            path.display()
+        ),
+        other => anyhow::anyhow!(
+            "cannot open the store {}: {other}. If the file is damaged, stop Outpost, move the file aside and start again; nothing is deleted automatically",
+            path.display()
+        ),
+    }
+}
+
+/// Checks the store format and interns `station`; returns the station table.
+fn init_meta(db: &Database, station: &str) -> anyhow::Result<Vec<String>> {
+    let txn = db.begin_write()?;
+    let stations = {
+        let mut meta = txn.open_table(META)?;
+        let format = meta.get("store_format")?.map(|v| v.value().to_owned());
+        match format {
+            None => {
+                meta.insert("store_format", STORE_FORMAT)?;
+            }
+            Some(v) if v == STORE_FORMAT => {}
+            Some(v) => bail!("the store was written in format {v}; this Outpost reads format {STORE_FORMAT}. Use a newer Outpost"),
+        }
+        let stored = meta.get("stations")?.map(|v| v.value().to_owned());
+        let mut stations: Vec<String> = match stored {
+            Some(v) => serde_json::from_str(&v).context("the store's station table is corrupt")?,
+            None => Vec::new(),
+        };
+        if !stations.iter().any(|s| s == station) {
+            if stations.len() >= usize::from(u16::MAX) {
+                bail!("too many station ids in one store");
+            }
+            stations.push(station.to_owned());
+            meta.insert("stations", serde_json::to_string(&stations)?.as_str())?;
+        }
+        // Create every table so readers never meet a missing one.
+        txn.open_table(LOG)?;
+        txn.open_table(ISS_TRACK)?;
+        txn.open_table(TLE_BY_EPOCH)?;
+        txn.open_table(WARNINGS)?;
+        txn.open_table(CURSORS)?;
+        txn.open_table(COUNTERS)?;
+        stations
+    };
+    txn.commit()?;
+    Ok(stations)
+}
+
+/// The index row a record gets; also its identity for duplicate detection.
+enum IndexKey {
+    Position { time_ms: i64, lat_e6: i32, lon_e6: i32 },
+    Tle { epoch_ms: i64 },
+    Warning { key: (i32, u32, i64, u64) },
+}
+
+fn index_key(record: &Record) -> IndexKey {
+    match record {
+        Record::IssPosition(p) => IndexKey::Position {
+            time_ms: p.time.timestamp_millis(),
+            lat_e6: to_e6(p.latitude),
+            lon_e6: to_e6(p.longitude),
+        },
+        Record::Tle(t) => IndexKey::Tle { epoch_ms: t.epoch.timestamp_millis() },
+        Record::AvalancheWarning(w) => IndexKey::Warning {
+            key: (date_key(w.valid_date), w.region_id, w.publish_time.timestamp_millis(), w.reg_id),
+        },
+    }
+}
+
+pub(crate) fn date_key(d: NaiveDate) -> i32 {
+    use chrono::Datelike;
+    d.num_days_from_ce()
+}
+
+pub(crate) fn key_date(k: i32) -> Option<NaiveDate> {
+    NaiveDate::from_num_days_from_ce_opt(k)
+}
+
+/// The open tables of one write transaction; `apply` is the single path records take into redb,
+/// used both by live commits and by journal replay.
+struct Tables<'t> {
+    log: redb::Table<'t, u64, &'static [u8]>,
+    track: redb::Table<'t, u64, (i64, i32, i32, u64)>,
+    tle: redb::Table<'t, i64, u64>,
+    warnings: redb::Table<'t, (i32, u32, i64, u64), u64>,
+    cursors: redb::Table<'t, &'static str, u64>,
+}
+
+impl<'t> Tables<'t> {
+    fn open(txn: &'t redb::WriteTransaction) -> Result<Self, redb::TableError> {
+        Ok(Tables {
+            log: txn.open_table(LOG)?,
+            track: txn.open_table(ISS_TRACK)?,
+            tle: txn.open_table(TLE_BY_EPOCH)?,
+            warnings: txn.open_table(WARNINGS)?,
+            cursors: txn.open_table(CURSORS)?,
+        })
+    }
+
+    fn next_seq(&self) -> Result<u64, redb::StorageError> {
+        Ok(self.log.last()?.map_or(1, |(k, _)| k.value() + 1))
+    }
+
+    /// True if the record is already stored (or, for positions, not after the newest one).
+    fn is_duplicate(&self, key: &IndexKey) -> Result<bool, redb::StorageError> {
+        Ok(match key {
+            IndexKey::Position { time_ms, .. } => {
+                self.track.last()?.is_some_and(|(_, v)| v.value().0 >= *time_ms)
+            }
+            IndexKey::Tle { epoch_ms } => self.tle.get(epoch_ms)?.is_some(),
+            IndexKey::Warning { key } => self.warnings.get(key)?.is_some(),
+        })
+    }
+
+    fn insert(&mut self, seq: u64, key: &IndexKey, bytes: &[u8]) -> Result<(), redb::StorageError> {
+        self.log.insert(seq, bytes)?;
+        match *key {
+            IndexKey::Position { time_ms, lat_e6, lon_e6 } => {
+                let ordinal = self.track.last()?.map_or(0, |(k, _)| k.value() + 1);
+                self.track.insert(ordinal, (time_ms, lat_e6, lon_e6, seq))?;
+            }
+            IndexKey::Tle { epoch_ms } => {
+                self.tle.insert(epoch_ms, seq)?;
+            }
+            IndexKey::Warning { key } => {
+                self.warnings.insert(key, seq)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Applies journal entries that redb does not have yet. Returns how many records were applied.
+fn replay(db: &Database, entries: &[Entry]) -> anyhow::Result<usize> {
+    if entries.is_empty() {
+        return Ok(0);
+    }
+    let mut txn = db.begin_write()?;
+    txn.set_durability(Durability::None)?;
+    let mut applied = 0;
+    {
+        let mut t = Tables::open(&txn)?;
+        let mut next = t.next_seq()?;
+        for entry in entries {
+            match entry {
+                Entry::Record { seq, bytes } if *seq == next => {
+                    let (_, record) = codec::decode(bytes).context("a journaled record does not decode")?;
+                    t.insert(*seq, &index_key(&record), bytes)?;
+                    next += 1;
+                    applied += 1;
+                }
+                Entry::Record { seq, .. } if *seq < next => {} // already durable in redb
+                Entry::Record { seq, .. } => bail!(
+                    "the journal skips from seq {} to {seq}: refusing to guess; the store needs attention",
+                    next - 1
+                ),
+                Entry::Cursor { name, seq } => {
+                    let current = t.cursors.get(name.as_str())?.map_or(0, |v| v.value());
+                    if *seq > current {
+                        t.cursors.insert(name.as_str(), *seq)?;
+                    }
+                }
+            }
+        }
+    }
+    txn.commit()?;
+    if applied > 0 {
+        tracing::info!(records = applied, "replayed records from the journal");
+    }
+    Ok(applied)
+}
+
+/// Makes every earlier non-durable commit durable (an empty commit with `Durability::Immediate`).
+fn durable_commit(db: &Database) -> anyhow::Result<()> {
+    let mut txn = db.begin_write()?;
+    txn.set_durability(Durability::Immediate)?;
+    txn.set_quick_repair(true);
+    txn.commit().context("durable commit of the store failed")?;
+    Ok(())
+}
+
+/// Reads a counter (e.g. "stored.iss.position") without a store handle's writer.
+fn counter(txn: &redb::ReadTransaction, name: &str) -> anyhow::Result<u64> {
+    Ok(txn.open_table(COUNTERS)?.get(name)?.map_or(0, |v| v.value()))
+}
+
+#[cfg(test)]
+mod tests;

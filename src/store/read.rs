@@ -1,0 +1,258 @@
+//! Read queries over the log and its indexes. All blocking: call them from `spawn_blocking`.
+
+use super::{
+    COUNTERS, CURSORS, ISS_TRACK, LOG, Store, TLE_BY_EPOCH, WARNINGS, codec, counter, date_key,
+    from_e6, key_date,
+};
+use crate::domain::{AvalancheWarning, IssPosition, Kind, Record, StoredRecord, Tle};
+use anyhow::Context;
+use chrono::{DateTime, NaiveDate, Utc};
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrackPoint {
+    pub time: DateTime<Utc>,
+    pub latitude: f64,
+    pub longitude: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Track {
+    pub points: Vec<TrackPoint>,
+    /// Positions in the range before downsampling.
+    pub total: u64,
+}
+
+/// Per-kind totals and time span, for `outpost status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct KindSummary {
+    pub kind: Kind,
+    pub count: u64,
+    pub first: Option<DateTime<Utc>>,
+    pub last: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StoreSummary {
+    pub path: String,
+    pub last_seq: u64,
+    pub kinds: Vec<KindSummary>,
+    pub size_bytes: u64,
+    pub cursors: BTreeMap<String, u64>,
+    /// Persisted counters such as `rejected.<source>.<reason>`.
+    pub counters: BTreeMap<String, u64>,
+}
+
+type TrackRow = (i64, i32, i32, u64);
+
+fn point(row: TrackRow) -> Option<TrackPoint> {
+    Some(TrackPoint {
+        time: DateTime::from_timestamp_millis(row.0)?,
+        latitude: from_e6(row.1),
+        longitude: from_e6(row.2),
+    })
+}
+
+impl Store {
+    fn decode_seq(&self, log: &impl ReadableTable<u64, &'static [u8]>, seq: u64) -> anyhow::Result<StoredRecord> {
+        let bytes = log.get(seq)?.with_context(|| format!("index points at missing log entry {seq}"))?;
+        let (station, record) = codec::decode(bytes.value()).with_context(|| format!("log entry {seq}"))?;
+        Ok(StoredRecord { seq, station: self.station_name(station), record })
+    }
+
+    /// The newest ISS position.
+    pub fn latest_position(&self) -> anyhow::Result<Option<IssPosition>> {
+        let txn = self.db.begin_read()?;
+        let Some(seq) = txn.open_table(ISS_TRACK)?.last()?.map(|(_, row)| row.value().3) else {
+            return Ok(None);
+        };
+        let log = txn.open_table(LOG)?;
+        match self.decode_seq(&log, seq)?.record {
+            Record::IssPosition(p) => Ok(Some(p)),
+            other => anyhow::bail!("track index points at a {} record", other.kind()),
+        }
+    }
+
+    /// The newest TLE (by epoch).
+    pub fn latest_tle(&self) -> anyhow::Result<Option<Tle>> {
+        let txn = self.db.begin_read()?;
+        let Some(seq) = txn.open_table(TLE_BY_EPOCH)?.last()?.map(|(_, v)| v.value()) else {
+            return Ok(None);
+        };
+        let log = txn.open_table(LOG)?;
+        match self.decode_seq(&log, seq)?.record {
+            Record::Tle(t) => Ok(Some(t)),
+            other => anyhow::bail!("TLE index points at a {} record", other.kind()),
+        }
+    }
+
+    /// Positions with `from <= time <= to`, in time order. With `max_points`, at most that many,
+    /// taken at even steps through the range (first and last always kept), so the track keeps its
+    /// shape. Cost: two binary searches plus one lookup per returned point, whatever the range.
+    pub fn track(&self, from: DateTime<Utc>, to: DateTime<Utc>, max_points: Option<usize>) -> anyhow::Result<Track> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(ISS_TRACK)?;
+        let empty = Track { points: Vec::new(), total: 0 };
+        let Some((last_key, _)) = table.last()? else { return Ok(empty) };
+        let last = last_key.value();
+        let time_of = |ordinal: u64| -> anyhow::Result<i64> {
+            Ok(table.get(ordinal)?.context("the track index has a hole")?.value().0)
+        };
+        // First ordinal whose time is >= t (or last + 1 if none).
+        let lower_bound = |t: i64| -> anyhow::Result<u64> {
+            let (mut lo, mut hi) = (0u64, last + 1);
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                if time_of(mid)? < t { lo = mid + 1 } else { hi = mid }
+            }
+            Ok(lo)
+        };
+        let first = lower_bound(from.timestamp_millis())?;
+        let end = lower_bound(to.timestamp_millis().saturating_add(1))?; // exclusive
+        if first >= end {
+            return Ok(empty);
+        }
+        let total = end - first;
+        let wanted = max_points.map_or(total, |m| (m as u64).min(total));
+        let mut points = Vec::with_capacity(wanted as usize);
+        if wanted == total {
+            for row in table.range(first..end)? {
+                points.extend(point(row?.1.value()));
+            }
+        } else if wanted == 1 {
+            points.extend(point(table.get(first)?.context("track hole")?.value()));
+        } else {
+            for i in 0..wanted {
+                // Even steps from first to the last ordinal in range, both ends included.
+                let ordinal = first + (u128::from(i) * u128::from(total - 1) / u128::from(wanted - 1)) as u64;
+                points.extend(point(table.get(ordinal)?.context("track hole")?.value()));
+            }
+        }
+        Ok(Track { points, total })
+    }
+
+    /// The newest version of each region's warning valid on `date`. An assessed version always
+    /// wins over a "not assessed" placeholder; otherwise the latest publish time wins.
+    pub fn avalanche_for_date(&self, date: NaiveDate) -> anyhow::Result<Vec<AvalancheWarning>> {
+        let txn = self.db.begin_read()?;
+        let index = txn.open_table(WARNINGS)?;
+        let d = date_key(date);
+        // region -> (assessed, publish_ms, reg_id, seq): the max tuple is the version to show.
+        let mut best: BTreeMap<u32, (bool, i64, u64, u64)> = BTreeMap::new();
+        for row in index.range((d, 0, i64::MIN, 0)..=(d, u32::MAX, i64::MAX, u64::MAX))? {
+            let (key, seq) = row?;
+            let (_, region, publish, reg_id) = key.value();
+            let candidate = (reg_id != 0, publish, reg_id, seq.value());
+            let slot = best.entry(region).or_insert(candidate);
+            if candidate > *slot {
+                *slot = candidate;
+            }
+        }
+        let log = txn.open_table(LOG)?;
+        let mut out = Vec::with_capacity(best.len());
+        for (_, (_, _, _, seq)) in best {
+            if let Record::AvalancheWarning(w) = self.decode_seq(&log, seq)?.record {
+                out.push(w);
+            }
+        }
+        Ok(out)
+    }
+
+    /// For each region, the newest valid date stored on or after `since`.
+    pub fn newest_warning_dates(&self, since: NaiveDate) -> anyhow::Result<BTreeMap<u32, NaiveDate>> {
+        let txn = self.db.begin_read()?;
+        let index = txn.open_table(WARNINGS)?;
+        let mut out = BTreeMap::new();
+        for row in index.range((date_key(since), 0, i64::MIN, 0)..)? {
+            let (key, _) = row?;
+            let (d, region, _, _) = key.value();
+            if let Some(date) = key_date(d) {
+                out.entry(region).and_modify(|v: &mut NaiveDate| *v = (*v).max(date)).or_insert(date);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` records with seq > `after`, in log order (what a sink reads next).
+    pub fn read_after(&self, after: u64, limit: usize) -> anyhow::Result<Vec<StoredRecord>> {
+        let txn = self.db.begin_read()?;
+        let log = txn.open_table(LOG)?;
+        let mut out = Vec::new();
+        for row in log.range(after.saturating_add(1)..)?.take(limit) {
+            let (seq, bytes) = row?;
+            let (station, record) = codec::decode(bytes.value()).with_context(|| format!("log entry {}", seq.value()))?;
+            out.push(StoredRecord { seq: seq.value(), station: self.station_name(station), record });
+        }
+        Ok(out)
+    }
+
+    pub fn cursor(&self, name: &str) -> anyhow::Result<u64> {
+        let txn = self.db.begin_read()?;
+        Ok(txn.open_table(CURSORS)?.get(name)?.map_or(0, |v| v.value()))
+    }
+
+    pub fn counter(&self, name: &str) -> anyhow::Result<u64> {
+        counter(&self.db.begin_read()?, name)
+    }
+
+    /// Totals per kind, cursors, counters and size on disk.
+    pub fn summary(&self) -> anyhow::Result<StoreSummary> {
+        let txn = self.db.begin_read()?;
+        let log = txn.open_table(LOG)?;
+        let track = txn.open_table(ISS_TRACK)?;
+        let tle = txn.open_table(TLE_BY_EPOCH)?;
+        let warnings = txn.open_table(WARNINGS)?;
+        let ms = |v: i64| DateTime::<Utc>::from_timestamp_millis(v);
+        let warning_time = |seq: Option<u64>| -> anyhow::Result<Option<DateTime<Utc>>> {
+            Ok(match seq {
+                Some(s) => Some(self.decode_seq(&log, s)?.record.source_time()),
+                None => None,
+            })
+        };
+        let kinds = vec![
+            KindSummary {
+                kind: Kind::IssPosition,
+                count: track.len()?,
+                first: track.first()?.and_then(|(_, v)| ms(v.value().0)),
+                last: track.last()?.and_then(|(_, v)| ms(v.value().0)),
+            },
+            KindSummary {
+                kind: Kind::Tle,
+                count: tle.len()?,
+                first: tle.first()?.and_then(|(k, _)| ms(k.value())),
+                last: tle.last()?.and_then(|(k, _)| ms(k.value())),
+            },
+            KindSummary {
+                kind: Kind::AvalancheWarning,
+                count: warnings.len()?,
+                first: warning_time(warnings.first()?.map(|(_, v)| v.value()))?,
+                last: warning_time(warnings.last()?.map(|(_, v)| v.value()))?,
+            },
+        ];
+        let mut cursors = BTreeMap::new();
+        for row in txn.open_table(CURSORS)?.iter()? {
+            let (k, v) = row?;
+            cursors.insert(k.value().to_owned(), v.value());
+        }
+        let mut counters = BTreeMap::new();
+        for row in txn.open_table(COUNTERS)?.iter()? {
+            let (k, v) = row?;
+            counters.insert(k.value().to_owned(), v.value());
+        }
+        let size_bytes = [super::DB_FILE, super::JOURNAL_FILE]
+            .iter()
+            .filter_map(|f| std::fs::metadata(self.dir.join(f)).ok())
+            .map(|m| m.len())
+            .sum();
+        Ok(StoreSummary {
+            path: self.dir.display().to_string(),
+            last_seq: log.last()?.map_or(0, |(k, _)| k.value()),
+            kinds,
+            size_bytes,
+            cursors,
+            counters,
+        })
+    }
+}

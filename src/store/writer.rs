@@ -1,0 +1,361 @@
+//! The single writer: batches records, journals them, applies them to redb, folds.
+//!
+//! Runs on its own OS thread because every step is blocking file I/O. Producers talk to it
+//! through a `WriterHandle` whose `append` never blocks and never fails: the writer keeps a
+//! batch in memory until it can commit it, so a full disk or a slow card pauses *storing*, not
+//! collecting. See the module docs of `store` for the commit policy and crash behaviour.
+
+use super::journal::{Entry, Journal};
+use super::{COUNTERS, Store, StoreOptions, Tables, codec, durable_commit, index_key};
+use crate::domain::{Kind, Record};
+use redb::{Durability, ReadableDatabase, ReadableTable};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{oneshot, watch};
+
+enum Msg {
+    Record(Record),
+    Cursor { name: String, seq: u64 },
+    Count(String),
+    Flush(oneshot::Sender<Result<u64, String>>),
+    Shutdown(oneshot::Sender<Result<u64, String>>),
+}
+
+/// Live counters of the writer, read by status pages and metrics.
+#[derive(Default)]
+pub struct WriterStats {
+    stored: [AtomicU64; 3],
+    duplicates: [AtomicU64; 3],
+    pub last_seq: AtomicU64,
+    pub pending: AtomicU64,
+    pub commits: AtomicU64,
+    pub folds: AtomicU64,
+    pub journal_bytes: AtomicU64,
+    /// Unix milliseconds of the last successful commit (0 = none yet).
+    pub last_commit_ms: AtomicU64,
+    pub last_fold_ms: AtomicU64,
+    /// The last commit or fold error, cleared by the next success. Never holds secrets.
+    pub error: Mutex<Option<String>>,
+}
+
+fn kind_index(kind: Kind) -> usize {
+    match kind {
+        Kind::IssPosition => 0,
+        Kind::Tle => 1,
+        Kind::AvalancheWarning => 2,
+    }
+}
+
+impl WriterStats {
+    /// Records stored by this process, per kind.
+    pub fn stored(&self, kind: Kind) -> u64 {
+        self.stored[kind_index(kind)].load(Relaxed)
+    }
+    /// Records refused as already stored, per kind.
+    pub fn duplicates(&self, kind: Kind) -> u64 {
+        self.duplicates[kind_index(kind)].load(Relaxed)
+    }
+    pub fn error(&self) -> Option<String> {
+        self.error.lock().map(|e| e.clone()).unwrap_or(None)
+    }
+    fn set_error(&self, e: Option<String>) {
+        if let Ok(mut slot) = self.error.lock() {
+            *slot = e;
+        }
+    }
+}
+
+/// The producer side: cheap to clone, never blocks.
+#[derive(Clone)]
+pub struct WriterHandle {
+    tx: mpsc::Sender<Msg>,
+    stats: Arc<WriterStats>,
+    committed: watch::Receiver<u64>,
+}
+
+impl WriterHandle {
+    /// Queues a record for the next commit. Duplicates are dropped at commit time.
+    pub fn append(&self, record: Record) {
+        self.stats.pending.fetch_add(1, Relaxed);
+        if self.tx.send(Msg::Record(record)).is_err() {
+            self.stats.pending.fetch_sub(1, Relaxed);
+            tracing::error!("the store writer has stopped; a record was not stored");
+        }
+    }
+
+    /// Moves a named consumer cursor forward (never backward) with the next commit.
+    pub fn set_cursor(&self, name: &str, seq: u64) {
+        let _ = self.tx.send(Msg::Cursor { name: name.to_owned(), seq });
+    }
+
+    /// Adds one to a persisted counter (e.g. `rejected.iss_position.time_in_future`).
+    pub fn count(&self, name: String) {
+        let _ = self.tx.send(Msg::Count(name));
+    }
+
+    /// Commits everything queued so far; returns the last stored seq.
+    pub async fn flush(&self) -> anyhow::Result<u64> {
+        self.request(Msg::Flush).await
+    }
+
+    /// Commits, folds and stops the writer.
+    pub async fn shutdown(&self) -> anyhow::Result<u64> {
+        self.request(Msg::Shutdown).await
+    }
+
+    async fn request(&self, msg: impl FnOnce(oneshot::Sender<Result<u64, String>>) -> Msg) -> anyhow::Result<u64> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(msg(tx)).map_err(|_| anyhow::anyhow!("the store writer has stopped"))?;
+        rx.await
+            .map_err(|_| anyhow::anyhow!("the store writer has stopped"))?
+            .map_err(|e| anyhow::anyhow!(e))
+    }
+
+    pub fn stats(&self) -> &WriterStats {
+        &self.stats
+    }
+
+    /// Wakes whenever new records are committed (the value is the last committed seq).
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.committed.clone()
+    }
+}
+
+pub struct StoreWriter {
+    store: Store,
+    journal: Journal,
+    station: u16,
+    opts: StoreOptions,
+    rx: mpsc::Receiver<Msg>,
+    /// Cloned into handles; dropped when the writer runs so that dropping every handle ends it.
+    tx: Option<mpsc::Sender<Msg>>,
+    stats: Arc<WriterStats>,
+    committed_rx: watch::Receiver<u64>,
+    committed: watch::Sender<u64>,
+    batch: Vec<Record>,
+    cursors: BTreeMap<String, u64>,
+    counts: BTreeMap<String, u64>,
+    batch_started: Option<Instant>,
+    last_fold: Instant,
+    /// Journaled since the last fold, so a fold is owed.
+    unfolded: bool,
+    retry_at: Option<Instant>,
+}
+
+impl StoreWriter {
+    pub(super) fn new(store: Store, journal: Journal, station: u16, opts: StoreOptions) -> anyhow::Result<Self> {
+        let last_seq = {
+            let txn = store.db.begin_read()?;
+            txn.open_table(super::LOG)?.last()?.map_or(0, |(k, _)| k.value())
+        };
+        let (tx, rx) = mpsc::channel();
+        let (committed, committed_rx) = watch::channel(last_seq);
+        let stats = Arc::new(WriterStats::default());
+        stats.last_seq.store(last_seq, Relaxed);
+        Ok(StoreWriter {
+            store,
+            journal,
+            station,
+            opts,
+            rx,
+            tx: Some(tx),
+            stats,
+            committed_rx,
+            committed,
+            batch: Vec::new(),
+            cursors: BTreeMap::new(),
+            counts: BTreeMap::new(),
+            batch_started: None,
+            last_fold: Instant::now(),
+            unfolded: false,
+            retry_at: None,
+        })
+    }
+
+    /// A producer handle. Take every handle you need before `spawn`.
+    pub fn handle(&self) -> WriterHandle {
+        WriterHandle {
+            tx: self.tx.clone().expect("handles are taken before the writer runs"),
+            stats: self.stats.clone(),
+            committed: self.committed_rx.clone(),
+        }
+    }
+
+    /// Runs the writer on its own thread until `shutdown` or until every handle is dropped.
+    pub fn spawn(self) -> std::io::Result<std::thread::JoinHandle<()>> {
+        let span = tracing::info_span!("store");
+        std::thread::Builder::new().name("store-writer".into()).spawn(move || {
+            let _enter = span.enter();
+            self.run()
+        })
+    }
+
+    fn run(mut self) {
+        self.tx = None;
+        loop {
+            let msg = self.rx.recv_timeout(self.next_wake());
+            match msg {
+                Ok(Msg::Record(r)) => {
+                    self.batch_started.get_or_insert_with(Instant::now);
+                    self.batch.push(r);
+                    if self.batch.len() >= self.opts.max_batch {
+                        let _ = self.try_commit();
+                    }
+                }
+                Ok(Msg::Cursor { name, seq }) => {
+                    let slot = self.cursors.entry(name).or_default();
+                    *slot = (*slot).max(seq);
+                    self.batch_started.get_or_insert_with(Instant::now);
+                }
+                Ok(Msg::Count(name)) => {
+                    *self.counts.entry(name).or_default() += 1;
+                    self.batch_started.get_or_insert_with(Instant::now);
+                }
+                Ok(Msg::Flush(reply)) => {
+                    let _ = reply.send(self.try_commit());
+                }
+                Ok(Msg::Shutdown(reply)) => {
+                    let result = self
+                        .try_commit()
+                        .and_then(|seq| self.fold().map(|()| seq).map_err(|e| format!("{e:#}")));
+                    let _ = reply.send(result);
+                    return;
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    if let Err(e) = self.try_commit().and_then(|_| self.fold().map_err(|e| format!("{e:#}"))) {
+                        tracing::error!(error = %e, "final commit failed; the journal keeps what it has");
+                    }
+                    return;
+                }
+            }
+            let now = Instant::now();
+            let due = self.batch_started.is_some_and(|t| now >= t + self.opts.commit_interval)
+                && self.retry_at.is_none_or(|t| now >= t);
+            if due {
+                let _ = self.try_commit();
+            }
+            if self.unfolded && self.fold_due(now) {
+                if let Err(e) = self.fold() {
+                    tracing::warn!(error = %e, "fold failed; records stay safe in the journal, retrying later");
+                }
+            }
+            self.stats.pending.store(self.batch.len() as u64, Relaxed);
+        }
+    }
+
+    fn fold_due(&self, now: Instant) -> bool {
+        now >= self.last_fold + self.opts.fold_interval || self.journal.used() >= 4 * 1024 * 1024
+    }
+
+    fn next_wake(&self) -> Duration {
+        let now = Instant::now();
+        let mut wake = now + Duration::from_secs(3600);
+        if let Some(t) = self.batch_started {
+            let due = t + self.opts.commit_interval;
+            wake = wake.min(self.retry_at.map_or(due, |r| r.max(due)));
+        }
+        if self.unfolded {
+            wake = wake.min(self.last_fold + self.opts.fold_interval);
+        }
+        wake.saturating_duration_since(now)
+    }
+
+    /// Commits the batch; on failure keeps it for a retry. Returns the last stored seq.
+    fn try_commit(&mut self) -> Result<u64, String> {
+        match self.commit() {
+            Ok(seq) => {
+                self.retry_at = None;
+                self.stats.set_error(None);
+                Ok(seq)
+            }
+            Err(e) => {
+                let msg = format!("{e:#}");
+                tracing::error!(error = %msg, pending = self.batch.len(), "store commit failed; keeping the batch in memory and retrying");
+                self.stats.set_error(Some(msg.clone()));
+                self.retry_at = Some(Instant::now() + self.opts.commit_interval.min(Duration::from_secs(5)));
+                Err(msg)
+            }
+        }
+    }
+
+    fn commit(&mut self) -> anyhow::Result<u64> {
+        let stats = self.stats.clone();
+        if self.batch.is_empty() && self.cursors.is_empty() && self.counts.is_empty() {
+            self.batch_started = None;
+            return Ok(stats.last_seq.load(Relaxed));
+        }
+        let mut txn = self.store.db.begin_write()?;
+        txn.set_durability(Durability::None)?;
+        let mut entries = Vec::new();
+        let mut stored = [0u64; 3];
+        let mut dups = [0u64; 3];
+        let last_seq;
+        {
+            let mut t = Tables::open(&txn)?;
+            let mut seq = t.next_seq()?;
+            for record in &self.batch {
+                let key = index_key(record);
+                let k = kind_index(record.kind());
+                if t.is_duplicate(&key)? {
+                    dups[k] += 1;
+                    continue;
+                }
+                let bytes = codec::encode(self.station, record);
+                t.insert(seq, &key, &bytes)?;
+                entries.push(Entry::Record { seq, bytes });
+                stored[k] += 1;
+                seq += 1;
+            }
+            last_seq = seq - 1;
+            for (name, seq) in &self.cursors {
+                let current = t.cursors.get(name.as_str())?.map_or(0, |v| v.value());
+                if *seq > current {
+                    t.cursors.insert(name.as_str(), *seq)?;
+                    entries.push(Entry::Cursor { name: name.clone(), seq: *seq });
+                }
+            }
+            let mut counters = txn.open_table(COUNTERS)?;
+            for (name, n) in &self.counts {
+                let current = counters.get(name.as_str())?.map_or(0, |v| v.value());
+                counters.insert(name.as_str(), current + n)?;
+            }
+        }
+        // Journal first: once this returns the batch survives a power cut; then let readers see it.
+        self.journal.append(&entries).map_err(|e| anyhow::anyhow!("cannot write the journal: {e}"))?;
+        txn.commit()?;
+        if !entries.is_empty() {
+            self.unfolded = true;
+        }
+        self.batch.clear();
+        self.cursors.clear();
+        self.counts.clear();
+        self.batch_started = None;
+        for k in 0..3 {
+            stats.stored[k].fetch_add(stored[k], Relaxed);
+            stats.duplicates[k].fetch_add(dups[k], Relaxed);
+        }
+        stats.last_seq.store(last_seq, Relaxed);
+        stats.pending.store(0, Relaxed);
+        stats.commits.fetch_add(1, Relaxed);
+        stats.journal_bytes.store(self.journal.used(), Relaxed);
+        stats.last_commit_ms.store(chrono::Utc::now().timestamp_millis().max(0) as u64, Relaxed);
+        self.committed.send_replace(last_seq);
+        Ok(last_seq)
+    }
+
+    fn fold(&mut self) -> anyhow::Result<()> {
+        durable_commit(&self.store.db)?;
+        self.journal.reset().map_err(|e| anyhow::anyhow!("cannot reset the journal: {e}"))?;
+        self.unfolded = false;
+        self.last_fold = Instant::now();
+        let stats = &self.stats;
+        stats.folds.fetch_add(1, Relaxed);
+        stats.journal_bytes.store(0, Relaxed);
+        stats.last_fold_ms.store(chrono::Utc::now().timestamp_millis().max(0) as u64, Relaxed);
+        Ok(())
+    }
+}

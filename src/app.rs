@@ -1,1 +1,117 @@
-//! app
+//! Wires the appliance together: opens the store, starts the writer, every collector and the web
+//! server under one `CancellationToken`, and shuts them down in order (collectors and web first,
+//! the store's final commit last).
+
+use crate::config::Config;
+use crate::sources::iss_position::IssPositionSource;
+use crate::sources::tle::{LAST_ATTEMPT_MARK, TleSource};
+use crate::sources::varsom::VarsomSource;
+use crate::sources::{SourceCtx, SourceStatus, http_client};
+use crate::store::{Store, StoreOptions};
+use crate::web::{self, AppState};
+use anyhow::Context;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Longest we wait for collectors and in-flight requests once shutdown starts.
+const DRAIN: Duration = Duration::from_secs(10);
+
+pub fn store_options(config: &Config) -> StoreOptions {
+    StoreOptions {
+        commit_interval: config.commit_interval(),
+        fold_interval: Duration::from_secs(config.store.fold_interval_s),
+        ..StoreOptions::default()
+    }
+}
+
+/// Runs until `shutdown` is cancelled. `listener` is already bound (tests bind port 0).
+pub async fn run(config: Config, listener: tokio::net::TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let dir = config.store.path.clone();
+    let station = config.station.id.clone();
+    let opts = store_options(&config);
+    let (store, writer, report) = tokio::task::spawn_blocking(move || Store::open(&dir, &station, opts)).await??;
+    tracing::info!(
+        path = %config.store.path.display(),
+        replayed = report.replayed,
+        open_ms = report.open_ms as u64,
+        "store open"
+    );
+    let handle = writer.handle();
+    let writer_thread = writer.spawn().context("cannot start the store writer")?;
+
+    let client = http_client(config.http_timeout())?;
+    let (last_position, last_tle_attempt) = {
+        let s = store.clone();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            Ok((s.latest_position()?.map(|p| p.time), s.cursor(LAST_ATTEMPT_MARK)?))
+        })
+        .await??
+    };
+
+    let tracker = TaskTracker::new();
+    let mut statuses = Vec::new();
+    let mut ctx = |name: &'static str| {
+        let status = Arc::new(SourceStatus::new(name, handle.clone()));
+        statuses.push(status.clone());
+        SourceCtx { client: client.clone(), writer: handle.clone(), status, cancel: shutdown.clone() }
+    };
+    let iss = IssPositionSource {
+        url: config.iss.position_url.clone(),
+        interval: Duration::from_secs(config.iss.poll_interval_s),
+        last_stored: last_position,
+    };
+    let c = ctx("iss_position");
+    tracker.spawn(tracing_task("iss_position", iss.run(c)));
+    let tle =
+        TleSource { url: config.iss.tle_url.clone(), refresh: config.tle_refresh(), last_attempt_s: last_tle_attempt };
+    let c = ctx("iss_tle");
+    tracker.spawn(tracing_task("iss_tle", tle.run(c)));
+    let varsom = VarsomSource {
+        base_url: config.varsom.base_url.clone(),
+        regions: config.varsom.regions.clone(),
+        lang: config.varsom.lang,
+        backfill_days: config.varsom.backfill_days,
+        recheck: Duration::from_secs_f64(config.varsom.recheck_interval_h * 3600.0),
+        store: store.clone(),
+    };
+    let c = ctx("varsom");
+    tracker.spawn(tracing_task("varsom", varsom.run(c)));
+
+    let state = AppState {
+        store: store.clone(),
+        writer: handle.clone(),
+        sources: Arc::new(statuses),
+        station: config.station.id.clone(),
+        started,
+    };
+    tracing::info!(address = %listener.local_addr()?, "serving the map and API");
+    let web_task = tracker.spawn(web::serve(listener, state, shutdown.clone()));
+    tracker.close();
+
+    shutdown.cancelled().await;
+    tracing::info!("shutting down");
+    if tokio::time::timeout(DRAIN, tracker.wait()).await.is_err() {
+        tracing::warn!("some tasks did not stop within {DRAIN:?}; committing the store anyway");
+    }
+    if web_task.is_finished() {
+        if let Ok(Err(e)) = web_task.await {
+            tracing::error!(error = %e, "web server error");
+        }
+    } else {
+        web_task.abort();
+    }
+    let last = handle.shutdown().await;
+    tokio::task::spawn_blocking(move || writer_thread.join()).await?.ok();
+    let last =
+        last.context("final store commit failed (records remain in the journal and are replayed at the next start)")?;
+    tracing::info!(last_seq = last, "store closed cleanly");
+    Ok(())
+}
+
+async fn tracing_task(name: &'static str, f: impl std::future::Future<Output = ()>) {
+    use tracing::Instrument;
+    f.instrument(tracing::info_span!("source", name)).await
+}

@@ -49,8 +49,8 @@ pub const KEYS: &[(&str, &str, KeyType)] = &[
 
 /// NVE's class-A regions (assessed daily in season): the default `varsom.regions`.
 pub const CLASS_A_REGIONS: &[u32] = &[
-    3003, 3006, 3007, 3009, 3010, 3011, 3012, 3013, 3014, 3015, 3016, 3017, 3022, 3023, 3024, 3027,
-    3028, 3029, 3031, 3032, 3034, 3035, 3037,
+    3003, 3006, 3007, 3009, 3010, 3011, 3012, 3013, 3014, 3015, 3016, 3017, 3022, 3023, 3024, 3027, 3028, 3029, 3031,
+    3032, 3034, 3035, 3037,
 ];
 
 /// A secret value: its `Debug` and `Display` never show it.
@@ -278,7 +278,11 @@ impl Config {
         Self::parse(&text, &source_name, env)
     }
 
-    pub fn parse(text: &str, source_name: &str, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+    pub fn parse(
+        text: &str,
+        source_name: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
         let err = |key: Option<String>, message: String| {
             let line = key.as_deref().and_then(|k| line_of(text, k));
             ConfigError { key, line, source_name: source_name.to_owned(), message }
@@ -385,7 +389,11 @@ impl Config {
 
     /// The effective TLE refresh: CelesTrak asks clients not to re-download within 2 hours.
     pub fn tle_refresh(&self) -> Duration {
-        let hours = if self.iss.tle_url.contains("celestrak") { self.iss.tle_refresh_h.max(2.0) } else { self.iss.tle_refresh_h };
+        let hours = if self.iss.tle_url.contains("celestrak") {
+            self.iss.tle_refresh_h.max(2.0)
+        } else {
+            self.iss.tle_refresh_h
+        };
         Duration::from_secs_f64(hours * 3600.0)
     }
 
@@ -398,7 +406,10 @@ impl Config {
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
         if self.iss.tle_url.contains("celestrak") && self.iss.tle_refresh_h < 2.0 {
-            out.push(format!("iss.tle_refresh_h = {} is below CelesTrak's 2 h update cycle; 2 h is used", self.iss.tle_refresh_h));
+            out.push(format!(
+                "iss.tle_refresh_h = {} is below CelesTrak's 2 h update cycle; 2 h is used",
+                self.iss.tle_refresh_h
+            ));
         }
         if self.iss.position_url.contains("open-notify") && self.iss.poll_interval_s < 5 {
             out.push("iss.poll_interval_s below 5 s exceeds open-notify's request limit".into());
@@ -474,6 +485,13 @@ fn line_of(text: &str, dotted: &str) -> Option<usize> {
         Some((s, k)) => (s, Some(k.split(['.', '[']).next().unwrap_or(k))),
         None => (dotted, None),
     };
+    // A top-level key (before any [section]) is reported at its own line.
+    if key.is_none() {
+        let top = text.lines().take_while(|l| !l.trim_start().starts_with('['));
+        if let Some(i) = top.into_iter().position(|l| l.split('=').next().map(str::trim) == Some(section)) {
+            return Some(i + 1);
+        }
+    }
     let mut current = "";
     for (i, line) in text.lines().enumerate() {
         let t = line.trim();

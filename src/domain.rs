@@ -173,10 +173,11 @@ impl Serialize for Danger {
 
 impl<'de> Deserialize<'de> for Danger {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(match Option::<u8>::deserialize(d)? {
-            None => Danger::NotAssessed,
-            Some(l) => Danger::Level(l),
-        })
+        match Option::<u8>::deserialize(d)? {
+            None => Ok(Danger::NotAssessed),
+            Some(l) if l <= 5 => Ok(Danger::Level(l)),
+            Some(l) => Err(serde::de::Error::custom(format!("danger level {l} is outside 0..=5"))),
+        }
     }
 }
 

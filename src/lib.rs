@@ -5,8 +5,17 @@
 //! sinks, passes and alerts). See ARCHITECTURE.md for the map and the invariants.
 
 pub mod app;
+pub mod cli_status;
 pub mod config;
 pub mod domain;
 pub mod sources;
+pub mod status;
 pub mod store;
 pub mod web;
+
+/// Makes rustls (with ring) the TLS implementation of every client in the process. Idempotent;
+/// called before any HTTP client is built, so no code path can reach OpenSSL or panic for lack
+/// of a provider.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -1,1 +1,141 @@
-fn main() {}
+//! The `outpost` command: parse the CLI, load the configuration, set up logging, run.
+//! Exit codes: 0 ok, 1 runtime error, 2 configuration error.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use outpost::config::Config;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "outpost", version, about = "ISS and avalanche-warning collector with a durable local log and map")]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the appliance: collectors, store and web server.
+    Run {
+        /// Configuration file (default: the embedded configuration).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Validate a configuration and print it as it will be used (secrets masked).
+    CheckConfig {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Show what the store holds and how the collectors are doing.
+    Status {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Print JSON instead of a summary.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn load(path: Option<&PathBuf>) -> Result<Config, ExitCode> {
+    Config::load(path.map(PathBuf::as_path), std::env::vars()).map_err(|e| {
+        eprintln!("outpost: configuration error: {e}");
+        ExitCode::from(2)
+    })
+}
+
+fn init_tracing(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("OUTPOST_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    outpost::install_tls_provider();
+    match cli.command {
+        Command::CheckConfig { config } => match load(config.as_ref()) {
+            Ok(c) => {
+                for w in c.warnings() {
+                    eprintln!("outpost: warning: {w}");
+                }
+                print!("{}", c.to_toml());
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::Run { config } => {
+            let config = match load(config.as_ref()) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            init_tracing(cli.log_format);
+            for w in config.warnings() {
+                tracing::warn!("{w}");
+            }
+            report(runtime().and_then(|rt| rt.block_on(run(config))))
+        }
+        Command::Status { config, json } => {
+            let config = match load(config.as_ref()) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            init_tracing(cli.log_format);
+            report(runtime().and_then(|rt| rt.block_on(outpost::cli_status::print(&config, json))))
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("outpost: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(&config.web.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {} (web.listen): {e}", config.web.listen))?;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        signal.cancel();
+    });
+    outpost::app::run(config, listener, shutdown).await
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

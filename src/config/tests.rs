@@ -25,9 +25,11 @@ fn the_embedded_default_is_valid_and_matches_the_documented_defaults() {
 #[test]
 fn every_key_in_the_schema_is_documented_in_the_example() {
     for (section, key, _) in KEYS {
-        assert!(line_of(DEFAULT_TOML, &format!("{section}.{key}")).is_some()
-            || DEFAULT_TOML.contains(&format!("# {key} =")),
-            "{section}.{key} is not in outpost.example.toml");
+        assert!(
+            line_of(DEFAULT_TOML, &format!("{section}.{key}")).is_some()
+                || DEFAULT_TOML.contains(&format!("# {key} =")),
+            "{section}.{key} is not in outpost.example.toml"
+        );
     }
 }
 
@@ -47,6 +49,9 @@ fn an_unknown_key_is_an_error_that_names_it() {
     assert_eq!(e.line, Some(2));
     let e = parse("[isss]\n").unwrap_err();
     assert!(e.message.contains("isss"), "{e}");
+    assert_eq!(e.line, Some(1));
+    let e = parse("# comment\nstray = 1\n[web]\n").unwrap_err();
+    assert_eq!((e.key.as_deref(), e.line), (Some("stray"), Some(2)), "{e}");
 }
 
 #[test]

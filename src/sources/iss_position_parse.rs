@@ -58,10 +58,9 @@ pub fn check_position_time(
         return Err(Rejection::new("time_in_future", format!("{time} is ahead of now ({now})")));
     }
     match last_stored {
-        Some(last) if time <= last => Err(Rejection::new(
-            "time_not_after_last",
-            format!("{time} is not after the last stored position ({last})"),
-        )),
+        Some(last) if time <= last => {
+            Err(Rejection::new("time_not_after_last", format!("{time} is not after the last stored position ({last})")))
+        }
         _ => Ok(()),
     }
 }
@@ -125,12 +124,7 @@ fn number(v: &Value) -> Option<f64> {
 
 /// Degrees within ±`limit`. Anything unreadable ("abc", "NaN", "inf", null) is out of range too:
 /// it is not a coordinate.
-fn coordinate(
-    obj: &Map<String, Value>,
-    key: &str,
-    limit: f64,
-    reason: &'static str,
-) -> Result<f64, Rejection> {
+fn coordinate(obj: &Map<String, Value>, key: &str, limit: f64, reason: &'static str) -> Result<f64, Rejection> {
     let raw = obj.get(key).ok_or_else(|| Rejection::new("unknown_format", format!("no {key}")))?;
     match number(raw) {
         Some(x) if x.is_finite() && x.abs() <= limit => Ok(x),
@@ -210,7 +204,8 @@ mod tests {
 
     #[test]
     fn open_notify_numbers_instead_of_strings() {
-        let body = r#"{"message":"success","iss_position":{"latitude":-51.5,"longitude":-179.25},"timestamp":1593398373}"#;
+        let body =
+            r#"{"message":"success","iss_position":{"latitude":-51.5,"longitude":-179.25},"timestamp":1593398373}"#;
         let p = parse_position(body.as_bytes()).unwrap();
         assert_eq!((p.latitude, p.longitude), (-51.5, -179.25));
     }
@@ -246,14 +241,19 @@ mod tests {
         assert_eq!(reason(r#"{"name":"iss","id":25544}"#), "unknown_format");
         assert_eq!(reason(r#"{"latitude":1,"longitude":2,"timestamp":1669950667,"id":43013}"#), "unknown_format");
         assert_eq!(reason(r#"{"message":"success","iss_position":[1,2],"timestamp":1593398373}"#), "unknown_format");
-        assert_eq!(reason(r#"{"message":"success","iss_position":{"latitude":"1"},"timestamp":1593398373}"#), "unknown_format");
+        assert_eq!(
+            reason(r#"{"message":"success","iss_position":{"latitude":"1"},"timestamp":1593398373}"#),
+            "unknown_format"
+        );
         assert_eq!(reason(r#"{"message":"failure","iss_position":{},"timestamp":1}"#), "upstream_error");
     }
 
     #[test]
     fn rejects_bad_coordinates() {
         let on = |lat: &str, lon: &str| {
-            reason(&format!(r#"{{"message":"success","iss_position":{{"latitude":{lat},"longitude":{lon}}},"timestamp":1593398373}}"#))
+            reason(&format!(
+                r#"{{"message":"success","iss_position":{{"latitude":{lat},"longitude":{lon}}},"timestamp":1593398373}}"#
+            ))
         };
         assert_eq!(on("91", "0"), "latitude_out_of_range");
         assert_eq!(on(r#""-90.0001""#, "0"), "latitude_out_of_range");
@@ -263,7 +263,12 @@ mod tests {
         assert_eq!(on("0", "-181"), "longitude_out_of_range");
         assert_eq!(on("0", r#""inf""#), "longitude_out_of_range");
         assert_eq!(on("0", r#""""#), "longitude_out_of_range");
-        assert!(parse_position(br#"{"message":"success","iss_position":{"latitude":"-90","longitude":"180"},"timestamp":1593398373}"#).is_ok());
+        assert!(
+            parse_position(
+                br#"{"message":"success","iss_position":{"latitude":"-90","longitude":"180"},"timestamp":1593398373}"#
+            )
+            .is_ok()
+        );
     }
 
     #[test]
@@ -280,9 +285,19 @@ mod tests {
     #[test]
     fn rejects_impossible_altitude_and_velocity() {
         let with = |alt: &str, vel: &str| {
-            reason(&format!(r#"{{"latitude":1,"longitude":2,"altitude":{alt},"velocity":{vel},"timestamp":1669950667}}"#))
+            reason(&format!(
+                r#"{{"latitude":1,"longitude":2,"altitude":{alt},"velocity":{vel},"timestamp":1669950667}}"#
+            ))
         };
-        for (alt, vel) in [("-400", "27000"), ("50", "27000"), ("42164", "27000"), ("420", "-27000"), ("420", "7.66"), ("420", "99999"), ("\"x\"", "27000")] {
+        for (alt, vel) in [
+            ("-400", "27000"),
+            ("50", "27000"),
+            ("42164", "27000"),
+            ("420", "-27000"),
+            ("420", "7.66"),
+            ("420", "99999"),
+            ("\"x\"", "27000"),
+        ] {
             assert_eq!(with(alt, vel), "impossible_value", "{alt} {vel}");
         }
         let p = parse_position(br#"{"latitude":1,"longitude":2,"altitude":null,"timestamp":1669950667}"#).unwrap();

@@ -62,8 +62,8 @@ pub fn tle_checksum_ok(line: &str) -> bool {
 /// wheretheiss.at: `{"header": name, "line1": .., "line2": ..}` (its `id` is a string; the catalog
 /// number is taken from the lines, which are authoritative).
 fn from_json(text: &str) -> Result<Tle, Rejection> {
-    let value: Value = serde_json::from_str(text)
-        .map_err(|e| Rejection::new("malformed_json", format!("not JSON: {e}")))?;
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| Rejection::new("malformed_json", format!("not JSON: {e}")))?;
     let field = |k: &str| value.get(k).and_then(Value::as_str);
     match (field("line1"), field("line2")) {
         (Some(l1), Some(l2)) => verified(field("header").map(str::trim), l1.trim_end(), l2.trim_end()),
@@ -76,7 +76,11 @@ fn verified(name: Option<&str>, line1: &str, line2: &str) -> Result<Tle, Rejecti
         if !line.is_ascii() || line.len() != LINE_LEN {
             return Err(Rejection::new(
                 "malformed_tle",
-                format!("line {n} is {} chars (ASCII: {}), want {LINE_LEN} ASCII", line.chars().count(), line.is_ascii()),
+                format!(
+                    "line {n} is {} chars (ASCII: {}), want {LINE_LEN} ASCII",
+                    line.chars().count(),
+                    line.is_ascii()
+                ),
             ));
         }
         if !line.starts_with(if n == 1 { "1 " } else { "2 " }) {
@@ -90,7 +94,9 @@ fn verified(name: Option<&str>, line1: &str, line2: &str) -> Result<Tle, Rejecti
     let (cat1, cat2) = (col(line1, 2, 7), col(line2, 2, 7));
     let norad_id = match (catalog_number(cat1), catalog_number(cat2)) {
         (Some(a), Some(b)) if a == b => a,
-        _ => return Err(Rejection::new("malformed_tle", format!("catalog numbers {cat1:?} and {cat2:?}"))),
+        _ => {
+            return Err(Rejection::new("malformed_tle", format!("catalog numbers {cat1:?} and {cat2:?}")));
+        }
     };
     let field = col(line1, 18, 32);
     let epoch = epoch(field).ok_or_else(|| Rejection::new("malformed_tle", format!("unreadable epoch {field:?}")))?;
@@ -248,7 +254,10 @@ mod tests {
         let other = L2.replacen("25544", "25454", 1);
         assert_eq!(reason(&format!("{L1}\n{other}")), "malformed_tle");
         assert_eq!(reason(r#"{"header":"ISS","line1":"1 25544U"}"#), "malformed_tle");
-        assert_eq!(parse_tle(include_bytes!("../../tests/fixtures/celestrak_gp_FORMAT_JSON_element.json")).unwrap_err().reason, "malformed_tle");
+        assert_eq!(
+            parse_tle(include_bytes!("../../tests/fixtures/celestrak_gp_FORMAT_JSON_element.json")).unwrap_err().reason,
+            "malformed_tle"
+        );
         assert_eq!(reason(r#"{"line1": "1 2"#), "malformed_json");
         assert_eq!(reason(&std::str::from_utf8(CELESTRAK).unwrap()[..100]), "malformed_tle");
     }

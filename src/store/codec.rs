@@ -119,9 +119,7 @@ pub fn decode(bytes: &[u8]) -> Result<(u16, Record), CodecError> {
             })
         }
         TAG_TLE => Record::Tle(serde_json::from_slice(rest).map_err(|e| corrupt(&e))?),
-        TAG_WARNING => {
-            Record::AvalancheWarning(serde_json::from_slice(rest).map_err(|e| corrupt(&e))?)
-        }
+        TAG_WARNING => Record::AvalancheWarning(serde_json::from_slice(rest).map_err(|e| corrupt(&e))?),
         other => return Err(corrupt(&format!("unknown kind tag {other}"))),
     };
     Ok((station, record))
@@ -166,8 +164,7 @@ mod tests {
         let mut p = position();
         p.latitude = 10.0909;
         p.longitude = -143.812;
-        let (_, Record::IssPosition(back)) = decode(&encode(0, &Record::IssPosition(p))).unwrap()
-        else {
+        let (_, Record::IssPosition(back)) = decode(&encode(0, &Record::IssPosition(p))).unwrap() else {
             panic!("wrong kind")
         };
         assert_eq!(back.latitude.to_string(), "10.0909");

@@ -283,10 +283,7 @@ mod tests {
         j.append(&[Entry::Cursor { name: "kafka".into(), seq: 2 }, rec(3)]).unwrap();
         drop(j);
         let r = open(dir.path());
-        assert_eq!(
-            r.entries,
-            vec![rec(1), rec(2), Entry::Cursor { name: "kafka".into(), seq: 2 }, rec(3)]
-        );
+        assert_eq!(r.entries, vec![rec(1), rec(2), Entry::Cursor { name: "kafka".into(), seq: 2 }, rec(3)]);
         assert!(!r.torn_tail);
     }
 

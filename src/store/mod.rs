@@ -98,8 +98,7 @@ impl Store {
     /// Returns the read handle and the single writer.
     pub fn open(dir: &Path, station: &str, opts: StoreOptions) -> anyhow::Result<(Store, StoreWriter, OpenReport)> {
         let started = Instant::now();
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create the store directory {}", dir.display()))?;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create the store directory {}", dir.display()))?;
         let db_path = dir.join(DB_FILE);
         let db = Database::builder()
             .set_cache_size(opts.cache_bytes)
@@ -116,7 +115,9 @@ impl Store {
             .with_context(|| format!("cannot open the journal {}", journal_path.display()))?;
         let mut journal = recovered.journal;
         if recovered.torn_tail {
-            tracing::warn!("the journal ended in a partly written batch (an interrupted commit); it was never acknowledged and is ignored");
+            tracing::warn!(
+                "the journal ended in a partly written batch (an interrupted commit); it was never acknowledged and is ignored"
+            );
         }
         let replayed = replay(&db, &recovered.entries)?;
         // Fold: make the replayed records durable in redb, then start a fresh journal epoch.
@@ -162,7 +163,9 @@ fn init_meta(db: &Database, station: &str) -> anyhow::Result<Vec<String>> {
                 meta.insert("store_format", STORE_FORMAT)?;
             }
             Some(v) if v == STORE_FORMAT => {}
-            Some(v) => bail!("the store was written in format {v}; this Outpost reads format {STORE_FORMAT}. Use a newer Outpost"),
+            Some(v) => bail!(
+                "the store was written in format {v}; this Outpost reads format {STORE_FORMAT}. Use a newer Outpost"
+            ),
         }
         let stored = meta.get("stations")?.map(|v| v.value().to_owned());
         let mut stations: Vec<String> = match stored {
@@ -247,9 +250,7 @@ impl<'t> Tables<'t> {
     /// True if the record is already stored (or, for positions, not after the newest one).
     fn is_duplicate(&self, key: &IndexKey) -> Result<bool, redb::StorageError> {
         Ok(match key {
-            IndexKey::Position { time_ms, .. } => {
-                self.track.last()?.is_some_and(|(_, v)| v.value().0 >= *time_ms)
-            }
+            IndexKey::Position { time_ms, .. } => self.track.last()?.is_some_and(|(_, v)| v.value().0 >= *time_ms),
             IndexKey::Tle { epoch_ms } => self.tle.get(epoch_ms)?.is_some(),
             IndexKey::Warning { key } => self.warnings.get(key)?.is_some(),
         })

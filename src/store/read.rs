@@ -1,8 +1,7 @@
 //! Read queries over the log and its indexes. All blocking: call them from `spawn_blocking`.
 
 use super::{
-    COUNTERS, CURSORS, ISS_TRACK, LOG, Store, TLE_BY_EPOCH, WARNINGS, codec, counter, date_key,
-    from_e6, key_date,
+    COUNTERS, CURSORS, ISS_TRACK, LOG, Store, TLE_BY_EPOCH, WARNINGS, codec, counter, date_key, from_e6, key_date,
 };
 use crate::domain::{AvalancheWarning, IssPosition, Kind, Record, StoredRecord, Tle};
 use anyhow::Context;
@@ -182,7 +181,8 @@ impl Store {
         let mut out = Vec::new();
         for row in log.range(after.saturating_add(1)..)?.take(limit) {
             let (seq, bytes) = row?;
-            let (station, record) = codec::decode(bytes.value()).with_context(|| format!("log entry {}", seq.value()))?;
+            let (station, record) =
+                codec::decode(bytes.value()).with_context(|| format!("log entry {}", seq.value()))?;
             out.push(StoredRecord { seq: seq.value(), station: self.station_name(station), record });
         }
         Ok(out)

@@ -8,15 +8,17 @@ fn t(secs: i64) -> DateTime<Utc> {
 }
 
 fn pos(secs: i64) -> Record {
-    Record::IssPosition(IssPosition {
-        time: t(secs),
-        latitude: (secs as f64 / 100.0).sin() * 51.6,
-        longitude: ((secs as f64 * 0.6) % 360.0) - 180.0,
-        altitude_km: Some(420.0),
-        velocity_kmh: None,
-        visibility: None,
-    }
-    .rounded())
+    Record::IssPosition(
+        IssPosition {
+            time: t(secs),
+            latitude: (secs as f64 / 100.0).sin() * 51.6,
+            longitude: ((secs as f64 * 0.6) % 360.0) - 180.0,
+            altitude_km: Some(420.0),
+            velocity_kmh: None,
+            visibility: None,
+        }
+        .rounded(),
+    )
 }
 
 fn warning(region: u32, date: &str, publish_h: i64, reg_id: u64, level: Option<u8>) -> Record {

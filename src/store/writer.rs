@@ -109,9 +109,7 @@ impl WriterHandle {
     async fn request(&self, msg: impl FnOnce(oneshot::Sender<Result<u64, String>>) -> Msg) -> anyhow::Result<u64> {
         let (tx, rx) = oneshot::channel();
         self.tx.send(msg(tx)).map_err(|_| anyhow::anyhow!("the store writer has stopped"))?;
-        rx.await
-            .map_err(|_| anyhow::anyhow!("the store writer has stopped"))?
-            .map_err(|e| anyhow::anyhow!(e))
+        rx.await.map_err(|_| anyhow::anyhow!("the store writer has stopped"))?.map_err(|e| anyhow::anyhow!(e))
     }
 
     pub fn stats(&self) -> &WriterStats {
@@ -218,9 +216,8 @@ impl StoreWriter {
                     let _ = reply.send(self.try_commit());
                 }
                 Ok(Msg::Shutdown(reply)) => {
-                    let result = self
-                        .try_commit()
-                        .and_then(|seq| self.fold().map(|()| seq).map_err(|e| format!("{e:#}")));
+                    let result =
+                        self.try_commit().and_then(|seq| self.fold().map(|()| seq).map_err(|e| format!("{e:#}")));
                     let _ = reply.send(result);
                     return;
                 }

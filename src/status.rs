@@ -1,0 +1,72 @@
+//! The appliance's status as one serializable value: served on /api/status and printed by
+//! `outpost status`. Never contains secrets or configured URLs.
+
+use crate::domain::Kind;
+use crate::sources::SourceSnapshot;
+use crate::store::StoreSummary;
+use crate::web::AppState;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering::Relaxed;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Status {
+    pub version: String,
+    pub station: String,
+    pub uptime_s: u64,
+    pub store: serde_json::Value,
+    pub writer: WriterStatus,
+    pub sources: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct WriterStatus {
+    pub stored: BTreeMap<String, u64>,
+    pub duplicates: BTreeMap<String, u64>,
+    pub pending: u64,
+    pub commits: u64,
+    pub folds: u64,
+    pub journal_bytes: u64,
+    pub last_commit: Option<chrono::DateTime<chrono::Utc>>,
+    pub last_fold: Option<chrono::DateTime<chrono::Utc>>,
+    pub error: Option<String>,
+}
+
+fn ms_time(ms: u64) -> Option<chrono::DateTime<chrono::Utc>> {
+    (ms > 0).then(|| chrono::DateTime::from_timestamp_millis(ms as i64)).flatten()
+}
+
+impl Status {
+    /// Blocking: reads the store summary.
+    pub fn collect(app: &AppState) -> anyhow::Result<Status> {
+        let summary: StoreSummary = app.store.summary()?;
+        let w = app.writer.stats();
+        let per_kind = |f: &dyn Fn(Kind) -> u64| Kind::ALL.iter().map(|k| (k.to_string(), f(*k))).collect();
+        let sources = app
+            .sources
+            .iter()
+            .map(|s| {
+                let snap: SourceSnapshot = s.snapshot();
+                (s.name.to_owned(), serde_json::to_value(snap).unwrap_or_default())
+            })
+            .collect();
+        Ok(Status {
+            version: env!("CARGO_PKG_VERSION").into(),
+            station: app.station.clone(),
+            uptime_s: app.started.elapsed().as_secs(),
+            store: serde_json::to_value(summary)?,
+            writer: WriterStatus {
+                stored: per_kind(&|k| w.stored(k)),
+                duplicates: per_kind(&|k| w.duplicates(k)),
+                pending: w.pending.load(Relaxed),
+                commits: w.commits.load(Relaxed),
+                folds: w.folds.load(Relaxed),
+                journal_bytes: w.journal_bytes.load(Relaxed),
+                last_commit: ms_time(w.last_commit_ms.load(Relaxed)),
+                last_fold: ms_time(w.last_fold_ms.load(Relaxed)),
+                error: w.error(),
+            },
+            sources,
+        })
+    }
+}

@@ -1,0 +1,109 @@
+//! The read API: thin handlers that parse parameters, run a store query off the async threads,
+//! and shape the answer. Field names are a stable interface (see README).
+
+use super::AppState;
+use super::error::WebError;
+use crate::domain::{AvalancheWarning, IssPosition};
+use crate::store::Track;
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use serde::Deserialize;
+use std::collections::HashMap;
+
+/// Without `max_points`, a track is still capped at this many points (downsampled beyond it), so
+/// no request can make the appliance build a year of points in memory.
+pub const DEFAULT_MAX_POINTS: usize = 50_000;
+const TRACK_DEFAULT_SPAN_MIN: i64 = 90;
+
+/// Runs a blocking store query on the blocking pool.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> anyhow::Result<T> + Send + 'static) -> Result<T, WebError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| WebError::Internal(e.into()))?.map_err(WebError::Internal)
+}
+
+pub async fn healthz(State(app): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
+    match app.writer.stats().error() {
+        None => (StatusCode::OK, Json(serde_json::json!({ "status": "ok" }))),
+        Some(e) => {
+            (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "status": "store failing", "error": e })))
+        }
+    }
+}
+
+pub async fn iss_latest(State(app): State<AppState>) -> Result<Json<IssPosition>, WebError> {
+    let store = app.store.clone();
+    blocking(move || store.latest_position())
+        .await?
+        .map(Json)
+        .ok_or_else(|| WebError::NotFound("no ISS position has been collected yet".into()))
+}
+
+/// `from`/`to` as RFC 3339 or YYYY-MM-DD (a whole UTC day: `from` its start, `to` its end).
+fn parse_time(name: &str, v: &str, end_of_day: bool) -> Result<DateTime<Utc>, WebError> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(v) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(v, "%Y-%m-%d") {
+        let start = Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).expect("midnight exists"));
+        return Ok(if end_of_day { start + Duration::days(1) - Duration::milliseconds(1) } else { start });
+    }
+    Err(WebError::BadRequest(format!(
+        "{name}={v:?} is neither RFC 3339 (2023-09-18T12:00:00Z) nor a date (2023-09-18)"
+    )))
+}
+
+/// Query parameters arrive as strings so that a bad value gets our message, not serde's.
+pub async fn iss_track(
+    State(app): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Track>, WebError> {
+    if let Some(unknown) = q.keys().find(|k| !matches!(k.as_str(), "from" | "to" | "max_points")) {
+        return Err(WebError::BadRequest(format!("unknown parameter {unknown:?}; use from, to, max_points")));
+    }
+    let to = q.get("to").map(|v| parse_time("to", v, true)).transpose()?.unwrap_or_else(Utc::now);
+    let from = q
+        .get("from")
+        .map(|v| parse_time("from", v, false))
+        .transpose()?
+        .unwrap_or(to - Duration::minutes(TRACK_DEFAULT_SPAN_MIN));
+    if from > to {
+        return Err(WebError::BadRequest(format!("from ({from}) is after to ({to})")));
+    }
+    let max_points = match q.get("max_points") {
+        None => DEFAULT_MAX_POINTS,
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (1..=DEFAULT_MAX_POINTS).contains(&n) => n,
+            _ => {
+                return Err(WebError::BadRequest(format!(
+                    "max_points={v:?} must be a whole number from 1 to {DEFAULT_MAX_POINTS}"
+                )));
+            }
+        },
+    };
+    let store = app.store.clone();
+    Ok(Json(blocking(move || store.track(from, to, Some(max_points))).await?))
+}
+
+#[derive(Deserialize)]
+pub struct AvalancheQuery {
+    date: Option<String>,
+}
+
+pub async fn avalanche(
+    State(app): State<AppState>,
+    Query(q): Query<AvalancheQuery>,
+) -> Result<Json<Vec<AvalancheWarning>>, WebError> {
+    let date = match q.date.as_deref() {
+        None => crate::sources::varsom::norwegian_today(),
+        Some(v) => NaiveDate::parse_from_str(v, "%Y-%m-%d")
+            .map_err(|_| WebError::BadRequest(format!("date={v:?} is not a date like 2023-03-01")))?,
+    };
+    let store = app.store.clone();
+    Ok(Json(blocking(move || store.avalanche_for_date(date)).await?))
+}
+
+pub async fn status(State(app): State<AppState>) -> Result<Json<crate::status::Status>, WebError> {
+    let app2 = app.clone();
+    Ok(Json(blocking(move || crate::status::Status::collect(&app2)).await?))
+}

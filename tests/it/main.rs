@@ -1,0 +1,12 @@
+//! Outpost's integration tests: one binary, real processes, real sockets.
+//!
+//! Each test starts a local fixture server that replays recorded upstream answers
+//! (tests/fixtures) and the real `outpost` binary against it, on ports the OS picks.
+
+mod helpers;
+
+mod api;
+mod backfill;
+mod bad_answers;
+mod cli;
+mod crash;

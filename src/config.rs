@@ -367,10 +367,10 @@ impl Config {
             (None, Some(_)) => return Err(("location.latitude", "longitude is set but latitude is not".into())),
         }
         range("location.altitude_m", self.location.altitude_m, -500.0, 9000.0)?;
-        if let Some(g) = &self.location.gpsd {
-            if g.rsplit_once(':').is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err()) {
-                return Err(("location.gpsd", format!("{g:?} is not host:port")));
-            }
+        if let Some(g) = &self.location.gpsd
+            && g.rsplit_once(':').is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
+        {
+            return Err(("location.gpsd", format!("{g:?} is not host:port")));
         }
         range("http.timeout_s", self.http.timeout_s, 0.1, 300.0)?;
         if self.web.listen.parse::<std::net::SocketAddr>().is_err() {
@@ -502,10 +502,10 @@ fn line_of(text: &str, dotted: &str) -> Option<usize> {
             }
             continue;
         }
-        if let (Some(k), true) = (key, current == section) {
-            if t.split('=').next().map(str::trim) == Some(k) {
-                return Some(i + 1);
-            }
+        if let (Some(k), true) = (key, current == section)
+            && t.split('=').next().map(str::trim) == Some(k)
+        {
+            return Some(i + 1);
         }
     }
     None

@@ -235,10 +235,11 @@ impl StoreWriter {
             if due {
                 let _ = self.try_commit();
             }
-            if self.unfolded && self.fold_due(now) {
-                if let Err(e) = self.fold() {
-                    tracing::warn!(error = %e, "fold failed; records stay safe in the journal, retrying later");
-                }
+            if self.unfolded
+                && self.fold_due(now)
+                && let Err(e) = self.fold()
+            {
+                tracing::warn!(error = %e, "fold failed; records stay safe in the journal, retrying later");
             }
             self.stats.pending.store(self.batch.len() as u64, Relaxed);
         }

@@ -193,12 +193,11 @@ impl Outpost {
         tokio::spawn(async move {
             let mut addr_tx = Some(addr_tx);
             while let Ok(Some(line)) = lines.next_line().await {
-                if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                    if v["message"] == "serving the map and API" {
-                        if let Some(tx) = addr_tx.take() {
-                            let _ = tx.send(v["address"].as_str().unwrap().parse::<SocketAddr>().unwrap());
-                        }
-                    }
+                if let Ok(v) = serde_json::from_str::<Value>(&line)
+                    && v["message"] == "serving the map and API"
+                    && let Some(tx) = addr_tx.take()
+                {
+                    let _ = tx.send(v["address"].as_str().unwrap().parse::<SocketAddr>().unwrap());
                 }
                 log2.lock().unwrap().push(line);
             }

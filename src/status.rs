@@ -27,6 +27,8 @@ pub struct WriterStatus {
     pub commits: u64,
     pub folds: u64,
     pub journal_bytes: u64,
+    /// "direct" (one sector per commit) or "buffered" (the filesystem refused O_DIRECT).
+    pub journal_mode: String,
     pub last_commit: Option<chrono::DateTime<chrono::Utc>>,
     pub last_fold: Option<chrono::DateTime<chrono::Utc>>,
     pub error: Option<String>,
@@ -62,6 +64,7 @@ impl Status {
                 commits: w.commits.load(Relaxed),
                 folds: w.folds.load(Relaxed),
                 journal_bytes: w.journal_bytes.load(Relaxed),
+                journal_mode: if w.journal_direct.load(Relaxed) { "direct" } else { "buffered" }.into(),
                 last_commit: ms_time(w.last_commit_ms.load(Relaxed)),
                 last_fold: ms_time(w.last_fold_ms.load(Relaxed)),
                 error: w.error(),

@@ -100,12 +100,23 @@ impl Store {
         let started = Instant::now();
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create the store directory {}", dir.display()))?;
         let db_path = dir.join(DB_FILE);
+        // Our own handle with readahead off: redb reads single pages, and readahead would fill the
+        // page cache with large folios that turn each 4 KB page write into a much larger one.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&db_path)
+            .with_context(|| format!("cannot open the store {}", db_path.display()))?;
+        advise_random(&file);
+        let backend = redb::backends::FileBackend::new(file).map_err(|e| open_error(&db_path, e))?;
         let db = Database::builder()
             .set_cache_size(opts.cache_bytes)
             .set_repair_callback(|s| {
                 tracing::warn!(progress = s.progress(), "repairing the store after an unclean shutdown")
             })
-            .create(&db_path)
+            .create_with_backend(backend)
             .map_err(|e| open_error(&db_path, e))?;
         let stations = init_meta(&db, station)?;
         let station_idx = stations.iter().position(|s| s == station).expect("init_meta interns it") as u16;
@@ -136,6 +147,15 @@ impl Store {
 
     fn station_name(&self, idx: u16) -> String {
         self.stations.get(usize::from(idx)).cloned().unwrap_or_else(|| format!("station-{idx}"))
+    }
+}
+
+/// Turns readahead off for `file` (a hint: failure changes nothing but cost).
+pub(crate) fn advise_random(file: &std::fs::File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: posix_fadvise only reads its integer arguments; the fd is open for this call.
+    unsafe {
+        libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_RANDOM);
     }
 }
 

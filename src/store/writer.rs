@@ -34,6 +34,8 @@ pub struct WriterStats {
     pub commits: AtomicU64,
     pub folds: AtomicU64,
     pub journal_bytes: AtomicU64,
+    /// Whether journal appends bypass the page cache (O_DIRECT); false means buffered fallback.
+    pub journal_direct: std::sync::atomic::AtomicBool,
     /// Unix milliseconds of the last successful commit (0 = none yet).
     pub last_commit_ms: AtomicU64,
     pub last_fold_ms: AtomicU64,
@@ -153,6 +155,7 @@ impl StoreWriter {
         let (committed, committed_rx) = watch::channel(last_seq);
         let stats = Arc::new(WriterStats::default());
         stats.last_seq.store(last_seq, Relaxed);
+        stats.journal_direct.store(journal.is_direct(), Relaxed);
         Ok(StoreWriter {
             store,
             journal,

@@ -5,7 +5,7 @@
 
 use super::SourceCtx;
 use super::iss_position_parse::{check_position_time, parse_position};
-use super::poll::{Backoff, fetch, sleep_or_cancel};
+use super::poll::{Backoff, Poller, fetch, run_polling};
 use crate::domain::Record;
 use chrono::{DateTime, Utc};
 use std::time::Duration;
@@ -18,23 +18,14 @@ pub struct IssPositionSource {
 }
 
 impl IssPositionSource {
-    pub async fn run(mut self, ctx: SourceCtx) {
-        let mut backoff = Backoff::new(self.interval, Duration::from_secs(600).max(self.interval));
-        loop {
-            let wait = match self.poll_once(&ctx).await {
-                Ok(()) => {
-                    backoff.reset();
-                    self.interval
-                }
-                Err(()) => backoff.next_delay(),
-            };
-            ctx.status.next_attempt_in(wait);
-            if !sleep_or_cancel(wait, &ctx.cancel).await {
-                return;
-            }
-        }
+    pub async fn run(self, ctx: SourceCtx) {
+        let every = self.interval;
+        let backoff = Backoff::new(every, Duration::from_secs(600).max(every));
+        run_polling(self, ctx, every, backoff, Duration::ZERO).await
     }
+}
 
+impl Poller for IssPositionSource {
     /// One poll. `Err` means the upstream misbehaved and the next poll should back off.
     async fn poll_once(&mut self, ctx: &SourceCtx) -> Result<(), ()> {
         ctx.status.polled();

@@ -166,6 +166,42 @@ impl SourceStatus {
     }
 }
 
+/// One source's work per round. `Err(())` means the upstream misbehaved (already reported to
+/// the status) and the next round should back off.
+pub trait Poller: Send {
+    fn poll_once(&mut self, ctx: &super::SourceCtx) -> impl std::future::Future<Output = Result<(), ()>> + Send;
+}
+
+/// The loop every collector runs: wait, poll, then wait `every` after a success or the
+/// back-off's next delay after a failure, until cancelled. A poll in flight is abandoned on
+/// shutdown; whatever it would have stored is fetched again by the next start.
+pub async fn run_polling(
+    mut source: impl Poller,
+    ctx: super::SourceCtx,
+    every: Duration,
+    mut backoff: Backoff,
+    first_wait: Duration,
+) {
+    let mut wait = first_wait;
+    loop {
+        ctx.status.next_attempt_in(wait);
+        if !sleep_or_cancel(wait, &ctx.cancel).await {
+            return;
+        }
+        let outcome = tokio::select! {
+            r = source.poll_once(&ctx) => r,
+            _ = ctx.cancel.cancelled() => return,
+        };
+        wait = match outcome {
+            Ok(()) => {
+                backoff.reset();
+                every
+            }
+            Err(()) => backoff.next_delay(),
+        };
+    }
+}
+
 /// Sleeps for `d` unless cancelled first; returns false when cancelled.
 pub async fn sleep_or_cancel(d: Duration, cancel: &tokio_util::sync::CancellationToken) -> bool {
     tokio::select! {

@@ -6,7 +6,7 @@
 //! restart loop cannot turn into a request loop.
 
 use super::SourceCtx;
-use super::poll::{Backoff, fetch, sleep_or_cancel};
+use super::poll::{Backoff, Poller, fetch, run_polling};
 use super::tle_parse::parse_tle;
 use crate::domain::Record;
 use chrono::Utc;
@@ -24,27 +24,19 @@ pub struct TleSource {
 
 impl TleSource {
     pub async fn run(self, ctx: SourceCtx) {
-        // Failures wait at least an hour, doubling up to a day.
-        let mut backoff = Backoff::new(Duration::from_secs(3600).max(self.refresh / 2), Duration::from_secs(86_400));
         let since_last =
             Duration::from_secs((Utc::now().timestamp().max(0) as u64).saturating_sub(self.last_attempt_s));
-        let mut wait = self.refresh.saturating_sub(since_last);
-        loop {
-            ctx.status.next_attempt_in(wait);
-            if !sleep_or_cancel(wait, &ctx.cancel).await {
-                return;
-            }
-            wait = match self.poll_once(&ctx).await {
-                Ok(()) => {
-                    backoff.reset();
-                    self.refresh
-                }
-                Err(()) => backoff.next_delay().max(self.refresh.min(Duration::from_secs(7200))),
-            };
-        }
+        let first_wait = self.refresh.saturating_sub(since_last);
+        // Failures wait 2-4 hours (jittered), doubling up to a day: CelesTrak answers a repeat
+        // within 2 hours with the same refusal, and firewalls clients that keep asking.
+        let backoff = Backoff::new(Duration::from_secs(4 * 3600), Duration::from_secs(86_400));
+        let every = self.refresh;
+        run_polling(self, ctx, every, backoff, first_wait).await
     }
+}
 
-    async fn poll_once(&self, ctx: &SourceCtx) -> Result<(), ()> {
+impl Poller for TleSource {
+    async fn poll_once(&mut self, ctx: &SourceCtx) -> Result<(), ()> {
         ctx.status.polled();
         ctx.writer.set_cursor(LAST_ATTEMPT_MARK, Utc::now().timestamp().max(0) as u64);
         let parsed = match fetch(&ctx.client, &self.url, "text/plain, application/json").await {

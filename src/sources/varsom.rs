@@ -6,7 +6,7 @@
 //! to the store, which refuses the ones it already has. Days are Norwegian calendar days.
 
 use super::SourceCtx;
-use super::poll::{Backoff, fetch, sleep_or_cancel};
+use super::poll::{Backoff, Poller, fetch, run_polling};
 use super::varsom_parse::parse_warnings;
 use crate::domain::Record;
 use crate::store::Store;
@@ -63,24 +63,14 @@ impl VarsomSource {
     }
 
     pub async fn run(self, ctx: SourceCtx) {
-        let mut backoff = Backoff::new(Duration::from_secs(60), self.recheck);
-        loop {
-            let wait = match self.check_all(&ctx).await {
-                Ok(()) => {
-                    backoff.reset();
-                    self.recheck
-                }
-                Err(()) => backoff.next_delay(),
-            };
-            ctx.status.next_attempt_in(wait);
-            if !sleep_or_cancel(wait, &ctx.cancel).await {
-                return;
-            }
-        }
+        let every = self.recheck;
+        run_polling(self, ctx, every, Backoff::new(Duration::from_secs(60), every), Duration::ZERO).await
     }
+}
 
+impl Poller for VarsomSource {
     /// One round over every region. `Err` if any region failed (the round is retried sooner).
-    async fn check_all(&self, ctx: &SourceCtx) -> Result<(), ()> {
+    async fn poll_once(&mut self, ctx: &SourceCtx) -> Result<(), ()> {
         let today = norwegian_today();
         let since = today.checked_sub_days(Days::new(u64::from(self.backfill_days) + 1)).unwrap_or(today);
         let store = self.store.clone();

@@ -12,7 +12,7 @@
 //! - **Cursors:** `cursors: name -> last acknowledged seq`, advanced by sinks.
 //! - **Commit policy (SD-card wear):** the writer collects records for up to
 //!   `commit_interval_s` (or until a batch fills), appends them to the journal and fsyncs it
-//!   (one small write), then applies them to redb with `Durability::None`, which redb keeps in
+//!   (one 512-byte O_DIRECT write), then applies them to redb with `Durability::None`, which redb keeps in
 //!   memory. Every `fold_interval_s` (or when the journal grows large) one durable redb commit
 //!   with quick-repair makes everything so far durable, and the journal is reset.
 //! - **Crash behaviour:** redb reopens at its last durable commit (quick-repair keeps that fast);

@@ -26,12 +26,32 @@ pub struct AppState {
 
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .route("/", get(index))
         .route("/healthz", get(api::healthz))
         .route("/api/iss/latest", get(api::iss_latest))
         .route("/api/iss/track", get(api::iss_track))
         .route("/api/avalanche", get(api::avalanche))
         .route("/api/status", get(api::status))
         .with_state(state)
+}
+
+/// A plain start page listing the API (the map page replaces it).
+async fn index() -> axum::response::Html<&'static str> {
+    axum::response::Html(concat!(
+        "<!doctype html><html lang=en><head><meta charset=utf-8>",
+        "<meta name=viewport content='width=device-width,initial-scale=1'><title>Outpost</title></head>",
+        "<body style='font-family:system-ui,sans-serif;max-width:40em;margin:2em auto;padding:0 1em'>",
+        "<h1>Outpost</h1><p>Version ",
+        env!("CARGO_PKG_VERSION"),
+        ". Read API:</p><ul>",
+        "<li><a href='/api/iss/latest'>/api/iss/latest</a>: the newest ISS position</li>",
+        "<li><a href='/api/iss/track'>/api/iss/track</a>: the ground track (from, to, max_points)</li>",
+        "<li><a href='/api/avalanche'>/api/avalanche</a>: today's avalanche warnings (date)</li>",
+        "<li><a href='/api/status'>/api/status</a>: collectors and store</li>",
+        "<li><a href='/healthz'>/healthz</a></li></ul>",
+        "<p><small>Avalanche warnings: Varsler fra Snøskredvarslingen i Norge og www.varsom.no</small></p>",
+        "</body></html>"
+    ))
 }
 
 /// Serves until `cancel`, then finishes in-flight requests.

@@ -3,6 +3,11 @@
 //! the store's final commit last).
 
 use crate::config::Config;
+use crate::sinks::cassandra::CassandraSink;
+use crate::sinks::forwarder::{Forwarder, cursor_name};
+use crate::sinks::kafka::KafkaSink;
+use crate::sinks::mqtt::MqttSink;
+use crate::sinks::{Sink, SinkStatus};
 use crate::sources::iss_position::IssPositionSource;
 use crate::sources::tle::{LAST_ATTEMPT_MARK, TleSource};
 use crate::sources::varsom::VarsomSource;
@@ -80,12 +85,30 @@ pub async fn run(config: Config, listener: tokio::net::TcpListener, shutdown: Ca
     let c = ctx("varsom");
     tracker.spawn(tracing_task("varsom", varsom.run(c)));
 
+    let mut sinks = Vec::new();
+    if config.kafka.enabled() {
+        let sink = KafkaSink::new(config.kafka.clone(), config.station.id.clone());
+        sinks.push(spawn_sink(&tracker, sink, &store, &handle, config.kafka.batch_size, &shutdown).await?);
+    }
+    if config.cassandra.enabled() {
+        let sink = CassandraSink::new(config.cassandra.clone());
+        sinks.push(spawn_sink(&tracker, sink, &store, &handle, config.cassandra.batch_size, &shutdown).await?);
+    }
+    if config.mqtt.enabled() {
+        let sink =
+            MqttSink::new(config.mqtt.clone(), config.station.id.clone(), store.clone(), config.varsom.regions.clone());
+        sinks.push(spawn_sink(&tracker, sink, &store, &handle, 1000, &shutdown).await?);
+    }
+
     let state = AppState {
         store: store.clone(),
         writer: handle.clone(),
         sources: Arc::new(statuses),
+        sinks: Arc::new(sinks),
         station: config.station.id.clone(),
         started,
+        keyspace: config.cassandra.keyspace.clone(),
+        replication: config.cassandra.replication.clone(),
     };
     tracing::info!(address = %listener.local_addr()?, "serving the map and API");
     let web_task = tracker.spawn(web::serve(listener, state, shutdown.clone()));
@@ -109,6 +132,28 @@ pub async fn run(config: Config, listener: tokio::net::TcpListener, shutdown: Ca
         last.context("final store commit failed (records remain in the journal and are replayed at the next start)")?;
     tracing::info!(last_seq = last, "store closed cleanly");
     Ok(())
+}
+
+/// Starts a sink's forwarder from its persisted cursor; returns its status handle.
+async fn spawn_sink<S: Sink + 'static>(
+    tracker: &TaskTracker,
+    sink: S,
+    store: &Store,
+    writer: &crate::store::WriterHandle,
+    batch_size: usize,
+    cancel: &CancellationToken,
+) -> anyhow::Result<Arc<SinkStatus>> {
+    let name = sink.name();
+    let s = store.clone();
+    let cursor = tokio::task::spawn_blocking(move || s.cursor(&cursor_name(name))).await??;
+    let status = Arc::new(SinkStatus::new(name, cursor));
+    let forwarder = Forwarder::new(sink, store.clone(), writer.clone(), status.clone(), batch_size);
+    let cancel = cancel.clone();
+    tracker.spawn(async move {
+        use tracing::Instrument;
+        forwarder.run(cancel).instrument(tracing::info_span!("sink", name)).await
+    });
+    Ok(status)
 }
 
 async fn tracing_task(name: &'static str, f: impl std::future::Future<Output = ()>) {

@@ -95,5 +95,19 @@ fn render(v: &serde_json::Value) -> String {
             s(&src["last_error"])
         );
     }
+    for (name, sink) in v["sinks"].as_object().into_iter().flatten() {
+        if sink["enabled"] != true {
+            let _ = writeln!(out, "sink {name}: off");
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "sink {name}: {}, backlog {}, last delivered {}, last error {}",
+            if sink["connected"] == true { "connected" } else { "not connected" },
+            sink["backlog"],
+            s(&sink["last_delivered"]),
+            s(&sink["last_error"])
+        );
+    }
     out
 }

@@ -20,6 +20,7 @@ pub enum KeyType {
     Float,
     Bool,
     IntList,
+    StrList,
     /// Never printed; may also be given as `<key>_file` naming a file that holds it.
     Secret,
 }
@@ -45,6 +46,30 @@ pub const KEYS: &[(&str, &str, KeyType)] = &[
     ("location", "gpsd", KeyType::Str),
     ("http", "timeout_s", KeyType::Float),
     ("web", "listen", KeyType::Str),
+    ("kafka", "brokers", KeyType::StrList),
+    ("kafka", "topic_prefix", KeyType::Str),
+    ("kafka", "partitions", KeyType::Int),
+    ("kafka", "replication_factor", KeyType::Int),
+    ("kafka", "compression", KeyType::Str),
+    ("kafka", "tls", KeyType::Bool),
+    ("kafka", "sasl_mechanism", KeyType::Str),
+    ("kafka", "sasl_username", KeyType::Str),
+    ("kafka", "sasl_password", KeyType::Secret),
+    ("kafka", "batch_size", KeyType::Int),
+    ("cassandra", "nodes", KeyType::StrList),
+    ("cassandra", "keyspace", KeyType::Str),
+    ("cassandra", "replication", KeyType::Str),
+    ("cassandra", "username", KeyType::Str),
+    ("cassandra", "password", KeyType::Secret),
+    ("cassandra", "consistency", KeyType::Str),
+    ("cassandra", "create_schema", KeyType::Bool),
+    ("cassandra", "tls", KeyType::Bool),
+    ("cassandra", "batch_size", KeyType::Int),
+    ("mqtt", "url", KeyType::Str),
+    ("mqtt", "topic_prefix", KeyType::Str),
+    ("mqtt", "username", KeyType::Str),
+    ("mqtt", "password", KeyType::Secret),
+    ("mqtt", "ha_discovery", KeyType::Bool),
 ];
 
 /// NVE's class-A regions (assessed daily in season): the default `varsom.regions`.
@@ -75,6 +100,12 @@ impl fmt::Debug for Secret {
 impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("********")
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Secret)
     }
 }
 
@@ -117,6 +148,9 @@ pub struct Config {
     pub location: LocationConfig,
     pub http: HttpConfig,
     pub web: WebConfig,
+    pub kafka: KafkaConfig,
+    pub mqtt: MqttConfig,
+    pub cassandra: CassandraConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -189,6 +223,120 @@ pub struct WebConfig {
     pub listen: String,
 }
 
+/// The Kafka sink; enabled when `brokers` is not empty.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    #[serde(default)]
+    pub brokers: Vec<String>,
+    #[serde(default = "d_topic_prefix")]
+    pub topic_prefix: String,
+    #[serde(default = "d_one")]
+    pub partitions: i32,
+    #[serde(default = "d_one_i16")]
+    pub replication_factor: i16,
+    #[serde(default = "d_compression")]
+    pub compression: String,
+    #[serde(default)]
+    pub tls: bool,
+    #[serde(default = "d_sasl_mechanism")]
+    pub sasl_mechanism: String,
+    pub sasl_username: Option<String>,
+    #[serde(default)]
+    pub sasl_password: Secret,
+    #[serde(default = "d_batch")]
+    pub batch_size: usize,
+}
+
+impl KafkaConfig {
+    pub fn enabled(&self) -> bool {
+        !self.brokers.is_empty()
+    }
+}
+
+/// The Cassandra sink; enabled when `nodes` is not empty. The schema lives in cql-export.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CassandraConfig {
+    #[serde(default)]
+    pub nodes: Vec<String>,
+    #[serde(default = "d_topic_prefix")]
+    pub keyspace: String,
+    /// The keyspace's replication map, used when Outpost creates it.
+    #[serde(default = "d_replication")]
+    pub replication: String,
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Secret,
+    #[serde(default = "d_consistency")]
+    pub consistency: String,
+    #[serde(default = "d_true")]
+    pub create_schema: bool,
+    #[serde(default)]
+    pub tls: bool,
+    #[serde(default = "d_cassandra_batch")]
+    pub batch_size: usize,
+}
+
+impl CassandraConfig {
+    pub fn enabled(&self) -> bool {
+        !self.nodes.is_empty()
+    }
+}
+
+fn d_replication() -> String {
+    "{'class': 'SimpleStrategy', 'replication_factor': 1}".into()
+}
+fn d_consistency() -> String {
+    "local_quorum".into()
+}
+fn d_true() -> bool {
+    true
+}
+fn d_cassandra_batch() -> usize {
+    500
+}
+
+/// The MQTT sink (e.g. a Home Assistant broker); enabled when `url` is set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttConfig {
+    /// mqtt://host:1883 or mqtts://host:8883
+    pub url: Option<String>,
+    #[serde(default = "d_topic_prefix")]
+    pub topic_prefix: String,
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Secret,
+    #[serde(default)]
+    pub ha_discovery: bool,
+}
+
+impl MqttConfig {
+    pub fn enabled(&self) -> bool {
+        self.url.is_some()
+    }
+}
+
+fn d_topic_prefix() -> String {
+    "outpost".into()
+}
+fn d_one() -> i32 {
+    1
+}
+fn d_one_i16() -> i16 {
+    1
+}
+fn d_compression() -> String {
+    "none".into()
+}
+fn d_sasl_mechanism() -> String {
+    "plain".into()
+}
+fn d_batch() -> usize {
+    1000
+}
+
 fn hostname() -> String {
     gethostname::gethostname().to_string_lossy().trim().to_owned()
 }
@@ -253,6 +401,12 @@ struct RawConfig {
     http: HttpConfig,
     #[serde(default = "default_section")]
     web: WebConfig,
+    #[serde(default = "default_section")]
+    kafka: KafkaConfig,
+    #[serde(default = "default_section")]
+    mqtt: MqttConfig,
+    #[serde(default = "default_section")]
+    cassandra: CassandraConfig,
 }
 
 /// A section with every key at its default (serde fills them from an empty table).
@@ -317,6 +471,9 @@ impl Config {
             location: raw.location,
             http: raw.http,
             web: raw.web,
+            kafka: raw.kafka,
+            mqtt: raw.mqtt,
+            cassandra: raw.cassandra,
         };
         config.validate().map_err(|(k, m)| err(Some(k.to_owned()), m))?;
         Ok(config)
@@ -330,8 +487,8 @@ impl Config {
                 Err((key, format!("{v} is outside {lo}..={hi}")))
             }
         };
-        if self.station.id.is_empty() || self.station.id.contains(['/', ' ']) {
-            return Err(("station.id", "must be non-empty, without '/' or spaces".into()));
+        if self.station.id.is_empty() || self.station.id.contains(['/', ' ', '+', '#']) {
+            return Err(("station.id", "must be non-empty, without '/', '+', '#' or spaces".into()));
         }
         range("store.commit_interval_s", self.store.commit_interval_s as f64, 1.0, 3600.0)?;
         if self.store.fold_interval_s < self.store.commit_interval_s || self.store.fold_interval_s > 86_400 {
@@ -373,6 +530,66 @@ impl Config {
             return Err(("location.gpsd", format!("{g:?} is not host:port")));
         }
         range("http.timeout_s", self.http.timeout_s, 0.1, 300.0)?;
+        let k = &self.kafka;
+        if let Some(b) =
+            k.brokers.iter().find(|b| b.rsplit_once(':').is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err()))
+        {
+            return Err(("kafka.brokers", format!("{b:?} is not host:port")));
+        }
+        if k.topic_prefix.is_empty() || !k.topic_prefix.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        {
+            return Err(("kafka.topic_prefix", "must be letters, digits, '.', '_' or '-'".into()));
+        }
+        range("kafka.partitions", f64::from(k.partitions), 1.0, 1000.0)?;
+        range("kafka.replication_factor", f64::from(k.replication_factor), 1.0, 16.0)?;
+        if !matches!(k.compression.as_str(), "none" | "gzip" | "lz4" | "snappy" | "zstd") {
+            return Err(("kafka.compression", "must be none, gzip, lz4, snappy or zstd".into()));
+        }
+        if !matches!(k.sasl_mechanism.as_str(), "plain" | "scram-sha-256" | "scram-sha-512") {
+            return Err(("kafka.sasl_mechanism", "must be plain, scram-sha-256 or scram-sha-512".into()));
+        }
+        range("kafka.batch_size", k.batch_size as f64, 1.0, 100_000.0)?;
+        let c = &self.cassandra;
+        if let Some(n) =
+            c.nodes.iter().find(|n| n.rsplit_once(':').is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err()))
+        {
+            return Err(("cassandra.nodes", format!("{n:?} is not host:port")));
+        }
+        let ident = |v: &str| {
+            v.len() <= 48
+                && v.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        };
+        if !ident(&c.keyspace) {
+            return Err((
+                "cassandra.keyspace",
+                format!("{:?} is not a CQL identifier (letters, digits, _)", c.keyspace),
+            ));
+        }
+        if !c.replication.trim_start().starts_with('{') || c.replication.contains(';') {
+            return Err((
+                "cassandra.replication",
+                "must be a CQL map like {'class': 'SimpleStrategy', 'replication_factor': 1}".into(),
+            ));
+        }
+        const CONSISTENCY: [&str; 8] =
+            ["one", "two", "three", "quorum", "all", "local_quorum", "each_quorum", "local_one"];
+        if !CONSISTENCY.contains(&c.consistency.as_str()) {
+            return Err(("cassandra.consistency", format!("must be one of {}", CONSISTENCY.join(", "))));
+        }
+        range("cassandra.batch_size", c.batch_size as f64, 1.0, 10_000.0)?;
+        if let Some(url) = &self.mqtt.url {
+            match reqwest::Url::parse(url) {
+                Ok(u) if !u.username().is_empty() || u.password().is_some() => {
+                    return Err(("mqtt.url", "must not carry credentials; use mqtt.username and mqtt.password".into()));
+                }
+                Ok(u) if matches!(u.scheme(), "mqtt" | "mqtts") && u.host_str().is_some() => {}
+                _ => return Err(("mqtt.url", format!("{url:?} is not like mqtt://host:1883 or mqtts://host:8883"))),
+            }
+        }
+        if self.mqtt.topic_prefix.is_empty() || self.mqtt.topic_prefix.contains(['#', '+']) {
+            return Err(("mqtt.topic_prefix", "must be non-empty, without '#' or '+'".into()));
+        }
         if self.web.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(("web.listen", format!("{:?} is not an address:port like 127.0.0.1:8080", self.web.listen)));
         }
@@ -450,6 +667,15 @@ fn typed_value(raw: &str, ty: KeyType) -> Result<toml::Value, String> {
         KeyType::Int => toml::Value::Integer(raw.parse().map_err(|_| format!("{raw:?} is not an integer"))?),
         KeyType::Float => toml::Value::Float(raw.parse().map_err(|_| format!("{raw:?} is not a number"))?),
         KeyType::Bool => toml::Value::Boolean(raw.parse().map_err(|_| format!("{raw:?} is not true or false"))?),
+        KeyType::StrList => toml::Value::Array(
+            raw.trim_start_matches('[')
+                .trim_end_matches(']')
+                .split(',')
+                .map(|s| s.trim().trim_matches('"'))
+                .filter(|s| !s.is_empty())
+                .map(|s| toml::Value::String(s.to_owned()))
+                .collect(),
+        ),
         KeyType::IntList => toml::Value::Array(
             raw.trim_start_matches('[')
                 .trim_end_matches(']')

@@ -5,9 +5,12 @@
 //! sinks, passes and alerts). See ARCHITECTURE.md for the map and the invariants.
 
 pub mod app;
+pub mod cli_export;
 pub mod cli_status;
 pub mod config;
 pub mod domain;
+pub mod export;
+pub mod sinks;
 pub mod sources;
 pub mod status;
 pub mod store;

@@ -35,6 +35,25 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Export one kind of record: CQL INSERTs (cqlsh -f), CSV (cqlsh COPY FROM) or the Kafka
+    /// message JSON lines. Streams in constant memory; works while `outpost run` is running.
+    Export {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long, value_enum)]
+        format: outpost::export::Format,
+        #[arg(long, value_enum)]
+        kind: outpost::export::KindArg,
+        /// First day to include (YYYY-MM-DD, UTC; for warnings the day they are valid for).
+        #[arg(long)]
+        from: Option<chrono::NaiveDate>,
+        /// Last day to include.
+        #[arg(long)]
+        to: Option<chrono::NaiveDate>,
+        /// Output file (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Show what the store holds and how the collectors are doing.
     Status {
         #[arg(long)]
@@ -86,6 +105,22 @@ fn main() -> ExitCode {
                 tracing::warn!("{w}");
             }
             report(runtime().and_then(|rt| rt.block_on(run(config))))
+        }
+        Command::Export { config, format, kind, from, to, out } => {
+            let config = match load(config.as_ref()) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            init_tracing(cli.log_format);
+            let req = outpost::export::ExportRequest {
+                kind,
+                format,
+                from,
+                to,
+                keyspace: config.cassandra.keyspace.clone(),
+                replication: config.cassandra.replication.clone(),
+            };
+            report(runtime().and_then(|rt| rt.block_on(outpost::cli_export::run(&config, req, out))))
         }
         Command::Status { config, json } => {
             let config = match load(config.as_ref()) {

@@ -17,6 +17,9 @@ pub struct Status {
     pub store: serde_json::Value,
     pub writer: WriterStatus,
     pub sources: BTreeMap<String, serde_json::Value>,
+    /// Per upstream: enabled, connected, backlog, last delivered, last error. Sinks that are not
+    /// configured appear with `enabled: false`.
+    pub sinks: BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -52,6 +55,14 @@ impl Status {
                 (s.name.to_owned(), serde_json::to_value(snap).unwrap_or_default())
             })
             .collect();
+        let last_seq = w.last_seq.load(Relaxed);
+        let mut sinks: BTreeMap<String, serde_json::Value> = ["kafka", "cassandra", "mqtt"]
+            .iter()
+            .map(|n| (n.to_string(), serde_json::json!({ "enabled": false })))
+            .collect();
+        for s in app.sinks.iter() {
+            sinks.insert(s.name.to_owned(), serde_json::to_value(s.snapshot(last_seq)).unwrap_or_default());
+        }
         Ok(Status {
             version: env!("CARGO_PKG_VERSION").into(),
             station: app.station.clone(),
@@ -70,6 +81,7 @@ impl Status {
                 error: w.error(),
             },
             sources,
+            sinks,
         })
     }
 }

@@ -71,6 +71,10 @@ fn impossible_values_are_refused_with_key_and_line() {
         ("[store]\ncommit_interval_s = 0\n", "store.commit_interval_s", 2),
         ("[iss]\nposition_url = \"ftp://x\"\n", "iss.position_url", 2),
         ("[location]\ngpsd = \"nohost\"\n", "location.gpsd", 2),
+        ("[mqtt]\nurl = \"mqtt://user:pw@h:1883\"\n", "mqtt.url", 2),
+        ("[kafka]\nbrokers = [\"nohost\"]\n", "kafka.brokers", 2),
+        ("[cassandra]\nkeyspace = \"drop table\"\n", "cassandra.keyspace", 2),
+        ("[station]\nid = \"a+b\"\n", "station.id", 2),
     ] {
         let e = parse(text).unwrap_err();
         assert_eq!(e.key.as_deref(), Some(key), "{text}: {e}");
@@ -124,4 +128,25 @@ fn celestrak_refresh_is_never_under_two_hours() {
     assert!(c.warnings().iter().any(|w| w.contains("2 h")));
     let c = parse("[iss]\ntle_refresh_h = 0.5\ntle_url = \"http://127.0.0.1:1/tle\"\n").unwrap();
     assert_eq!(c.tle_refresh(), Duration::from_secs(1800));
+}
+
+#[test]
+fn secrets_come_from_a_file_or_the_environment_and_never_print() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("kafka.pass");
+    std::fs::write(&file, "s3cret-from-file\n").unwrap();
+    let text = format!(
+        "[kafka]\nbrokers = [\"k1:9092\"]\nsasl_username = \"u\"\nsasl_password_file = \"{}\"\n",
+        file.display()
+    );
+    let c = parse(&text).unwrap();
+    assert_eq!(c.kafka.sasl_password.expose(), "s3cret-from-file");
+    let c2 = parse_env("", &[("OUTPOST_MQTT_URL", "mqtt://h:1883"), ("OUTPOST_MQTT_PASSWORD", "hunter2")]).unwrap();
+    assert_eq!(c2.mqtt.password.expose(), "hunter2");
+    for shown in [c.to_toml(), format!("{c:?}"), c2.to_toml(), format!("{c2:?}")] {
+        assert!(!shown.contains("s3cret") && !shown.contains("hunter2"), "{shown}");
+    }
+    let e = parse("[kafka]\nsasl_password_file = \"/nonexistent/p\"\n").unwrap_err();
+    assert_eq!(e.key.as_deref(), Some("kafka.sasl_password_file"));
+    assert!(!e.to_string().contains("hunter2"));
 }

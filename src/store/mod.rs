@@ -159,12 +159,14 @@ pub(crate) fn advise_random(file: &std::fs::File) {
     }
 }
 
+/// The store is locked by another process (normally a running `outpost run`).
+#[derive(Debug, thiserror::Error)]
+#[error("the store {} is in use by another Outpost process (is `outpost run` already running?)", .0.display())]
+pub struct StoreInUse(pub PathBuf);
+
 fn open_error(path: &Path, e: redb::DatabaseError) -> anyhow::Error {
     match e {
-        redb::DatabaseError::DatabaseAlreadyOpen => anyhow::anyhow!(
-            "the store {} is in use by another Outpost process (is `outpost run` already running?)",
-            path.display()
-        ),
+        redb::DatabaseError::DatabaseAlreadyOpen => StoreInUse(path.to_owned()).into(),
         other => anyhow::anyhow!(
             "cannot open the store {}: {other}. If the file is damaged, stop Outpost, move the file aside and start again; nothing is deleted automatically",
             path.display()

@@ -107,3 +107,43 @@ pub async fn status(State(app): State<AppState>) -> Result<Json<crate::status::S
     let app2 = app.clone();
     Ok(Json(blocking(move || crate::status::Status::collect(&app2)).await?))
 }
+
+#[derive(Deserialize)]
+pub struct ExportQuery {
+    kind: crate::export::KindArg,
+    format: crate::export::Format,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+}
+
+/// Streams `outpost export` from the running appliance (the store is locked while it runs).
+pub async fn export(
+    State(app): State<AppState>,
+    q: Result<Query<ExportQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<axum::response::Response, WebError> {
+    use axum::response::IntoResponse;
+    let Query(q) = q.map_err(|e| {
+        WebError::BadRequest(format!(
+            "{e}; use kind=iss|tle|avalanche&format=cql|csv|jsonl[&from=YYYY-MM-DD][&to=YYYY-MM-DD]"
+        ))
+    })?;
+    let req = crate::export::ExportRequest {
+        kind: q.kind,
+        format: q.format,
+        from: q.from,
+        to: q.to,
+        keyspace: app.keyspace.clone(),
+        replication: app.replication.clone(),
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    let store = app.store.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut out = crate::export::ChannelWriter::new(tx.clone());
+        if let Err(e) = crate::export::export(&store, &req, &mut out, &mut |_| {}) {
+            tracing::warn!(error = format!("{e:#}"), "export stopped");
+            let _ = tx.blocking_send(Err(std::io::Error::other("export failed; see the Outpost log")));
+        }
+    });
+    let body = axum::body::Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
+    Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response())
+}

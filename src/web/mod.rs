@@ -20,8 +20,12 @@ pub struct AppState {
     pub store: Store,
     pub writer: WriterHandle,
     pub sources: Arc<Vec<Arc<SourceStatus>>>,
+    pub sinks: Arc<Vec<Arc<crate::sinks::SinkStatus>>>,
     pub station: String,
     pub started: Instant,
+    /// The Cassandra keyspace and replication that exports name.
+    pub keyspace: String,
+    pub replication: String,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -32,6 +36,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/iss/track", get(api::iss_track))
         .route("/api/avalanche", get(api::avalanche))
         .route("/api/status", get(api::status))
+        .route("/api/export", get(api::export))
         .with_state(state)
 }
 

@@ -180,7 +180,7 @@ impl Outpost {
         let mut child = Command::new(bin())
             .args(["--log-format", "json", "run", "--config"])
             .arg(&config_path)
-            .env("OUTPOST_LOG", "info,outpost=debug")
+            .env("OUTPOST_LOG", std::env::var("OUTPOST_TEST_LOG").unwrap_or_else(|_| "info,outpost=debug".into()))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true)

@@ -4,9 +4,14 @@
 //! (tests/fixtures) and the real `outpost` binary against it, on ports the OS picks.
 
 mod helpers;
+mod upstreams;
 
 mod api;
 mod backfill;
 mod bad_answers;
+mod cassandra;
 mod cli;
 mod crash;
+mod export;
+mod kafka;
+mod mqtt;

@@ -1,0 +1,108 @@
+//! `outpost export` on the command line: opens the store directly, or, while `outpost run` holds
+//! it, streams the same export from the running appliance's /api/export. Writes to a temporary
+//! file renamed into place at the end, so a half-written export never looks complete.
+
+use crate::config::Config;
+use crate::export::{ExportRequest, export};
+use crate::store::{Store, StoreInUse};
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub async fn run(config: &Config, req: ExportRequest, out: Option<PathBuf>) -> anyhow::Result<()> {
+    let (mut sink, tmp): (Box<dyn Write + Send>, Option<PathBuf>) = match &out {
+        Some(path) => {
+            let tmp = path.with_extension("partial");
+            let file = std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+            (Box::new(std::io::BufWriter::with_capacity(256 * 1024, file)), Some(tmp))
+        }
+        None => (Box::new(std::io::BufWriter::new(std::io::stdout())), None),
+    };
+    let dir = config.store.path.clone();
+    let station = config.station.id.clone();
+    let opts = crate::app::store_options(config);
+    let direct = {
+        let req = req.clone();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<Option<u64>> {
+            let (store, writer, _) = match Store::open(&dir, &station, opts) {
+                Ok(s) => s,
+                Err(e) if e.downcast_ref::<StoreInUse>().is_some() => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            drop(writer);
+            let total = store.summary()?.kinds.iter().find(|k| k.kind == req.kind.kind()).map_or(0, |k| k.count);
+            let bar = progress_bar(Some(total));
+            let n = export(&store, &req, &mut sink, &mut |n| bar.set_position(n))?;
+            bar.finish_and_clear();
+            Ok(Some(n))
+        })
+        .await??
+    };
+    let done = match direct {
+        Some(n) => format!("{n} records"),
+        None => format!("{} bytes from the running appliance", from_daemon(config, &req, out.as_deref()).await?),
+    };
+    if let (Some(tmp), Some(path)) = (tmp, &out) {
+        std::fs::rename(&tmp, path)
+            .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))?;
+        eprintln!("outpost: exported {done} to {}", path.display());
+        if let Some(hint) = crate::export::csv_load_hint(&req, &path.display().to_string())
+            .filter(|_| req.format == crate::export::Format::Csv)
+        {
+            eprintln!("outpost: load it with: cqlsh -e \"{}\"", hint.replace('"', "\\\""));
+        }
+    }
+    Ok(())
+}
+
+fn progress_bar(total: Option<u64>) -> ProgressBar {
+    // indicatif draws nothing when stderr is not a terminal.
+    match total {
+        Some(t) => ProgressBar::new(t).with_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} records  {elapsed_precise}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ),
+        None => ProgressBar::new_spinner().with_style(
+            ProgressStyle::with_template("{spinner} {bytes} {elapsed_precise}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        ),
+    }
+}
+
+/// Streams /api/export of the appliance listening on `web.listen`. Returns the bytes written.
+async fn from_daemon(config: &Config, req: &ExportRequest, out: Option<&Path>) -> anyhow::Result<u64> {
+    let mut addr: std::net::SocketAddr = config.web.listen.parse()?;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let name = |v: &dyn std::fmt::Debug| format!("{v:?}").to_ascii_lowercase();
+    let mut url = format!("http://{addr}/api/export?kind={}&format={}", name(&req.kind), name(&req.format));
+    if let Some(f) = req.from {
+        url.push_str(&format!("&from={f}"));
+    }
+    if let Some(t) = req.to {
+        url.push_str(&format!("&to={t}"));
+    }
+    crate::install_tls_provider();
+    let mut response = reqwest::get(&url)
+        .await
+        .context("the store is in use, and the running appliance did not answer on web.listen")?
+        .error_for_status()?;
+    let mut sink: Box<dyn Write> = match out {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::OpenOptions::new().append(true).open(p.with_extension("partial"))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout())),
+    };
+    let bar = progress_bar(None);
+    let mut bytes = 0u64;
+    while let Some(chunk) = response.chunk().await.context("the export stream broke off")? {
+        sink.write_all(&chunk)?;
+        bytes += chunk.len() as u64;
+        bar.set_position(bytes);
+    }
+    sink.flush()?;
+    bar.finish_and_clear();
+    Ok(bytes)
+}

@@ -1,0 +1,152 @@
+//! `outpost export`: one kind of record in log order, as CQL INSERT statements (cqlsh SOURCE),
+//! CSV for cqlsh `COPY ... FROM`, or JSON lines identical to the Kafka message values.
+//!
+//! Streams in constant memory: the log is read a chunk at a time and written as it goes. CQL and
+//! CSV rows come from `cql-export`, the same mapping the live Cassandra sink uses.
+
+use crate::domain::{Kind, Record, StoredRecord};
+use crate::sinks::message::message;
+use crate::store::Store;
+use anyhow::Context;
+use chrono::NaiveDate;
+use std::io::Write;
+
+const CHUNK: usize = 2000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Cql,
+    Csv,
+    Jsonl,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KindArg {
+    Iss,
+    Tle,
+    Avalanche,
+}
+
+impl KindArg {
+    pub fn kind(self) -> Kind {
+        match self {
+            KindArg::Iss => Kind::IssPosition,
+            KindArg::Tle => Kind::Tle,
+            KindArg::Avalanche => Kind::AvalancheWarning,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ExportRequest {
+    pub kind: KindArg,
+    pub format: Format,
+    /// Inclusive UTC days (for warnings: the Norwegian day the warning is valid for).
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+    pub keyspace: String,
+    pub replication: String,
+}
+
+/// The day a record counts for when filtering by --from/--to.
+fn day_of(record: &Record) -> NaiveDate {
+    match record {
+        Record::AvalancheWarning(w) => w.valid_date,
+        other => other.source_time().date_naive(),
+    }
+}
+
+impl ExportRequest {
+    fn wants(&self, rec: &StoredRecord) -> bool {
+        if rec.record.kind() != self.kind.kind() {
+            return false;
+        }
+        let day = day_of(&rec.record);
+        self.from.is_none_or(|f| day >= f) && self.to.is_none_or(|t| day <= t)
+    }
+}
+
+/// Writes the export to `out`; calls `progress(records_written)` now and then. Returns the count.
+pub fn export(
+    store: &Store,
+    req: &ExportRequest,
+    out: &mut dyn Write,
+    progress: &mut dyn FnMut(u64),
+) -> anyhow::Result<u64> {
+    let table = cql_export::Table::for_kind(req.kind.kind().as_str()).context("no CQL table for this kind")?;
+    match req.format {
+        Format::Cql => {
+            writeln!(out, "-- Outpost export: {} records; load with: cqlsh -f FILE", req.kind.kind())?;
+            writeln!(out, "{}\n", cql_export::schema_cql(&req.keyspace, &req.replication)?.trim_end())?;
+        }
+        Format::Csv => writeln!(out, "{}", cql_export::csv_header(table))?,
+        Format::Jsonl => {}
+    }
+    let mut cursor = 0;
+    let mut written = 0u64;
+    loop {
+        let chunk = store.read_after(cursor, CHUNK)?;
+        let Some(last) = chunk.last() else { break };
+        cursor = last.seq;
+        for rec in chunk.iter().filter(|r| req.wants(r)) {
+            let msg = message(rec);
+            match req.format {
+                Format::Jsonl => writeln!(out, "{}", serde_json::to_string(&msg)?)?,
+                Format::Cql | Format::Csv => {
+                    let row =
+                        cql_export::row(&msg).with_context(|| format!("record {} does not map to CQL", rec.seq))?;
+                    if req.format == Format::Cql {
+                        writeln!(out, "{}", cql_export::insert_literal(&row, &req.keyspace))?;
+                    } else {
+                        writeln!(out, "{}", cql_export::csv_line(&row))?;
+                    }
+                }
+            }
+            written += 1;
+        }
+        progress(written);
+    }
+    out.flush()?;
+    Ok(written)
+}
+
+/// How to load a CSV export (printed on stderr after writing one).
+pub fn csv_load_hint(req: &ExportRequest, file: &str) -> Option<String> {
+    let table = cql_export::Table::for_kind(req.kind.kind().as_str())?;
+    Some(cql_export::copy_from_cql(table, &req.keyspace, file))
+}
+
+/// A `Write` that hands 64 KB chunks to an async consumer (the HTTP export stream).
+pub struct ChannelWriter {
+    buf: Vec<u8>,
+    tx: tokio::sync::mpsc::Sender<Result<axum::body::Bytes, std::io::Error>>,
+}
+
+impl ChannelWriter {
+    pub fn new(tx: tokio::sync::mpsc::Sender<Result<axum::body::Bytes, std::io::Error>>) -> Self {
+        ChannelWriter { buf: Vec::with_capacity(64 * 1024), tx }
+    }
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= 64 * 1024 {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = axum::body::Bytes::from(std::mem::take(&mut self.buf));
+        // Blocks this (blocking-pool) thread while the client is slow: that is the back-pressure.
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away"))
+    }
+}

@@ -1,0 +1,162 @@
+//! Kafka sync against a real tansu broker, read back with kafka-python.
+
+use crate::helpers::*;
+use crate::upstreams::*;
+use chrono::{Duration, Utc};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+const TOPICS: [&str; 3] = ["outpost.iss.position", "outpost.iss.tle", "outpost.avalanche.warning"];
+
+fn sink(s: &Value) -> &Value {
+    &s["sinks"]["kafka"]
+}
+
+fn backlog(s: &Value) -> u64 {
+    sink(s)["backlog"].as_u64().unwrap_or(u64::MAX)
+}
+
+/// Every message of every topic, as (seq, message), plus how many times each key was seen.
+async fn read_all(port: u16) -> (Vec<(u64, Value)>, BTreeMap<String, usize>) {
+    let mut all = Vec::new();
+    let mut keys = BTreeMap::new();
+    for topic in TOPICS {
+        let msgs = read_topic(port, topic).await;
+        let mut last_seq = 0;
+        for m in msgs {
+            let seq = m["value"]["seq"].as_u64().unwrap();
+            assert!(
+                seq > last_seq || keys.contains_key(m["key"].as_str().unwrap()),
+                "{topic}: log order broken at seq {seq}"
+            );
+            last_seq = last_seq.max(seq);
+            assert_eq!(m["key"], m["value"]["id"], "key is the record id");
+            assert_eq!(m["value"]["schema"], 1);
+            assert_eq!(topic.strip_prefix("outpost.").unwrap(), m["value"]["kind"].as_str().unwrap());
+            *keys.entry(m["key"].as_str().unwrap().to_owned()).or_insert(0) += 1;
+            all.push((seq, m));
+        }
+    }
+    (all, keys)
+}
+
+/// Asserts Kafka holds every record 1..=cursor and nothing else; returns how many were resent.
+fn assert_no_gap(all: &[(u64, Value)], cursor: u64) -> usize {
+    let mut seqs: Vec<u64> = all.iter().map(|(s, _)| *s).collect();
+    seqs.sort_unstable();
+    let resent = seqs.len() - {
+        seqs.dedup();
+        seqs.len()
+    };
+    assert_eq!(seqs.len() as u64, cursor, "every acknowledged record is in Kafka");
+    assert_eq!(seqs.first(), Some(&1));
+    assert_eq!(seqs.last(), Some(&cursor), "no gap");
+    resent
+}
+
+#[tokio::test]
+async fn a_week_offline_is_synced_once_per_key_in_log_order_when_the_broker_comes_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let total = fill_store(dir.path(), 60_480).await;
+    let fx = FixtureServer::start().await;
+    let live_start = Utc::now() - Duration::minutes(30);
+    fx.generate("/iss-now.json", move |n| {
+        Reply::ok(open_notify(live_start + Duration::seconds(10 * n as i64), "59.9", "10.7"))
+    });
+    let port = free_port();
+    let cfg = config(&fx, dir.path(), &format!("[kafka]\nbrokers = [\"127.0.0.1:{port}\"]\nbatch_size = 1000\n"));
+    let app = Outpost::start(dir.path(), &cfg).await;
+
+    let s = app
+        .wait_for("the backlog, with Kafka down", 60, |s| sink(s)["last_error"].is_string() && backlog(s) >= total)
+        .await;
+    assert_eq!(sink(&s)["connected"], false);
+    assert_eq!(sink(&s)["enabled"], true);
+
+    let _broker = Tansu::start(port).await;
+    let seen = Mutex::new(Vec::new());
+    let s = app
+        .wait_for("the backlog to drain", 180, |s| {
+            seen.lock().unwrap().push(backlog(s));
+            backlog(s) == 0 && sink(s)["connected"] == true
+        })
+        .await;
+    let seen = seen.into_inner().unwrap();
+    eprintln!("backlog while draining: {:?}", seen.iter().rev().take(20).collect::<Vec<_>>());
+    // And one more live position after the catch-up, sent as live.
+    let cursor = sink(&s)["cursor"].as_u64().unwrap();
+    app.wait_for("a live record", 30, |s| sink(s)["cursor"].as_u64().unwrap() > cursor && backlog(s) == 0).await;
+    assert!(app.stop().await.success());
+    let cursor = stored_cursor(dir.path(), "kafka");
+
+    let (all, keys) = read_all(port).await;
+    assert_eq!(assert_no_gap(&all, cursor), 0, "nothing sent twice");
+    assert!(keys.values().all(|n| *n == 1), "exactly once per key");
+    let replayed = |seq: u64| all.iter().find(|(s, _)| *s == seq).unwrap().1["headers"]["outpost-replay"].clone();
+    assert_eq!(replayed(1), "true", "the backlog is marked as replayed");
+    assert_eq!(replayed(total), "true");
+    assert_eq!(replayed(cursor), "false", "a record collected after the catch-up is live");
+    let warnings: Vec<_> = all.iter().filter(|(_, m)| m["value"]["kind"] == "avalanche.warning").collect();
+    assert_eq!(warnings.len(), 5);
+    assert_eq!(warnings[0].1["value"]["region_id"], 3022);
+}
+
+#[tokio::test]
+async fn a_broker_lost_mid_batch_leaves_no_gap_and_resends_at_most_one_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let total = fill_store(dir.path(), 20_000).await;
+    // Every client connection, bootstrap and produce alike, goes through the proxy.
+    let broker_port = free_port();
+    let proxy = Proxy::start(broker_port).await;
+    let broker = Tansu::start_advertising(broker_port, proxy.port).await;
+    // The connection dies part-way through a produce request, about a third into the backlog.
+    proxy.cut_after(2_000_000);
+    let fx = FixtureServer::start().await;
+    let cfg =
+        config(&fx, dir.path(), &format!("[kafka]\nbrokers = [\"127.0.0.1:{}\"]\nbatch_size = 200\n", proxy.port));
+    let app = Outpost::start(dir.path(), &cfg).await;
+    let s = app
+        .wait_for("the sink to lose the broker", 120, |s| {
+            sink(s)["connected"] == false && sink(s)["last_error"].is_string()
+        })
+        .await;
+    assert!(!proxy.is_up());
+    let at_cut = sink(&s)["cursor"].as_u64().unwrap();
+    assert!(at_cut > 0 && at_cut < total, "cut mid-sync, at cursor {at_cut}");
+    proxy.restore();
+    app.wait_for("the backlog to drain", 180, |s| backlog(s) == 0 && sink(s)["connected"] == true).await;
+    assert!(app.stop().await.success());
+    let cursor = stored_cursor(dir.path(), "kafka");
+    assert_eq!(cursor, total);
+    let (all, _) = read_all(broker.port).await;
+    let resent = assert_no_gap(&all, cursor);
+    assert!(resent <= 200, "{resent} records resent: more than one batch");
+}
+
+#[tokio::test]
+async fn kill_9_mid_sync_resends_at_most_one_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let total = fill_store(dir.path(), 20_000).await;
+    let broker = Tansu::start(free_port()).await;
+    let fx = FixtureServer::start().await;
+    let cfg =
+        config(&fx, dir.path(), &format!("[kafka]\nbrokers = [\"127.0.0.1:{}\"]\nbatch_size = 200\n", broker.port));
+    let app = Outpost::start(dir.path(), &cfg).await;
+    let s = app
+        .wait_for("the sync to be under way", 60, |s| {
+            let c = sink(s)["cursor"].as_u64().unwrap_or(0);
+            c > 0 && c < total
+        })
+        .await;
+    app.kill9().await;
+    eprintln!("killed at cursor {}", sink(&s)["cursor"]);
+    let app = Outpost::start(dir.path(), &cfg).await;
+    app.wait_for("the backlog to drain", 180, |s| backlog(s) == 0 && sink(s)["connected"] == true).await;
+    assert!(app.stop().await.success());
+    let cursor = stored_cursor(dir.path(), "kafka");
+    assert_eq!(cursor, total);
+    let (all, _) = read_all(broker.port).await;
+    let resent = assert_no_gap(&all, cursor);
+    assert!(resent <= 200, "{resent} records resent: more than one batch");
+}

@@ -1,0 +1,374 @@
+//! The MQTT sink against a real mosquitto (one per test), read back with mosquitto_sub.
+
+use crate::helpers::*;
+use chrono::{DateTime, Days, NaiveDate, Utc};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::time::Duration;
+use tokio::process::{Child, Command};
+
+/// A mosquitto on 127.0.0.1:`port`, logging every packet to `log` (to count what was published).
+struct Broker {
+    port: u16,
+    log: PathBuf,
+    child: Child,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Broker {
+    /// Starts mosquitto on `port`; with `login`, only that user and password may connect.
+    /// None if mosquitto_passwd is needed and missing.
+    async fn start(dir: &Path, port: u16, login: Option<(&str, &str)>) -> Option<Broker> {
+        let log = dir.join("mosquitto.log");
+        // As root, mosquitto would switch to its own user and lose access to this directory.
+        let mut conf = format!(
+            "user root\nlistener {port} 127.0.0.1\npersistence false\nlog_dest file {}\nlog_type all\n",
+            log.display()
+        );
+        match login {
+            None => conf.push_str("allow_anonymous true\n"),
+            Some((user, pass)) => {
+                let file = dir.join("passwords");
+                let made = std::process::Command::new("mosquitto_passwd")
+                    .args(["-b", "-c"])
+                    .arg(&file)
+                    .args([user, pass])
+                    .stderr(Stdio::null())
+                    .status();
+                if !made.is_ok_and(|s| s.success()) {
+                    return None;
+                }
+                conf.push_str(&format!("allow_anonymous false\npassword_file {}\n", file.display()));
+            }
+        }
+        let conf_path = dir.join("mosquitto.conf");
+        std::fs::write(&conf_path, conf).unwrap();
+        let bin = if Path::new("/usr/sbin/mosquitto").exists() { "/usr/sbin/mosquitto" } else { "mosquitto" };
+        let child = Command::new(bin)
+            .arg("-c")
+            .arg(&conf_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("mosquitto starts");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            assert!(tokio::time::Instant::now() < deadline, "mosquitto did not listen on {port}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Some(Broker { port, log, child })
+    }
+
+    /// Up to `count` (topic, payload) pairs on `topic`, waiting at most `secs`; retained
+    /// messages arrive at once.
+    async fn read(&self, topic: &str, count: usize, secs: u64) -> Vec<(String, String)> {
+        let out = Command::new("mosquitto_sub")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-t", topic, "-v"])
+            .args(["-C", &count.to_string(), "-W", &secs.to_string()])
+            .output()
+            .await
+            .expect("mosquitto_sub runs");
+        let text = String::from_utf8(out.stdout).unwrap();
+        text.lines().filter_map(|l| l.split_once(' ')).map(|(t, p)| (t.to_owned(), p.to_owned())).collect()
+    }
+
+    /// The retained JSON on `topic`.
+    async fn json(&self, topic: &str) -> Value {
+        let got = self.read(topic, 1, 5).await;
+        let (_, payload) = got.first().unwrap_or_else(|| panic!("nothing retained on {topic}"));
+        serde_json::from_str(payload).unwrap_or_else(|e| panic!("{topic}: {e}: {payload}"))
+    }
+
+    async fn text(&self, topic: &str) -> String {
+        self.read(topic, 1, 5).await.pop().map(|(_, p)| p).unwrap_or_default()
+    }
+
+    /// PUBLISH packets the broker received from the appliance, per the broker's log.
+    fn publishes_to(&self, topic: &str) -> usize {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let needle = format!("'{topic}'");
+        log.lines().filter(|l| l.contains("Received PUBLISH from outpost_it") && l.contains(&needle)).count()
+    }
+
+    /// Waits until the retained payload on `topic` is `want` (a will is published when the
+    /// broker notices the closed socket, which may be just after the process is gone).
+    async fn wait_text(&self, topic: &str, want: &str, secs: u64) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let got = self.text(topic).await;
+            if got == want {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{topic} is {got:?}, not {want:?}:\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn wait_log(&self, needle: &str, secs: u64) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        while !self.log().contains(needle) {
+            assert!(tokio::time::Instant::now() < deadline, "no {needle:?} in the broker log:\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// kill -9, waiting until it is gone (its port is free again).
+    async fn kill(mut self) {
+        self.child.kill().await.unwrap();
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+fn oslo_today() -> NaiveDate {
+    Utc::now().with_timezone(&chrono_tz::Europe::Oslo).date_naive()
+}
+
+/// Today's warning (the recorded danger-3 day) and tomorrow's (a danger-2 day) for Trollheimen.
+fn warnings_today_and_tomorrow() -> Vec<u8> {
+    let recorded: Vec<Value> = serde_json::from_slice(&fixture("nve_AvalancheWarningByRegion_Detail.json")).unwrap();
+    let today = oslo_today();
+    let moved: Vec<Value> = [(today, &recorded[2]), (today.checked_add_days(Days::new(1)).unwrap(), &recorded[0])]
+        .into_iter()
+        .enumerate()
+        .map(|(i, (day, w))| {
+            let mut w = w.clone();
+            w["RegId"] = (900_000 + i).into();
+            w["ValidFrom"] = format!("{day}T00:00:00").into();
+            w["ValidTo"] = format!("{day}T23:59:59").into();
+            w["PublishTime"] = format!("{}T15:32:29.677", day.pred_opt().unwrap()).into();
+            w
+        })
+        .collect();
+    serde_json::to_vec(&moved).unwrap()
+}
+
+const POSITIONS: u64 = 5;
+
+/// A fixture server with 5 positions (then the last again, a duplicate, until `more` is raised),
+/// a TLE and two warnings. Returns it with the 5th position's time; its latitude is 15.5.
+async fn feed() -> (FixtureServer, DateTime<Utc>, Arc<AtomicU64>) {
+    let fx = FixtureServer::start().await;
+    let base = Utc::now() - chrono::Duration::hours(1);
+    let at = move |n: u64| base + chrono::Duration::seconds(10 * n as i64);
+    let more = Arc::new(AtomicU64::new(POSITIONS));
+    let limit = more.clone();
+    fx.generate("/iss-now.json", move |n| {
+        let n = n.min(limit.load(SeqCst));
+        Reply::ok(open_notify(at(n), &format!("{}.5", 10 + n), &format!("{}.25", n)))
+    });
+    fx.script("/tle", vec![Reply::ok(fixture("celestrak_gp_CATNR25544_FORMAT_TLE.txt"))]);
+    fx.script("/nve", vec![Reply::ok(warnings_today_and_tomorrow())]);
+    (fx, at(POSITIONS), more)
+}
+
+fn mqtt_section(port: u16, extra: &str) -> String {
+    format!("[mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\n{extra}")
+}
+
+/// Waits until everything is collected and the sink has it all acknowledged.
+async fn caught_up(app: &Outpost, secs: u64) -> Value {
+    app.wait_for("everything collected and acknowledged by MQTT", secs, |s| {
+        stored(s, "iss.position") == POSITIONS
+            && stored(s, "avalanche.warning") == 2
+            && stored(s, "iss.tle") == 1
+            && s["sinks"]["mqtt"]["connected"] == true
+            && s["sinks"]["mqtt"]["backlog"] == 0
+    })
+    .await
+}
+
+fn assert_position(p: &Value, newest: DateTime<Utc>) {
+    assert_eq!(p["time"], newest.format("%Y-%m-%dT%H:%M:%SZ").to_string(), "the newest position: {p}");
+    assert_eq!((p["latitude"].as_f64(), p["longitude"].as_f64()), (Some(15.5), Some(5.25)), "{p}");
+}
+
+fn assert_todays_danger(w: &Value) {
+    assert_eq!(w["region_id"], 3022, "{w}");
+    assert_eq!(w["region_name"], "Trollheimen");
+    assert_eq!(w["danger_level"], 3, "today's (recorded danger 3), not tomorrow's (2): {w}");
+    assert_eq!(w["valid_date"], oslo_today().to_string());
+    assert!(w["publish_time"].as_str().unwrap().ends_with('Z'), "{w}");
+    assert!(w["main_text"].as_str().unwrap().len() > 20, "{w}");
+}
+
+#[tokio::test]
+async fn retained_state_is_the_newest_position_and_todays_danger() {
+    let (fx, newest, _) = feed().await;
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), free_port(), None).await.unwrap();
+    let app = Outpost::start(dir.path(), &config(&fx, dir.path(), &mqtt_section(broker.port, ""))).await;
+    let s = caught_up(&app, 60).await;
+    assert!(s["sinks"]["mqtt"]["last_delivered"].is_string(), "{s:#}");
+    assert!(s["sinks"]["mqtt"]["delivered"].as_u64().unwrap() >= POSITIONS + 3, "TLEs count as delivered too");
+
+    assert_position(&broker.json("outpost/it/iss/position").await, newest);
+    let (_, latest) = app.get("/api/iss/latest").await;
+    assert_eq!(broker.json("outpost/it/iss/position").await, latest, "the read API's form");
+    assert_todays_danger(&broker.json("outpost/it/avalanche/3022").await);
+    assert_eq!(broker.text("outpost/it/status").await, "online");
+
+    // Everything retained: the three state topics and no discovery configs (ha_discovery off).
+    let all = broker.read("#", 10, 2).await;
+    let mut topics: Vec<&str> = all.iter().map(|(t, _)| t.as_str()).collect();
+    topics.sort();
+    assert_eq!(topics, ["outpost/it/avalanche/3022", "outpost/it/iss/position", "outpost/it/status"]);
+    assert!(app.stop().await.success());
+}
+
+#[tokio::test]
+async fn home_assistant_discovery_announces_every_sensor() {
+    let (fx, _, _) = feed().await;
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), free_port(), None).await.unwrap();
+    let cfg = config(&fx, dir.path(), &mqtt_section(broker.port, "ha_discovery = true\n"));
+    let app = Outpost::start(dir.path(), &cfg).await;
+    caught_up(&app, 60).await;
+
+    let configs = broker.read("homeassistant/#", 4, 5).await;
+    let by_topic: std::collections::BTreeMap<String, Value> =
+        configs.iter().map(|(t, p)| (t.clone(), serde_json::from_str(p).expect("valid JSON"))).collect();
+    let expected = [
+        "homeassistant/device_tracker/outpost_it/iss/config",
+        "homeassistant/sensor/outpost_it/avalanche_3022/config",
+        "homeassistant/sensor/outpost_it/iss_latitude/config",
+        "homeassistant/sensor/outpost_it/iss_longitude/config",
+    ];
+    assert_eq!(by_topic.keys().map(String::as_str).collect::<Vec<_>>(), expected);
+    let mut unique_ids = std::collections::BTreeSet::new();
+    for (topic, c) in &by_topic {
+        assert_eq!(c["availability_topic"], "outpost/it/status", "{topic}: {c}");
+        assert_eq!(c["device"]["identifiers"], serde_json::json!(["outpost_it"]), "{topic}: {c}");
+        assert_eq!(c["device"]["name"], "Outpost it");
+        assert_eq!(c["device"]["manufacturer"], "Outpost");
+        assert!(c["device"]["sw_version"].is_string());
+        assert!(unique_ids.insert(c["unique_id"].as_str().unwrap().to_owned()), "unique ids: {topic}");
+    }
+    let lat = &by_topic["homeassistant/sensor/outpost_it/iss_latitude/config"];
+    assert_eq!(lat["name"], "ISS latitude");
+    assert_eq!(lat["state_topic"], "outpost/it/iss/position");
+    assert_eq!(lat["value_template"], "{{ value_json.latitude }}");
+    assert_eq!(lat["unit_of_measurement"], "°");
+    let lon = &by_topic["homeassistant/sensor/outpost_it/iss_longitude/config"];
+    assert_eq!(lon["value_template"], "{{ value_json.longitude }}");
+    let danger = &by_topic["homeassistant/sensor/outpost_it/avalanche_3022/config"];
+    assert_eq!(danger["name"], "Avalanche danger Trollheimen");
+    assert_eq!(danger["state_topic"], "outpost/it/avalanche/3022");
+    assert_eq!(danger["value_template"], "{{ value_json.danger_level }}");
+    let tracker = &by_topic["homeassistant/device_tracker/outpost_it/iss/config"];
+    assert_eq!(tracker["json_attributes_topic"], "outpost/it/iss/position");
+    assert!(tracker.get("state_topic").is_none_or(|t| t.is_string()));
+    assert!(app.stop().await.success());
+}
+
+#[tokio::test]
+async fn availability_is_online_while_running_and_offline_after_kill_or_stop() {
+    let (fx, _, _) = feed().await;
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), free_port(), None).await.unwrap();
+    let cfg = config(&fx, dir.path(), &mqtt_section(broker.port, ""));
+    let app = Outpost::start(dir.path(), &cfg).await;
+    caught_up(&app, 60).await;
+    assert_eq!(broker.text("outpost/it/status").await, "online");
+
+    // kill -9: no shutdown path runs; the broker publishes the last will.
+    app.kill9().await;
+    broker.wait_text("outpost/it/status", "offline", 10).await;
+    assert!(!broker.log().contains("Received DISCONNECT from outpost_it"), "a killed process sends nothing");
+
+    // Back online after a restart, then a clean stop says "offline" itself and disconnects.
+    let app = Outpost::start(dir.path(), &cfg).await;
+    caught_up(&app, 60).await;
+    assert_eq!(broker.text("outpost/it/status").await, "online");
+    assert!(app.stop().await.success());
+    broker.wait_text("outpost/it/status", "offline", 10).await;
+    // It was the sink's own "offline" and a clean DISCONNECT, not the will.
+    broker.wait_log("Received DISCONNECT from outpost_it", 10).await;
+}
+
+#[tokio::test]
+async fn a_broker_that_starts_late_gets_the_backlog_coalesced_and_a_restarted_one_is_refilled() {
+    let (fx, newest, more) = feed().await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let app = Outpost::start(dir.path(), &config(&fx, dir.path(), &mqtt_section(port, ""))).await;
+    let s = app
+        .wait_for("everything collected while the broker is down", 60, |s| {
+            stored(s, "iss.position") == POSITIONS
+                && stored(s, "avalanche.warning") == 2
+                && stored(s, "iss.tle") == 1
+                && s["sinks"]["mqtt"]["last_error"].is_string()
+        })
+        .await;
+    assert_eq!(s["sinks"]["mqtt"]["connected"], false);
+    assert!(s["sinks"]["mqtt"]["backlog"].as_u64().unwrap() >= POSITIONS + 3, "{s:#}");
+    let error = s["sinks"]["mqtt"]["last_error"].as_str().unwrap();
+    assert!(error.contains("cannot reach the MQTT broker"), "{error}");
+    assert!(!error.contains(&port.to_string()), "no address in errors: {error}");
+
+    let broker = Broker::start(dir.path(), port, None).await.unwrap();
+    let s = caught_up(&app, 90).await;
+    assert!(s["sinks"]["mqtt"]["delivered"].as_u64().unwrap() >= POSITIONS + 3, "{s:#}");
+    assert_position(&broker.json("outpost/it/iss/position").await, newest);
+    assert_todays_danger(&broker.json("outpost/it/avalanche/3022").await);
+    // The backlog became one message per state topic, not one per record.
+    assert_eq!(broker.publishes_to("outpost/it/iss/position"), 1, "{}", broker.log());
+    assert_eq!(broker.publishes_to("outpost/it/avalanche/3022"), 1, "{}", broker.log());
+
+    // The broker restarts empty (no persistence); the next record's step reconnects and refills
+    // every retained topic, not only the position that record changed.
+    broker.kill().await;
+    let broker = Broker::start(dir.path(), port, None).await.unwrap();
+    more.store(POSITIONS + 1, SeqCst);
+    app.wait_for("a sixth position acknowledged by the new broker", 60, |s| {
+        stored(s, "iss.position") == POSITIONS + 1
+            && s["sinks"]["mqtt"]["connected"] == true
+            && s["sinks"]["mqtt"]["backlog"] == 0
+    })
+    .await;
+    assert_eq!(broker.json("outpost/it/iss/position").await["latitude"], 16.5);
+    assert_todays_danger(&broker.json("outpost/it/avalanche/3022").await);
+    assert_eq!(broker.text("outpost/it/status").await, "online");
+    assert!(app.stop().await.success());
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_a_clear_error_and_the_daemon_keeps_running() {
+    let (fx, _, _) = feed().await;
+    let dir = tempfile::tempdir().unwrap();
+    let Some(broker) = Broker::start(dir.path(), free_port(), Some(("outpost", "right-pass-41"))).await else {
+        println!("SKIPPED: mosquitto_passwd is not available; the wrong-password test needs it");
+        return;
+    };
+    let login = |pass: &str| format!("username = \"outpost\"\npassword = \"{pass}\"\n");
+    let cfg = config(&fx, dir.path(), &mqtt_section(broker.port, &login("wrong-pass-73")));
+    let app = Outpost::start(dir.path(), &cfg).await;
+    let s = app.wait_for("the login to fail", 30, |s| s["sinks"]["mqtt"]["last_error"].is_string()).await;
+    let error = s["sinks"]["mqtt"]["last_error"].as_str().unwrap();
+    assert!(error.contains("refused") || error.contains("rejected"), "{error}");
+    assert!(error.contains("mqtt.password"), "says what to fix: {error}");
+    assert!(!error.contains("wrong-pass-73"), "{error}");
+    // Still collecting and serving, with the sink waiting.
+    let s = app.wait_for("collection to go on", 30, |s| stored(s, "iss.position") == POSITIONS).await;
+    assert_eq!(s["sinks"]["mqtt"]["connected"], false);
+    let (code, _) = app.get("/healthz").await;
+    assert_eq!(code, 200);
+    assert!(!app.log().contains("wrong-pass-73"), "the password is never logged");
+    assert!(app.stop().await.success());
+
+    // The right password works: credentials really reach the broker.
+    let cfg = config(&fx, dir.path(), &mqtt_section(broker.port, &login("right-pass-41")));
+    let app = Outpost::start(dir.path(), &cfg).await;
+    caught_up(&app, 60).await;
+    assert!(!app.log().contains("right-pass-41"), "the password is never logged");
+    assert!(app.stop().await.success());
+}

@@ -1,0 +1,208 @@
+//! Real upstream servers the tests start on loopback: the tansu Kafka-compatible broker, an
+//! independent Kafka reader (kafka-python), a TCP proxy that can cut connections, and a way to
+//! fill a store with a simulated week of records. scripts/test.sh installs tansu and the reader.
+
+use crate::helpers::*;
+use chrono::{Duration, Utc};
+use outpost::domain::{IssPosition, Record};
+use outpost::store::{Store, StoreOptions};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::process::{Child, Command};
+
+fn home_tool(env: &str, default: &str) -> PathBuf {
+    if let Ok(p) = std::env::var(env) {
+        return PathBuf::from(p);
+    }
+    let p = PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/outpost").join(default);
+    assert!(p.exists(), "{} not found: run scripts/test.sh (it installs it) or set {env}", p.display());
+    p
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Waits until something accepts TCP connections on `port`.
+pub async fn wait_listening(port: u16, what: &str) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(tokio::time::Instant::now() < deadline, "{what} did not start listening on {port}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// A tansu broker with in-memory storage; stopped when dropped.
+pub struct Tansu {
+    _child: Child,
+    pub port: u16,
+}
+
+impl Tansu {
+    pub async fn start(port: u16) -> Tansu {
+        Self::start_advertising(port, port).await
+    }
+
+    /// A broker that tells clients to connect to `advertised` (a proxy in front of it).
+    pub async fn start_advertising(port: u16, advertised: u16) -> Tansu {
+        let url = format!("tcp://127.0.0.1:{port}");
+        let advertised = format!("tcp://127.0.0.1:{advertised}");
+        let child = Command::new(home_tool("OUTPOST_TANSU", "tools/bin/tansu"))
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &advertised])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("tansu starts");
+        wait_listening(port, "tansu").await;
+        Tansu { _child: child, port }
+    }
+}
+
+/// Every message of `topic`, read by kafka-python (offsets from the fetch high watermark).
+pub async fn read_topic(port: u16, topic: &str) -> Vec<Value> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/kafka_read.py");
+    let out = Command::new(home_tool("OUTPOST_PYTHON", "venv/bin/python"))
+        .arg(script)
+        .arg(format!("127.0.0.1:{port}"))
+        .arg(topic)
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "kafka_read.py failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// A TCP proxy whose connections the test can cut (a broker that dies mid-batch and comes
+/// back without losing what it stored). It can cut by itself after forwarding a number of bytes
+/// towards the upstream, which lands the cut in the middle of a request.
+#[derive(Clone)]
+pub struct Proxy {
+    pub port: u16,
+    up: Arc<AtomicBool>,
+    budget: Arc<AtomicI64>,
+    cut: Arc<tokio::sync::Notify>,
+}
+
+impl Proxy {
+    /// Binds the proxy's port now; forwards to `upstream` once connections arrive.
+    pub async fn start(upstream: u16) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let proxy = Proxy {
+            port,
+            up: Arc::new(AtomicBool::new(true)),
+            budget: Arc::new(AtomicI64::new(i64::MAX)),
+            cut: Arc::new(tokio::sync::Notify::new()),
+        };
+        let p = proxy.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((inbound, _)) = listener.accept().await else { return };
+                if !p.up.load(Ordering::SeqCst) {
+                    continue; // dropped at once: the "broker" is down
+                }
+                let p = p.clone();
+                tokio::spawn(async move {
+                    let Ok(outbound) = TcpStream::connect(("127.0.0.1", upstream)).await else { return };
+                    let (mut in_r, mut in_w) = inbound.into_split();
+                    let (mut out_r, mut out_w) = outbound.into_split();
+                    let towards_upstream = async {
+                        let mut buf = vec![0u8; 16 * 1024];
+                        loop {
+                            let n = match in_r.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => n,
+                            };
+                            let left = p.budget.fetch_sub(n as i64, Ordering::SeqCst);
+                            let pass = n.min(left.max(0) as usize);
+                            if out_w.write_all(&buf[..pass]).await.is_err() {
+                                return;
+                            }
+                            if pass < n {
+                                p.cut();
+                                return;
+                            }
+                        }
+                    };
+                    tokio::select! {
+                        _ = towards_upstream => {}
+                        _ = tokio::io::copy(&mut out_r, &mut in_w) => {}
+                        _ = p.cut.notified() => {}
+                    }
+                });
+            }
+        });
+        proxy
+    }
+
+    /// Drops every open connection and refuses new ones.
+    pub fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        self.cut.notify_waiters();
+    }
+
+    /// Cuts by itself once `bytes` more have been forwarded towards the upstream.
+    pub fn cut_after(&self, bytes: i64) {
+        self.budget.store(bytes, Ordering::SeqCst);
+    }
+
+    pub fn restore(&self) {
+        self.budget.store(i64::MAX, Ordering::SeqCst);
+        self.up.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::SeqCst)
+    }
+}
+
+/// Fills a new store in `dir` with `n` positions 10 s apart, ending an hour ago (a simulated
+/// offline stretch), plus the recorded avalanche warnings. Returns the number of records.
+pub async fn fill_store(dir: &Path, n: usize) -> u64 {
+    let dir = dir.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let opts = StoreOptions { max_batch: 10_000, ..StoreOptions::default() };
+        let (_store, writer, _) = Store::open(&dir, "it", opts).unwrap();
+        let handle = writer.handle();
+        let thread = writer.spawn().unwrap();
+        let start = Utc::now() - Duration::hours(1) - Duration::seconds(10 * n as i64);
+        for i in 0..n {
+            handle.append(Record::IssPosition(
+                IssPosition {
+                    time: start + Duration::seconds(10 * i as i64),
+                    latitude: ((i as f64) / 50.0).sin() * 51.6,
+                    longitude: ((i as f64 * 0.7) % 360.0) - 180.0,
+                    altitude_km: Some(420.0),
+                    velocity_kmh: None,
+                    visibility: None,
+                }
+                .rounded(),
+            ));
+        }
+        let parsed =
+            outpost::sources::varsom_parse::parse_warnings(&fixture("nve_AvalancheWarningByRegion_Detail.json"));
+        for w in parsed.unwrap().warnings {
+            handle.append(Record::AvalancheWarning(w));
+        }
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let last = rt.block_on(handle.shutdown()).unwrap();
+        thread.join().unwrap();
+        last
+    })
+    .await
+    .unwrap()
+}
+
+/// A sink's cursor as persisted in a store that no process holds.
+pub fn stored_cursor(dir: &Path, sink: &str) -> u64 {
+    let (store, writer, _) = Store::open(dir, "it", StoreOptions::default()).unwrap();
+    drop(writer);
+    store.cursor(&format!("sink.{sink}")).unwrap()
+}

@@ -42,7 +42,17 @@ async fn from_store(config: &Config) -> anyhow::Result<serde_json::Value> {
         let (store, writer, _) = Store::open(&dir, &station, opts)?;
         drop(writer);
         let summary = store.summary()?;
-        Ok(serde_json::json!({ "source": "store (appliance not running)", "station": station, "store": summary }))
+        // Without the daemon, a sink's backlog is what its persisted cursor has not reached.
+        let sinks: serde_json::Map<String, serde_json::Value> = summary
+            .cursors
+            .iter()
+            .filter_map(|(name, cursor)| {
+                let sink = name.strip_prefix("sink.")?;
+                let backlog = summary.last_seq.saturating_sub(*cursor);
+                Some((sink.to_owned(), serde_json::json!({ "enabled": true, "connected": false, "backlog": backlog, "cursor": cursor })))
+            })
+            .collect();
+        Ok(serde_json::json!({ "source": "store (appliance not running)", "station": station, "store": summary, "sinks": sinks }))
     })
     .await?
 }

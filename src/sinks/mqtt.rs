@@ -45,8 +45,8 @@ use tokio::task::JoinHandle;
 const KEEP_ALIVE: Duration = Duration::from_secs(30);
 /// How long connect() waits for the broker's ConnAck.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
-/// How long a publish group may wait for its PubAcks (below the forwarder's 60 s send timeout).
-const ACK_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a publish group may wait for its PubAcks (below the forwarder's 30 s send timeout).
+const ACK_TIMEOUT: Duration = Duration::from_secs(20);
 /// Warnings' main texts can be long; rumqttc's default limit is 10 KiB.
 const MAX_PACKET: usize = 256 * 1024;
 

@@ -55,6 +55,18 @@ fn assert_no_gap(all: &[(u64, Value)], cursor: u64) -> usize {
     resent
 }
 
+/// Waits for the sink to catch up, stops the appliance, and checks that Kafka holds every record
+/// with no gap and at most one batch sent twice.
+async fn drain_then_check(app: Outpost, dir: &std::path::Path, broker_port: u16, total: u64, batch: usize) {
+    app.wait_for("the backlog to drain", 180, |s| backlog(s) == 0 && sink(s)["connected"] == true).await;
+    assert!(app.stop().await.success());
+    let cursor = stored_cursor(dir, "kafka");
+    assert_eq!(cursor, total);
+    let (all, _) = read_all(broker_port).await;
+    let resent = assert_no_gap(&all, cursor);
+    assert!(resent <= batch, "{resent} records resent: more than one batch");
+}
+
 #[tokio::test]
 async fn a_week_offline_is_synced_once_per_key_in_log_order_when_the_broker_comes_up() {
     let dir = tempfile::tempdir().unwrap();
@@ -125,13 +137,7 @@ async fn a_broker_lost_mid_batch_leaves_no_gap_and_resends_at_most_one_batch() {
     let at_cut = sink(&s)["cursor"].as_u64().unwrap();
     assert!(at_cut > 0 && at_cut < total, "cut mid-sync, at cursor {at_cut}");
     proxy.restore();
-    app.wait_for("the backlog to drain", 180, |s| backlog(s) == 0 && sink(s)["connected"] == true).await;
-    assert!(app.stop().await.success());
-    let cursor = stored_cursor(dir.path(), "kafka");
-    assert_eq!(cursor, total);
-    let (all, _) = read_all(broker.port).await;
-    let resent = assert_no_gap(&all, cursor);
-    assert!(resent <= 200, "{resent} records resent: more than one batch");
+    drain_then_check(app, dir.path(), broker.port, total, 200).await;
 }
 
 #[tokio::test]
@@ -152,11 +158,5 @@ async fn kill_9_mid_sync_resends_at_most_one_batch() {
     app.kill9().await;
     eprintln!("killed at cursor {}", sink(&s)["cursor"]);
     let app = Outpost::start(dir.path(), &cfg).await;
-    app.wait_for("the backlog to drain", 180, |s| backlog(s) == 0 && sink(s)["connected"] == true).await;
-    assert!(app.stop().await.success());
-    let cursor = stored_cursor(dir.path(), "kafka");
-    assert_eq!(cursor, total);
-    let (all, _) = read_all(broker.port).await;
-    let resent = assert_no_gap(&all, cursor);
-    assert!(resent <= 200, "{resent} records resent: more than one batch");
+    drain_then_check(app, dir.path(), broker.port, total, 200).await;
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Outpost's tests need and runs every check: formatting, lints, unit and
 # integration tests. The integration tests start real `outpost` processes, a fixture server
-# replaying recorded upstream answers, a tansu Kafka broker and mosquitto, all on loopback ports
+# replaying recorded upstream answers, a tansu Kafka broker, mosquitto and gpsd (fed by
+# gpsfake), all on loopback ports
 # the OS picks, and read results back with independent clients (kafka-python, mosquitto_sub).
 #
 #   scripts/test.sh
@@ -28,10 +29,12 @@ missing=()
 [ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null || missing+=(mosquitto)
 command -v mosquitto_sub >/dev/null || missing+=(mosquitto-clients)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+command -v gpsd >/dev/null || [ -x /usr/sbin/gpsd ] || missing+=(gpsd)
+command -v gpsfake >/dev/null || missing+=(gpsd-clients)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "== installing Debian packages: ${missing[*]}"
     as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 if [ -z "${OUTPOST_TANSU:-}" ]; then

@@ -100,6 +100,8 @@ pub async fn run(config: Config, listener: tokio::net::TcpListener, shutdown: Ca
         sinks.push(spawn_sink(&tracker, sink, &store, &handle, 1000, &shutdown).await?);
     }
 
+    let (location, location_status) = crate::location::spawn(&config.location, shutdown.clone());
+
     let state = AppState {
         store: store.clone(),
         writer: handle.clone(),
@@ -107,6 +109,9 @@ pub async fn run(config: Config, listener: tokio::net::TcpListener, shutdown: Ca
         sinks: Arc::new(sinks),
         station: config.station.id.clone(),
         started,
+        location,
+        location_status,
+        pass_options: config.alerts.pass_options(),
         keyspace: config.cassandra.keyspace.clone(),
         replication: config.cassandra.replication.clone(),
     };

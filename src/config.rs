@@ -56,6 +56,8 @@ pub const KEYS: &[(&str, &str, KeyType)] = &[
     ("kafka", "sasl_username", KeyType::Str),
     ("kafka", "sasl_password", KeyType::Secret),
     ("kafka", "batch_size", KeyType::Int),
+    ("alerts", "min_elevation_deg", KeyType::Float),
+    ("alerts", "sun_limit_deg", KeyType::Float),
     ("cassandra", "nodes", KeyType::StrList),
     ("cassandra", "keyspace", KeyType::Str),
     ("cassandra", "replication", KeyType::Str),
@@ -151,6 +153,7 @@ pub struct Config {
     pub kafka: KafkaConfig,
     pub mqtt: MqttConfig,
     pub cassandra: CassandraConfig,
+    pub alerts: AlertsConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -252,6 +255,30 @@ impl KafkaConfig {
     pub fn enabled(&self) -> bool {
         !self.brokers.is_empty()
     }
+}
+
+/// Which passes count: the highest point at least `min_elevation_deg`, visible when the sun is
+/// below `sun_limit_deg` at the observer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    #[serde(default = "d_min_elevation")]
+    pub min_elevation_deg: f64,
+    #[serde(default = "d_sun_limit")]
+    pub sun_limit_deg: f64,
+}
+
+impl AlertsConfig {
+    pub fn pass_options(&self) -> crate::passes::PassOptions {
+        crate::passes::PassOptions { min_elevation_deg: self.min_elevation_deg, sun_limit_deg: self.sun_limit_deg }
+    }
+}
+
+fn d_min_elevation() -> f64 {
+    10.0
+}
+fn d_sun_limit() -> f64 {
+    -6.0
 }
 
 /// The Cassandra sink; enabled when `nodes` is not empty. The schema lives in cql-export.
@@ -407,6 +434,8 @@ struct RawConfig {
     mqtt: MqttConfig,
     #[serde(default = "default_section")]
     cassandra: CassandraConfig,
+    #[serde(default = "default_section")]
+    alerts: AlertsConfig,
 }
 
 /// A section with every key at its default (serde fills them from an empty table).
@@ -474,6 +503,7 @@ impl Config {
             kafka: raw.kafka,
             mqtt: raw.mqtt,
             cassandra: raw.cassandra,
+            alerts: raw.alerts,
         };
         config.validate().map_err(|(k, m)| err(Some(k.to_owned()), m))?;
         Ok(config)
@@ -530,6 +560,8 @@ impl Config {
             return Err(("location.gpsd", format!("{g:?} is not host:port")));
         }
         range("http.timeout_s", self.http.timeout_s, 0.1, 300.0)?;
+        range("alerts.min_elevation_deg", self.alerts.min_elevation_deg, 0.0, 89.0)?;
+        range("alerts.sun_limit_deg", self.alerts.sun_limit_deg, -18.0, 0.0)?;
         let k = &self.kafka;
         if let Some(b) =
             k.brokers.iter().find(|b| b.rsplit_once(':').is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err()))

@@ -6,10 +6,13 @@
 
 pub mod app;
 pub mod cli_export;
+pub mod cli_passes;
 pub mod cli_status;
 pub mod config;
 pub mod domain;
 pub mod export;
+pub mod location;
+pub mod passes;
 pub mod sinks;
 pub mod sources;
 pub mod status;

@@ -54,6 +54,41 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Upcoming ISS passes for a place: a table in local time, or JSON.
+    Passes {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// A TLE file (CelesTrak text or wheretheiss.at JSON); default: the newest stored TLE.
+        #[arg(long)]
+        tle: Option<PathBuf>,
+        /// Observer latitude in degrees (default: the configured location).
+        #[arg(long, allow_hyphen_values = true)]
+        lat: Option<f64>,
+        /// Observer longitude in degrees.
+        #[arg(long, allow_hyphen_values = true)]
+        lon: Option<f64>,
+        /// Observer altitude in metres.
+        #[arg(long, allow_hyphen_values = true)]
+        alt_m: Option<f64>,
+        /// Start of the window (RFC 3339; default: now).
+        #[arg(long)]
+        from: Option<chrono::DateTime<chrono::Utc>>,
+        /// Length of the window in hours.
+        #[arg(long, default_value_t = 72.0)]
+        hours: f64,
+        /// Lowest culmination that counts, degrees (default: [alerts] min_elevation_deg).
+        #[arg(long, allow_hyphen_values = true)]
+        min_elevation: Option<f64>,
+        /// Sun altitude below which the sky counts as dark (default: [alerts] sun_limit_deg).
+        #[arg(long, allow_hyphen_values = true)]
+        sun_limit: Option<f64>,
+        /// Include passes that are not visible.
+        #[arg(long)]
+        all: bool,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show what the store holds and how the collectors are doing.
     Status {
         #[arg(long)]
@@ -121,6 +156,26 @@ fn main() -> ExitCode {
                 replication: config.cassandra.replication.clone(),
             };
             report(runtime().and_then(|rt| rt.block_on(outpost::cli_export::run(&config, req, out))))
+        }
+        Command::Passes { config, tle, lat, lon, alt_m, from, hours, min_elevation, sun_limit, all, json } => {
+            let config = match load(config.as_ref()) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            init_tracing(cli.log_format);
+            let args = outpost::cli_passes::PassesArgs {
+                tle,
+                lat,
+                lon,
+                alt_m,
+                from,
+                hours,
+                min_elevation,
+                sun_limit,
+                all,
+                json,
+            };
+            report(runtime().and_then(|rt| rt.block_on(outpost::cli_passes::run(&config, args))))
         }
         Command::Status { config, json } => {
             let config = match load(config.as_ref()) {

@@ -20,6 +20,9 @@ pub struct Status {
     /// Per upstream: enabled, connected, backlog, last delivered, last error. Sinks that are not
     /// configured appear with `enabled: false`.
     pub sinks: BTreeMap<String, serde_json::Value>,
+    /// The observer's location and where it came from (gps, last_fix, config).
+    #[serde(default)]
+    pub location: serde_json::Value,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -82,6 +85,7 @@ impl Status {
             },
             sources,
             sinks,
+            location: serde_json::to_value(app.location_status.snapshot()).unwrap_or_default(),
         })
     }
 }

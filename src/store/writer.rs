@@ -21,6 +21,7 @@ enum Msg {
     Cursor { name: String, seq: u64 },
     Count(String),
     Flush(oneshot::Sender<Result<u64, String>>),
+    Fold(oneshot::Sender<Result<u64, String>>),
     Shutdown(oneshot::Sender<Result<u64, String>>),
 }
 
@@ -101,6 +102,11 @@ impl WriterHandle {
     /// Commits everything queued so far; returns the last stored seq.
     pub async fn flush(&self) -> anyhow::Result<u64> {
         self.request(Msg::Flush).await
+    }
+
+    /// Commits and folds now (benchmarks drive the fold schedule with it).
+    pub async fn fold(&self) -> anyhow::Result<u64> {
+        self.request(Msg::Fold).await
     }
 
     /// Commits, folds and stops the writer.
@@ -217,6 +223,11 @@ impl StoreWriter {
                 }
                 Ok(Msg::Flush(reply)) => {
                     let _ = reply.send(self.try_commit());
+                }
+                Ok(Msg::Fold(reply)) => {
+                    let result =
+                        self.try_commit().and_then(|seq| self.fold().map(|()| seq).map_err(|e| format!("{e:#}")));
+                    let _ = reply.send(result);
                 }
                 Ok(Msg::Shutdown(reply)) => {
                     let result =

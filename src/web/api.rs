@@ -147,3 +147,65 @@ pub async fn export(
     let body = axum::body::Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
     Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response())
 }
+
+/// `GET /api/passes?from=&hours=&all=&min_elevation=&sun_limit=&lat=&lon=&alt_m=`: passes for
+/// the device's location (or the one given) from the newest stored TLE; visible ones unless all.
+pub async fn passes(
+    State(app): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Vec<crate::passes::Pass>>, WebError> {
+    const KNOWN: [&str; 8] = ["from", "hours", "all", "min_elevation", "sun_limit", "lat", "lon", "alt_m"];
+    if let Some(unknown) = q.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+        return Err(WebError::BadRequest(format!("unknown parameter {unknown:?}; use {}", KNOWN.join(", "))));
+    }
+    let num = |name: &str, lo: f64, hi: f64| -> Result<Option<f64>, WebError> {
+        match q.get(name) {
+            None => Ok(None),
+            Some(v) => match v.parse::<f64>() {
+                Ok(x) if x.is_finite() && (lo..=hi).contains(&x) => Ok(Some(x)),
+                _ => Err(WebError::BadRequest(format!("{name}={v:?} must be a number from {lo} to {hi}"))),
+            },
+        }
+    };
+    let from = match q.get("from") {
+        None => Utc::now(),
+        Some(v) => parse_time("from", v, false)?,
+    };
+    let hours = num("hours", 0.0, crate::passes::MAX_HOURS)?.unwrap_or(72.0);
+    let all = match q.get("all").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") | Some("") => true,
+        Some(v) => return Err(WebError::BadRequest(format!("all={v:?} must be true or false"))),
+    };
+    let mut options = app.pass_options;
+    if let Some(e) = num("min_elevation", 0.0, 89.0)? {
+        options.min_elevation_deg = e;
+    }
+    if let Some(s) = num("sun_limit", -18.0, 0.0)? {
+        options.sun_limit_deg = s;
+    }
+    let observer = match (num("lat", -90.0, 90.0)?, num("lon", -180.0, 180.0)?) {
+        (Some(latitude), Some(longitude)) => {
+            crate::passes::Observer { latitude, longitude, altitude_m: num("alt_m", -500.0, 9000.0)?.unwrap_or(0.0) }
+        }
+        (None, None) => match *app.location.borrow() {
+            Some(located) => located.observer,
+            None => {
+                return Err(WebError::Unavailable(
+                    "the location is unknown: set [location] latitude/longitude or gpsd, or pass lat and lon".into(),
+                ));
+            }
+        },
+        _ => return Err(WebError::BadRequest("lat and lon go together".into())),
+    };
+    let store = app.store.clone();
+    let tle = blocking(move || store.latest_tle())
+        .await?
+        .ok_or_else(|| WebError::Unavailable("no TLE has been collected yet".into()))?;
+    let query = crate::passes::PassQuery { observer, from, hours, options, all };
+    let passes = tokio::task::spawn_blocking(move || query.run(&tle))
+        .await
+        .map_err(|e| WebError::Internal(e.into()))?
+        .map_err(|e| WebError::Unavailable(e.to_string()))?;
+    Ok(Json(passes))
+}

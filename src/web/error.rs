@@ -9,6 +9,8 @@ use axum::response::{IntoResponse, Response};
 pub enum WebError {
     BadRequest(String),
     NotFound(String),
+    /// The request is fine but the appliance cannot answer yet (no TLE, no location).
+    Unavailable(String),
     Internal(anyhow::Error),
 }
 
@@ -23,6 +25,7 @@ impl IntoResponse for WebError {
         let (status, message) = match self {
             WebError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             WebError::NotFound(m) => (StatusCode::NOT_FOUND, m),
+            WebError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
             WebError::Internal(e) => {
                 tracing::error!(error = format!("{e:#}"), "request failed");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal error; see the Outpost log".to_owned())

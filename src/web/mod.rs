@@ -24,6 +24,11 @@ pub struct AppState {
     pub station: String,
     pub started: Instant,
     /// The Cassandra keyspace and replication that exports name.
+    /// The observer's current location (gpsd, last fix or config), for passes.
+    pub location: tokio::sync::watch::Receiver<Option<crate::location::Located>>,
+    pub location_status: Arc<crate::location::LocationStatus>,
+    /// `[alerts]` min elevation and sun limit.
+    pub pass_options: crate::passes::PassOptions,
     pub keyspace: String,
     pub replication: String,
 }
@@ -37,6 +42,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/avalanche", get(api::avalanche))
         .route("/api/status", get(api::status))
         .route("/api/export", get(api::export))
+        .route("/api/passes", get(api::passes))
         .with_state(state)
 }
 

@@ -13,5 +13,7 @@ mod cassandra;
 mod cli;
 mod crash;
 mod export;
+mod gpsd;
 mod kafka;
 mod mqtt;
+mod passes;

@@ -1,0 +1,136 @@
+//! `outpost passes`: upcoming ISS passes as a table in local time, or JSON.
+//!
+//! The TLE comes from --tle, else from the store; the place from --lat/--lon, else the
+//! configured location. While `outpost run` holds the store, the running appliance answers
+//! (its /api/passes, which also knows the GPS location).
+
+use crate::config::Config;
+use crate::passes::{Observer, Pass, PassQuery, table_line};
+use crate::store::{Store, StoreInUse};
+use anyhow::{Context, bail};
+use chrono::{DateTime, Utc};
+use std::path::PathBuf;
+
+pub struct PassesArgs {
+    pub tle: Option<PathBuf>,
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+    pub alt_m: Option<f64>,
+    pub from: Option<DateTime<Utc>>,
+    pub hours: f64,
+    pub min_elevation: Option<f64>,
+    pub sun_limit: Option<f64>,
+    pub all: bool,
+    pub json: bool,
+}
+
+pub async fn run(config: &Config, a: PassesArgs) -> anyhow::Result<()> {
+    if !(a.hours > 0.0 && a.hours <= crate::passes::MAX_HOURS) {
+        bail!("--hours must be more than 0 and at most {}", crate::passes::MAX_HOURS);
+    }
+    let observer = match (a.lat, a.lon) {
+        (Some(latitude), Some(longitude)) => {
+            if !(-90.0..=90.0).contains(&latitude) || !(-180.0..=180.0).contains(&longitude) {
+                bail!("--lat must be within ±90 and --lon within ±180");
+            }
+            Some(Observer { latitude, longitude, altitude_m: a.alt_m.unwrap_or(0.0) })
+        }
+        (None, None) => crate::location::configured(&config.location).map(|l| l.observer),
+        _ => bail!("--lat and --lon go together"),
+    };
+    let mut options = config.alerts.pass_options();
+    if let Some(e) = a.min_elevation {
+        options.min_elevation_deg = e;
+    }
+    if let Some(s) = a.sun_limit {
+        options.sun_limit_deg = s;
+    }
+    let from = a.from.unwrap_or_else(Utc::now);
+
+    let tle = match &a.tle {
+        Some(path) => {
+            let body = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            Some(crate::sources::tle_parse::parse_tle(&body).map_err(|r| anyhow::anyhow!("{}: {r}", path.display()))?)
+        }
+        None => latest_stored_tle(config).await?,
+    };
+    let passes = match tle {
+        Some(tle) => {
+            let Some(observer) = observer else {
+                bail!("no location: pass --lat and --lon, or set [location] latitude and longitude");
+            };
+            PassQuery { observer, from, hours: a.hours, options, all: a.all }.run(&tle)?
+        }
+        // The store is held by the running appliance: ask it.
+        None => from_daemon(config, observer, from, &a).await?,
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&passes)?);
+    } else if passes.is_empty() {
+        println!("No {}passes in the next {} hours.", if a.all { "" } else { "visible " }, a.hours);
+    } else {
+        for p in &passes {
+            println!("{}", table_line(p, &chrono::Local));
+        }
+    }
+    Ok(())
+}
+
+/// The newest TLE in the store; `None` when the store is held by a running appliance.
+async fn latest_stored_tle(config: &Config) -> anyhow::Result<Option<crate::domain::Tle>> {
+    let dir = config.store.path.clone();
+    let station = config.station.id.clone();
+    let opts = crate::app::store_options(config);
+    tokio::task::spawn_blocking(move || {
+        let (store, writer, _) = match Store::open(&dir, &station, opts) {
+            Ok(s) => s,
+            Err(e) if e.downcast_ref::<StoreInUse>().is_some() => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        drop(writer);
+        match store.latest_tle()? {
+            Some(t) => Ok(Some(t)),
+            None => bail!("the store has no TLE yet; pass --tle FILE or let `outpost run` collect one"),
+        }
+    })
+    .await?
+}
+
+async fn from_daemon(
+    config: &Config,
+    observer: Option<Observer>,
+    from: DateTime<Utc>,
+    a: &PassesArgs,
+) -> anyhow::Result<Vec<Pass>> {
+    let mut addr: std::net::SocketAddr = config.web.listen.parse()?;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let mut url = reqwest::Url::parse(&format!("http://{addr}/api/passes"))?;
+    {
+        let mut q = url.query_pairs_mut();
+        q.append_pair("from", &from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        q.append_pair("hours", &a.hours.to_string());
+        q.append_pair("all", &a.all.to_string());
+        if let Some(e) = a.min_elevation {
+            q.append_pair("min_elevation", &e.to_string());
+        }
+        if let Some(s) = a.sun_limit {
+            q.append_pair("sun_limit", &s.to_string());
+        }
+        // Only an explicit --lat/--lon overrides the appliance's own (possibly GPS) location.
+        if let (Some(o), Some(_)) = (observer, a.lat) {
+            q.append_pair("lat", &o.latitude.to_string());
+            q.append_pair("lon", &o.longitude.to_string());
+            q.append_pair("alt_m", &o.altitude_m.to_string());
+        }
+    }
+    crate::install_tls_provider();
+    let response = reqwest::get(url).await.context("the store is in use, and the running appliance did not answer")?;
+    let status = response.status();
+    if !status.is_success() {
+        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        bail!("the appliance answered {status}: {}", body["error"].as_str().unwrap_or("no detail"));
+    }
+    Ok(response.json().await?)
+}

@@ -1,0 +1,59 @@
+//! Visible ISS passes for an observer: pure prediction (no clock, no I/O) from a TLE.
+//!
+//! `predict` finds every pass above a minimum elevation in a time window, with rise, culmination
+//! and set (time, azimuth, elevation; geometric, no refraction), and whether and when the ISS is
+//! visible: sunlit while the sun is below `sun_limit_deg` at the observer.
+
+mod predict;
+mod query;
+
+pub use predict::{PredictError, predict};
+pub use query::{MAX_HOURS, PassQuery, compass, table_line};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Where the passes are seen from (WGS84 geodetic).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Observer {
+    pub latitude: f64,
+    pub longitude: f64,
+    pub altitude_m: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PassOptions {
+    /// Passes whose highest point stays below this are not reported; rise and set are the
+    /// crossings of this elevation.
+    pub min_elevation_deg: f64,
+    /// The sky is dark enough to see the ISS when the sun is below this altitude.
+    pub sun_limit_deg: f64,
+}
+
+impl Default for PassOptions {
+    fn default() -> Self {
+        PassOptions { min_elevation_deg: 10.0, sun_limit_deg: -6.0 }
+    }
+}
+
+/// One moment of a pass.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PassPoint {
+    pub time: DateTime<Utc>,
+    /// Degrees from north, clockwise.
+    pub azimuth_deg: f64,
+    pub elevation_deg: f64,
+}
+
+/// One pass, in the JSON shape of `outpost passes --json` and `GET /api/passes`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pass {
+    pub rise: PassPoint,
+    pub culmination: PassPoint,
+    pub set: PassPoint,
+    pub visible: bool,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub visible_from: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub visible_to: Option<DateTime<Utc>>,
+}

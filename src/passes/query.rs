@@ -1,0 +1,100 @@
+//! One place that turns "passes for these parameters" into a list: used by `outpost passes`
+//! and `GET /api/passes`, so both answer the same way.
+
+use super::{Observer, Pass, PassOptions, predict};
+use crate::domain::Tle;
+use chrono::{DateTime, Duration, Utc};
+
+/// A request for passes; `hours` from `from`.
+#[derive(Debug, Clone)]
+pub struct PassQuery {
+    pub observer: Observer,
+    pub from: DateTime<Utc>,
+    pub hours: f64,
+    pub options: PassOptions,
+    /// Include passes that are not visible.
+    pub all: bool,
+}
+
+pub const MAX_HOURS: f64 = 24.0 * 14.0;
+
+impl PassQuery {
+    pub fn run(&self, tle: &Tle) -> Result<Vec<Pass>, super::PredictError> {
+        let to = self.from + Duration::milliseconds((self.hours.clamp(0.0, MAX_HOURS) * 3_600_000.0) as i64);
+        let mut passes = predict(tle, self.observer, self.from, to, self.options)?;
+        if !self.all {
+            passes.retain(|p| p.visible);
+        }
+        Ok(passes)
+    }
+}
+
+/// "SW", "NNE", ...: the 16-point compass direction of an azimuth.
+pub fn compass(azimuth_deg: f64) -> &'static str {
+    const POINTS: [&str; 16] =
+        ["N", "NNE", "NE", "ENE", "E", "ESE", "SE", "SSE", "S", "SSW", "SW", "WSW", "W", "WNW", "NW", "NNW"];
+    let i = ((azimuth_deg.rem_euclid(360.0) / 22.5) + 0.5).floor() as usize % 16;
+    POINTS[i]
+}
+
+/// One readable line per pass, in the given time zone:
+/// `Mon 18 Sep 21:38  SW 12° -> SE 45° -> NE 10°  4 min 54 s  visible 21:38:31-21:40:15`.
+pub fn table_line<Tz: chrono::TimeZone>(p: &Pass, tz: &Tz) -> String
+where
+    Tz::Offset: std::fmt::Display,
+{
+    let at = |t: DateTime<Utc>| t.with_timezone(tz);
+    let point = |pp: &super::PassPoint| format!("{} {:.0}°", compass(pp.azimuth_deg), pp.elevation_deg);
+    let secs = (p.set.time - p.rise.time).num_seconds().max(0);
+    let mut line = format!(
+        "{}  {} -> {} -> {}  {} min {:02} s",
+        at(p.rise.time).format("%a %d %b %H:%M"),
+        point(&p.rise),
+        point(&p.culmination),
+        point(&p.set),
+        secs / 60,
+        secs % 60
+    );
+    match (p.visible_from, p.visible_to) {
+        (Some(a), Some(b)) => {
+            line.push_str(&format!("  visible {}-{}", at(a).format("%H:%M:%S"), at(b).format("%H:%M:%S")))
+        }
+        _ => line.push_str("  not visible"),
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::passes::PassPoint;
+
+    #[test]
+    fn compass_points_wrap_and_round() {
+        assert_eq!(compass(0.0), "N");
+        assert_eq!(compass(359.0), "N");
+        assert_eq!(compass(-10.0), "N");
+        assert_eq!(compass(225.0), "SW");
+        assert_eq!(compass(123.8), "SE");
+        assert_eq!(compass(11.24), "N");
+        assert_eq!(compass(11.26), "NNE");
+    }
+
+    #[test]
+    fn a_table_line_reads_like_the_sky() {
+        let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let p = Pass {
+            rise: PassPoint { time: t("2023-09-18T19:38:31Z"), azimuth_deg: 217.599, elevation_deg: 10.0 },
+            culmination: PassPoint { time: t("2023-09-18T19:40:58Z"), azimuth_deg: 170.699, elevation_deg: 18.891 },
+            set: PassPoint { time: t("2023-09-18T19:43:25Z"), azimuth_deg: 123.829, elevation_deg: 10.0 },
+            visible: true,
+            visible_from: Some(t("2023-09-18T19:38:31Z")),
+            visible_to: Some(t("2023-09-18T19:40:15Z")),
+        };
+        let oslo = chrono::FixedOffset::east_opt(2 * 3600).unwrap();
+        assert_eq!(
+            table_line(&p, &oslo),
+            "Mon 18 Sep 21:38  SW 10° -> S 19° -> SE 10°  4 min 54 s  visible 21:38:31-21:40:15"
+        );
+    }
+}

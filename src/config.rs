@@ -56,6 +56,18 @@ pub const KEYS: &[(&str, &str, KeyType)] = &[
     ("kafka", "sasl_username", KeyType::Str),
     ("kafka", "sasl_password", KeyType::Secret),
     ("kafka", "batch_size", KeyType::Int),
+    ("email", "smtp_host", KeyType::Str),
+    ("email", "smtp_port", KeyType::Int),
+    ("email", "security", KeyType::Str),
+    ("email", "username", KeyType::Str),
+    ("email", "password", KeyType::Secret),
+    ("email", "from", KeyType::Str),
+    ("email", "to", KeyType::StrList),
+    ("email", "lead_minutes", KeyType::Int),
+    ("email", "map_url", KeyType::Str),
+    ("email", "ca_file", KeyType::Str),
+    ("email", "overhead_alert", KeyType::Bool),
+    ("email", "overhead_elevation_deg", KeyType::Float),
     ("alerts", "min_elevation_deg", KeyType::Float),
     ("alerts", "sun_limit_deg", KeyType::Float),
     ("cassandra", "nodes", KeyType::StrList),
@@ -154,6 +166,7 @@ pub struct Config {
     pub mqtt: MqttConfig,
     pub cassandra: CassandraConfig,
     pub alerts: AlertsConfig,
+    pub email: EmailConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -255,6 +268,55 @@ impl KafkaConfig {
     pub fn enabled(&self) -> bool {
         !self.brokers.is_empty()
     }
+}
+
+/// Night-pass email alerts; enabled when `smtp_host` is set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfig {
+    pub smtp_host: Option<String>,
+    #[serde(default = "d_smtp_port")]
+    pub smtp_port: u16,
+    /// "starttls", "tls" (implicit TLS, usually port 465) or "none".
+    #[serde(default = "d_security")]
+    pub security: String,
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Secret,
+    pub from: Option<String>,
+    #[serde(default)]
+    pub to: Vec<String>,
+    /// The email goes out this long before the pass becomes visible.
+    #[serde(default = "d_lead")]
+    pub lead_minutes: u32,
+    /// Link to the local map in emails (default: http://<hostname>.local:<web port>/).
+    pub map_url: Option<String>,
+    /// An extra CA certificate (PEM) to trust for the SMTP server, e.g. a home server's own CA.
+    pub ca_file: Option<String>,
+    /// Also email when the ISS is overhead right now, at night (once per pass).
+    #[serde(default)]
+    pub overhead_alert: bool,
+    #[serde(default = "d_overhead")]
+    pub overhead_elevation_deg: f64,
+}
+
+impl EmailConfig {
+    pub fn enabled(&self) -> bool {
+        self.smtp_host.is_some()
+    }
+}
+
+fn d_smtp_port() -> u16 {
+    587
+}
+fn d_security() -> String {
+    "starttls".into()
+}
+fn d_lead() -> u32 {
+    15
+}
+fn d_overhead() -> f64 {
+    60.0
 }
 
 /// Which passes count: the highest point at least `min_elevation_deg`, visible when the sun is
@@ -436,6 +498,8 @@ struct RawConfig {
     cassandra: CassandraConfig,
     #[serde(default = "default_section")]
     alerts: AlertsConfig,
+    #[serde(default = "default_section")]
+    email: EmailConfig,
 }
 
 /// A section with every key at its default (serde fills them from an empty table).
@@ -504,6 +568,7 @@ impl Config {
             mqtt: raw.mqtt,
             cassandra: raw.cassandra,
             alerts: raw.alerts,
+            email: raw.email,
         };
         config.validate().map_err(|(k, m)| err(Some(k.to_owned()), m))?;
         Ok(config)
@@ -562,6 +627,23 @@ impl Config {
         range("http.timeout_s", self.http.timeout_s, 0.1, 300.0)?;
         range("alerts.min_elevation_deg", self.alerts.min_elevation_deg, 0.0, 89.0)?;
         range("alerts.sun_limit_deg", self.alerts.sun_limit_deg, -18.0, 0.0)?;
+        let e = &self.email;
+        if !matches!(e.security.as_str(), "starttls" | "tls" | "none") {
+            return Err(("email.security", "must be starttls, tls or none".into()));
+        }
+        range("email.lead_minutes", f64::from(e.lead_minutes), 1.0, 7.0 * 24.0 * 60.0)?;
+        range("email.overhead_elevation_deg", e.overhead_elevation_deg, 10.0, 90.0)?;
+        if e.enabled() {
+            if e.smtp_port == 0 {
+                return Err(("email.smtp_port", "must be 1-65535".into()));
+            }
+            if !e.from.as_deref().is_some_and(|f| f.contains('@')) {
+                return Err(("email.from", "an address like outpost@example.org is needed when smtp_host is set".into()));
+            }
+            if e.to.is_empty() || e.to.iter().any(|t| !t.contains('@')) {
+                return Err(("email.to", "a list of addresses is needed when smtp_host is set".into()));
+            }
+        }
         let k = &self.kafka;
         if let Some(b) =
             k.brokers.iter().find(|b| b.rsplit_once(':').is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err()))

@@ -18,16 +18,19 @@ pub enum Kind {
     Tle,
     #[serde(rename = "avalanche.warning")]
     AvalancheWarning,
+    #[serde(rename = "alert.email")]
+    AlertEmail,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 3] = [Kind::IssPosition, Kind::Tle, Kind::AvalancheWarning];
+    pub const ALL: [Kind; 4] = [Kind::IssPosition, Kind::Tle, Kind::AvalancheWarning, Kind::AlertEmail];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::IssPosition => "iss.position",
             Kind::Tle => "iss.tle",
             Kind::AvalancheWarning => "avalanche.warning",
+            Kind::AlertEmail => "alert.email",
         }
     }
 }
@@ -48,6 +51,8 @@ pub enum Record {
     Tle(Tle),
     #[serde(rename = "avalanche.warning")]
     AvalancheWarning(AvalancheWarning),
+    #[serde(rename = "alert.email")]
+    AlertEmail(AlertEmail),
 }
 
 impl Record {
@@ -56,6 +61,7 @@ impl Record {
             Record::IssPosition(_) => Kind::IssPosition,
             Record::Tle(_) => Kind::Tle,
             Record::AvalancheWarning(_) => Kind::AvalancheWarning,
+            Record::AlertEmail(_) => Kind::AlertEmail,
         }
     }
 
@@ -74,6 +80,9 @@ impl Record {
                 w.reg_id,
                 w.publish_time.timestamp_millis()
             ),
+            Record::AlertEmail(a) => {
+                format!("{station}/alert.email/{}/{}", a.alert.as_str(), a.pass_rise.timestamp_millis())
+            }
         }
     }
 
@@ -83,6 +92,7 @@ impl Record {
             Record::IssPosition(p) => p.time,
             Record::Tle(t) => t.epoch,
             Record::AvalancheWarning(w) => w.publish_time,
+            Record::AlertEmail(a) => a.at,
         }
     }
 }
@@ -273,4 +283,55 @@ impl AvalancheWarning {
     pub fn is_assessed(&self) -> bool {
         self.danger_level != Danger::NotAssessed
     }
+}
+
+/// Which alert an email was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    /// Sent `lead_minutes` before a visible pass.
+    Pass,
+    /// The ISS is overhead right now, at night.
+    Overhead,
+}
+
+impl AlertKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::Pass => "pass",
+            AlertKind::Overhead => "overhead",
+        }
+    }
+    pub fn tag(self) -> u8 {
+        match self {
+            AlertKind::Pass => 0,
+            AlertKind::Overhead => 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertOutcome {
+    Sent,
+    /// SMTP failed until the pass began.
+    Missed,
+}
+
+/// What happened to the one email Outpost owes for a pass. Recorded in the log, so a restart
+/// never sends it twice: (alert, pass_rise) is its identity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertEmail {
+    pub alert: AlertKind,
+    /// The rise time of the pass (identifies it).
+    pub pass_rise: DateTime<Utc>,
+    pub outcome: AlertOutcome,
+    /// When it was sent, or given up.
+    pub at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub visible_from: Option<DateTime<Utc>>,
+    pub recipients: u32,
+    /// For a missed email: the last SMTP error (never a password).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }

@@ -169,7 +169,8 @@ impl Sink for CassandraSink {
             return Err(SinkError::Transient("not connected".into()).into());
         };
         let mut rows = Vec::with_capacity(batch.len());
-        for rec in batch {
+        // Kinds with no table (alert emails) are local bookkeeping, not Cassandra data.
+        for rec in batch.iter().filter(|r| Table::for_kind(r.record.kind().as_str()).is_some()) {
             let row = cql_export::row(&message(rec))
                 .map_err(|e| SinkError::Permanent(format!("record {} does not map to a CQL row: {e}", rec.seq)))?;
             rows.push(row);

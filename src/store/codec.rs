@@ -20,6 +20,7 @@ pub const FORMAT_VERSION: u8 = 1;
 const TAG_POSITION: u8 = 0;
 const TAG_TLE: u8 = 1;
 const TAG_WARNING: u8 = 2;
+const TAG_ALERT: u8 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
@@ -84,6 +85,11 @@ pub fn encode(station: u16, record: &Record) -> Vec<u8> {
             push_station(&mut out);
             out.extend(serde_json::to_vec(w).expect("domain types always serialize"));
         }
+        Record::AlertEmail(a) => {
+            out.push(TAG_ALERT);
+            push_station(&mut out);
+            out.extend(serde_json::to_vec(a).expect("domain types always serialize"));
+        }
     }
     out
 }
@@ -120,6 +126,7 @@ pub fn decode(bytes: &[u8]) -> Result<(u16, Record), CodecError> {
         }
         TAG_TLE => Record::Tle(serde_json::from_slice(rest).map_err(|e| corrupt(&e))?),
         TAG_WARNING => Record::AvalancheWarning(serde_json::from_slice(rest).map_err(|e| corrupt(&e))?),
+        TAG_ALERT => Record::AlertEmail(serde_json::from_slice(rest).map_err(|e| corrupt(&e))?),
         other => return Err(corrupt(&format!("unknown kind tag {other}"))),
     };
     Ok((station, record))

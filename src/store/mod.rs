@@ -45,6 +45,7 @@ const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
 const ISS_TRACK: TableDefinition<u64, (i64, i32, i32, u64)> = TableDefinition::new("iss_track");
 const TLE_BY_EPOCH: TableDefinition<i64, u64> = TableDefinition::new("tle_by_epoch");
 const WARNINGS: TableDefinition<(i32, u32, i64, u64), u64> = TableDefinition::new("warnings");
+const ALERTS: TableDefinition<(u8, i64), u64> = TableDefinition::new("alerts");
 const CURSORS: TableDefinition<&str, u64> = TableDefinition::new("cursors");
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
@@ -206,6 +207,7 @@ fn init_meta(db: &Database, station: &str) -> anyhow::Result<Vec<String>> {
         txn.open_table(ISS_TRACK)?;
         txn.open_table(TLE_BY_EPOCH)?;
         txn.open_table(WARNINGS)?;
+        txn.open_table(ALERTS)?;
         txn.open_table(CURSORS)?;
         txn.open_table(COUNTERS)?;
         stations
@@ -219,6 +221,7 @@ enum IndexKey {
     Position { time_ms: i64, lat_e6: i32, lon_e6: i32 },
     Tle { epoch_ms: i64 },
     Warning { key: (i32, u32, i64, u64) },
+    Alert { key: (u8, i64) },
 }
 
 fn index_key(record: &Record) -> IndexKey {
@@ -232,6 +235,7 @@ fn index_key(record: &Record) -> IndexKey {
         Record::AvalancheWarning(w) => IndexKey::Warning {
             key: (date_key(w.valid_date), w.region_id, w.publish_time.timestamp_millis(), w.reg_id),
         },
+        Record::AlertEmail(a) => IndexKey::Alert { key: (a.alert.tag(), a.pass_rise.timestamp_millis()) },
     }
 }
 
@@ -251,6 +255,7 @@ struct Tables<'t> {
     track: redb::Table<'t, u64, (i64, i32, i32, u64)>,
     tle: redb::Table<'t, i64, u64>,
     warnings: redb::Table<'t, (i32, u32, i64, u64), u64>,
+    alerts: redb::Table<'t, (u8, i64), u64>,
     cursors: redb::Table<'t, &'static str, u64>,
 }
 
@@ -261,6 +266,7 @@ impl<'t> Tables<'t> {
             track: txn.open_table(ISS_TRACK)?,
             tle: txn.open_table(TLE_BY_EPOCH)?,
             warnings: txn.open_table(WARNINGS)?,
+            alerts: txn.open_table(ALERTS)?,
             cursors: txn.open_table(CURSORS)?,
         })
     }
@@ -275,6 +281,7 @@ impl<'t> Tables<'t> {
             IndexKey::Position { time_ms, .. } => self.track.last()?.is_some_and(|(_, v)| v.value().0 >= *time_ms),
             IndexKey::Tle { epoch_ms } => self.tle.get(epoch_ms)?.is_some(),
             IndexKey::Warning { key } => self.warnings.get(key)?.is_some(),
+            IndexKey::Alert { key } => self.alerts.get(key)?.is_some(),
         })
     }
 
@@ -290,6 +297,9 @@ impl<'t> Tables<'t> {
             }
             IndexKey::Warning { key } => {
                 self.warnings.insert(key, seq)?;
+            }
+            IndexKey::Alert { key } => {
+                self.alerts.insert(key, seq)?;
             }
         }
         Ok(())

@@ -1,9 +1,9 @@
 //! Read queries over the log and its indexes. All blocking: call them from `spawn_blocking`.
 
 use super::{
-    COUNTERS, CURSORS, ISS_TRACK, LOG, Store, TLE_BY_EPOCH, WARNINGS, codec, counter, date_key, from_e6, key_date,
+    ALERTS, COUNTERS, CURSORS, ISS_TRACK, LOG, Store, TLE_BY_EPOCH, WARNINGS, codec, counter, date_key, from_e6, key_date,
 };
-use crate::domain::{AvalancheWarning, IssPosition, Kind, Record, StoredRecord, Tle};
+use crate::domain::{AlertEmail, AlertKind, AvalancheWarning, IssPosition, Kind, Record, StoredRecord, Tle};
 use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
@@ -188,6 +188,37 @@ impl Store {
         Ok(out)
     }
 
+    /// The recorded email for a pass, if one was sent or given up.
+    pub fn alert_email(&self, alert: AlertKind, pass_rise: DateTime<Utc>) -> anyhow::Result<Option<AlertEmail>> {
+        let txn = self.db.begin_read()?;
+        let Some(seq) = txn.open_table(ALERTS)?.get((alert.tag(), pass_rise.timestamp_millis()))?.map(|v| v.value())
+        else {
+            return Ok(None);
+        };
+        let log = txn.open_table(LOG)?;
+        match self.decode_seq(&log, seq)?.record {
+            Record::AlertEmail(a) => Ok(Some(a)),
+            other => anyhow::bail!("alert index points at a {} record", other.kind()),
+        }
+    }
+
+    /// Recorded emails for passes rising at or after `since`, oldest first.
+    pub fn alert_emails_since(&self, since: DateTime<Utc>) -> anyhow::Result<Vec<AlertEmail>> {
+        let txn = self.db.begin_read()?;
+        let index = txn.open_table(ALERTS)?;
+        let log = txn.open_table(LOG)?;
+        let mut out = Vec::new();
+        for tag in [AlertKind::Pass.tag(), AlertKind::Overhead.tag()] {
+            for row in index.range((tag, since.timestamp_millis())..=(tag, i64::MAX))? {
+                if let Record::AlertEmail(a) = self.decode_seq(&log, row?.1.value())?.record {
+                    out.push(a);
+                }
+            }
+        }
+        out.sort_by_key(|a| a.pass_rise);
+        Ok(out)
+    }
+
     pub fn cursor(&self, name: &str) -> anyhow::Result<u64> {
         let txn = self.db.begin_read()?;
         Ok(txn.open_table(CURSORS)?.get(name)?.map_or(0, |v| v.value()))
@@ -204,6 +235,7 @@ impl Store {
         let track = txn.open_table(ISS_TRACK)?;
         let tle = txn.open_table(TLE_BY_EPOCH)?;
         let warnings = txn.open_table(WARNINGS)?;
+        let alerts = txn.open_table(ALERTS)?;
         let ms = |v: i64| DateTime::<Utc>::from_timestamp_millis(v);
         let warning_time = |seq: Option<u64>| -> anyhow::Result<Option<DateTime<Utc>>> {
             Ok(match seq {
@@ -229,6 +261,12 @@ impl Store {
                 count: warnings.len()?,
                 first: warning_time(warnings.first()?.map(|(_, v)| v.value()))?,
                 last: warning_time(warnings.last()?.map(|(_, v)| v.value()))?,
+            },
+            KindSummary {
+                kind: Kind::AlertEmail,
+                count: alerts.len()?,
+                first: None,
+                last: None,
             },
         ];
         let mut cursors = BTreeMap::new();

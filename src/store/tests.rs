@@ -276,3 +276,33 @@ fn a_second_process_on_the_same_store_gets_a_clear_error() {
     block(w.shutdown()).unwrap();
     thread.join().unwrap();
 }
+
+#[test]
+fn one_alert_email_per_pass_is_kept_and_found() {
+    use crate::domain::{AlertEmail, AlertKind, AlertOutcome};
+    let dir = tempfile::tempdir().unwrap();
+    let (store, w, thread, _) = open(dir.path());
+    let email = |outcome| {
+        Record::AlertEmail(AlertEmail {
+            alert: AlertKind::Pass,
+            pass_rise: t(1000),
+            outcome,
+            at: t(100),
+            visible_from: Some(t(1010)),
+            recipients: 2,
+            detail: None,
+        })
+    };
+    w.append(email(AlertOutcome::Sent));
+    w.append(email(AlertOutcome::Missed)); // the same pass: refused
+    block(w.flush()).unwrap();
+    assert_eq!(w.stats().stored(Kind::AlertEmail), 1);
+    assert_eq!(w.stats().duplicates(Kind::AlertEmail), 1);
+    let found = store.alert_email(AlertKind::Pass, t(1000)).unwrap().unwrap();
+    assert_eq!(found.outcome, AlertOutcome::Sent);
+    assert!(store.alert_email(AlertKind::Overhead, t(1000)).unwrap().is_none());
+    assert_eq!(store.alert_emails_since(t(0)).unwrap().len(), 1);
+    assert!(store.alert_emails_since(t(2000)).unwrap().is_empty());
+    block(w.shutdown()).unwrap();
+    thread.join().unwrap();
+}

@@ -28,8 +28,8 @@ enum Msg {
 /// Live counters of the writer, read by status pages and metrics.
 #[derive(Default)]
 pub struct WriterStats {
-    stored: [AtomicU64; 3],
-    duplicates: [AtomicU64; 3],
+    stored: [AtomicU64; 4],
+    duplicates: [AtomicU64; 4],
     pub last_seq: AtomicU64,
     pub pending: AtomicU64,
     pub commits: AtomicU64,
@@ -49,6 +49,7 @@ fn kind_index(kind: Kind) -> usize {
         Kind::IssPosition => 0,
         Kind::Tle => 1,
         Kind::AvalancheWarning => 2,
+        Kind::AlertEmail => 3,
     }
 }
 
@@ -303,8 +304,8 @@ impl StoreWriter {
         let mut txn = self.store.db.begin_write()?;
         txn.set_durability(Durability::None)?;
         let mut entries = Vec::new();
-        let mut stored = [0u64; 3];
-        let mut dups = [0u64; 3];
+        let mut stored = [0u64; 4];
+        let mut dups = [0u64; 4];
         let last_seq;
         {
             let mut t = Tables::open(&txn)?;
@@ -346,7 +347,7 @@ impl StoreWriter {
         self.cursors.clear();
         self.counts.clear();
         self.batch_started = None;
-        for k in 0..3 {
+        for k in 0..4 {
             stats.stored[k].fetch_add(stored[k], Relaxed);
             stats.duplicates[k].fetch_add(dups[k], Relaxed);
         }

@@ -90,6 +90,15 @@ pub fn predict(
     predict_with(tle, observer, from, to, opts, SunModel::Almanac)
 }
 
+/// Where the satellite is in the observer's sky at `time` (azimuth 0 = north, clockwise;
+/// geometric elevation). For describing a moment of a pass, e.g. where visibility begins.
+pub fn look_angles(tle: &Tle, observer: Observer, time: DateTime<Utc>) -> Result<PassPoint, PredictError> {
+    validate_observer(&observer)?;
+    let orbit = Orbit::from_tle(tle)?;
+    let s = Model::new(orbit, observer, time, SunModel::Almanac).sample(0.0)?;
+    Ok(PassPoint { time, azimuth_deg: s.azimuth, elevation_deg: s.elevation })
+}
+
 /// Where the sun's altitude at the observer comes from.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum SunModel {

@@ -553,3 +553,18 @@ fn debug_build_timing_week_oslo() {
         model.propagations.get()
     );
 }
+
+#[test]
+fn look_angles_agree_with_the_reference_culmination() {
+    let tle = crate::sources::tle_parse::parse_tle(include_bytes!("../../../tests/fixtures/passes/iss-2023-09-18.tle"))
+        .unwrap();
+    let oslo = Observer { latitude: 59.9139, longitude: 10.7522, altitude_m: 20.0 };
+    // Oslo's second reference pass culminates at 19:40:58Z, azimuth 170.699, elevation 18.891.
+    let t = "2023-09-18T19:40:58Z".parse().unwrap();
+    let p = super::look_angles(&tle, oslo, t).unwrap();
+    assert_eq!(p.time, t);
+    assert!((p.azimuth_deg - 170.699).abs() < 0.2, "{p:?}");
+    assert!((p.elevation_deg - 18.891).abs() < 0.05, "{p:?}");
+    let bad = Observer { latitude: f64::NAN, ..oslo };
+    assert!(super::look_angles(&tle, bad, t).is_err());
+}

@@ -46,7 +46,7 @@ if [ -z "${OUTPOST_TANSU:-}" ]; then
 fi
 
 if [ -z "${OUTPOST_PYTHON:-}" ]; then
-    if ! "$TOOLS/venv/bin/python" -c 'import kafka' 2>/dev/null; then
+    if ! "$TOOLS/venv/bin/python" -c 'import kafka, lz4, zstandard, snappy' 2>/dev/null; then
         echo "== installing the Kafka reader (kafka-python)"
         python3 -m venv "$TOOLS/venv"
         "$TOOLS/venv/bin/pip" install -q -r tests/tools/requirements.txt

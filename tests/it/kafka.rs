@@ -160,3 +160,16 @@ async fn kill_9_mid_sync_resends_at_most_one_batch() {
     let app = Outpost::start(dir.path(), &cfg).await;
     drain_then_check(app, dir.path(), broker.port, total, 200).await;
 }
+
+#[tokio::test]
+async fn compressed_batches_arrive_intact() {
+    for codec in ["lz4", "zstd", "gzip", "snappy"] {
+        let dir = tempfile::tempdir().unwrap();
+        let total = fill_store(dir.path(), 2_000).await;
+        let broker = Tansu::start(free_port()).await;
+        let fx = FixtureServer::start().await;
+        let extra = format!("[kafka]\nbrokers = [\"127.0.0.1:{}\"]\ncompression = \"{codec}\"\n", broker.port);
+        let app = Outpost::start(dir.path(), &config(&fx, dir.path(), &extra)).await;
+        drain_then_check(app, dir.path(), broker.port, total, 0).await;
+    }
+}

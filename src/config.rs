@@ -638,7 +638,10 @@ impl Config {
                 return Err(("email.smtp_port", "must be 1-65535".into()));
             }
             if !e.from.as_deref().is_some_and(|f| f.contains('@')) {
-                return Err(("email.from", "an address like outpost@example.org is needed when smtp_host is set".into()));
+                return Err((
+                    "email.from",
+                    "an address like outpost@example.org is needed when smtp_host is set".into(),
+                ));
             }
             if e.to.is_empty() || e.to.iter().any(|t| !t.contains('@')) {
                 return Err(("email.to", "a list of addresses is needed when smtp_host is set".into()));

@@ -1,7 +1,8 @@
 //! Read queries over the log and its indexes. All blocking: call them from `spawn_blocking`.
 
 use super::{
-    ALERTS, COUNTERS, CURSORS, ISS_TRACK, LOG, Store, TLE_BY_EPOCH, WARNINGS, codec, counter, date_key, from_e6, key_date,
+    ALERTS, COUNTERS, CURSORS, ISS_TRACK, LOG, Store, TLE_BY_EPOCH, WARNINGS, codec, counter, date_key, from_e6,
+    key_date,
 };
 use crate::domain::{AlertEmail, AlertKind, AvalancheWarning, IssPosition, Kind, Record, StoredRecord, Tle};
 use anyhow::Context;
@@ -262,12 +263,7 @@ impl Store {
                 first: warning_time(warnings.first()?.map(|(_, v)| v.value()))?,
                 last: warning_time(warnings.last()?.map(|(_, v)| v.value()))?,
             },
-            KindSummary {
-                kind: Kind::AlertEmail,
-                count: alerts.len()?,
-                first: None,
-                last: None,
-            },
+            KindSummary { kind: Kind::AlertEmail, count: alerts.len()?, first: None, last: None },
         ];
         let mut cursors = BTreeMap::new();
         for row in txn.open_table(CURSORS)?.iter()? {

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Outpost's tests need and runs every check: formatting, lints, unit and
 # integration tests. The integration tests start real `outpost` processes, a fixture server
-# replaying recorded upstream answers, a tansu Kafka broker, mosquitto and gpsd (fed by
-# gpsfake), all on loopback ports
+# replaying recorded upstream answers, a tansu Kafka broker, mosquitto, gpsd (fed by gpsfake)
+# and an aiosmtpd SMTP server with STARTTLS and AUTH, all on loopback ports
 # the OS picks, and read results back with independent clients (kafka-python, mosquitto_sub).
 #
 #   scripts/test.sh
@@ -31,6 +31,7 @@ command -v mosquitto_sub >/dev/null || missing+=(mosquitto-clients)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 command -v gpsd >/dev/null || [ -x /usr/sbin/gpsd ] || missing+=(gpsd)
 command -v gpsfake >/dev/null || missing+=(gpsd-clients)
+/usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || missing+=(python3-aiosmtpd)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "== installing Debian packages: ${missing[*]}"
     as_root apt-get update -qq

@@ -102,6 +102,24 @@ pub async fn run(config: Config, listener: tokio::net::TcpListener, shutdown: Ca
 
     let (location, location_status) = crate::location::spawn(&config.location, shutdown.clone());
 
+    let mut email = None;
+    if config.email.enabled() {
+        let status = Arc::new(crate::alerts::EmailStatus::default());
+        email = Some(status.clone());
+        let alerts = crate::alerts::EmailAlerts {
+            config: config.clone(),
+            store: store.clone(),
+            writer: handle.clone(),
+            location: location.clone(),
+            status,
+        };
+        let cancel = shutdown.clone();
+        tracker.spawn(async move {
+            use tracing::Instrument;
+            alerts.run(cancel).instrument(tracing::info_span!("alerts")).await
+        });
+    }
+
     let state = AppState {
         store: store.clone(),
         writer: handle.clone(),
@@ -114,6 +132,7 @@ pub async fn run(config: Config, listener: tokio::net::TcpListener, shutdown: Ca
         pass_options: config.alerts.pass_options(),
         keyspace: config.cassandra.keyspace.clone(),
         replication: config.cassandra.replication.clone(),
+        email,
     };
     tracing::info!(address = %listener.local_addr()?, "serving the map and API");
     let web_task = tracker.spawn(web::serve(listener, state, shutdown.clone()));

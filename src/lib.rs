@@ -4,7 +4,9 @@
 //! Data flows one way: `sources` (fetch + clean) -> `store` (the log) -> readers (`web`, and later
 //! sinks, passes and alerts). See ARCHITECTURE.md for the map and the invariants.
 
+pub mod alerts;
 pub mod app;
+pub mod cli_email;
 pub mod cli_export;
 pub mod cli_passes;
 pub mod cli_status;

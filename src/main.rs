@@ -89,6 +89,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check the [email] settings: send one test email to email.to.
+    SendTestEmail {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Show what the store holds and how the collectors are doing.
     Status {
         #[arg(long)]
@@ -176,6 +181,14 @@ fn main() -> ExitCode {
                 json,
             };
             report(runtime().and_then(|rt| rt.block_on(outpost::cli_passes::run(&config, args))))
+        }
+        Command::SendTestEmail { config } => {
+            let config = match load(config.as_ref()) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            init_tracing(cli.log_format);
+            report(runtime().and_then(|rt| rt.block_on(outpost::cli_email::run(&config))))
         }
         Command::Status { config, json } => {
             let config = match load(config.as_ref()) {

@@ -23,6 +23,9 @@ pub struct Status {
     /// The observer's location and where it came from (gps, last_fix, config).
     #[serde(default)]
     pub location: serde_json::Value,
+    /// Night-pass email alerts: sent, missed, pending, last error (`enabled: false` when off).
+    #[serde(default)]
+    pub email: serde_json::Value,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -86,6 +89,10 @@ impl Status {
             sources,
             sinks,
             location: serde_json::to_value(app.location_status.snapshot()).unwrap_or_default(),
+            email: match app.email.as_ref().and_then(|e| e.snapshot()) {
+                Some(s) => serde_json::to_value(s).unwrap_or_default(),
+                None => crate::alerts::disabled_status(),
+            },
         })
     }
 }

@@ -31,6 +31,8 @@ pub struct AppState {
     pub pass_options: crate::passes::PassOptions,
     pub keyspace: String,
     pub replication: String,
+    /// The email alerts' status, when `[email]` is configured.
+    pub email: Option<Arc<crate::alerts::EmailStatus>>,
 }
 
 pub fn router(state: AppState) -> Router {

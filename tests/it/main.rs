@@ -12,6 +12,7 @@ mod bad_answers;
 mod cassandra;
 mod cli;
 mod crash;
+mod email;
 mod export;
 mod gpsd;
 mod kafka;

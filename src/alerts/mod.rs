@@ -1,0 +1,352 @@
+//! Night-pass email alerts: one email `lead_minutes` before each visible pass (and optionally
+//! one while the ISS is high overhead at night), exactly once per pass, also across restarts.
+//!
+//! - `plan` decides what is due (pure: passes, clock, what the log records, what is failing).
+//! - `message` writes the email (pure).
+//! - `smtp` sends it (lettre with rustls/ring) and explains failures.
+//! - this file runs the loop: every 30 s (sooner when something is due, and on a location
+//!   change) it predicts the next day's visible passes from the newest TLE for the current
+//!   location, sends what is due, and records each email in the log (`AlertEmail`, identity
+//!   (alert, pass rise)) with a flush before moving on, so a restart never sends it again.
+//!   A failed send is retried with back-off (30 s doubling to 5 min) until the pass begins
+//!   to be visible (the overhead alert: until it stops being visible); then it is recorded as
+//!   `Missed` with the last error.
+//!
+//! The only window for a duplicate is a crash between the server accepting the email and the
+//! flush (milliseconds); the alternative (record first) would lose emails instead.
+//!
+//! Directions in the email are the look angles at the start and end of visibility
+//! (`passes::look_angles`) and the culmination when it lies inside the visible window (else the
+//! higher end of it).
+
+pub mod message;
+pub mod plan;
+pub mod smtp;
+
+use crate::config::Config;
+use crate::domain::{AlertEmail, AlertKind, AlertOutcome, Record};
+use crate::location::Located;
+use crate::passes::{Pass, PassQuery, look_angles};
+use crate::store::{Store, WriterHandle};
+use chrono::{DateTime, Duration as Span, Utc};
+use plan::{Action, Key, Rules};
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+/// The longest pause between two checks.
+const CHECK_EVERY: Duration = Duration::from_secs(30);
+/// The pause while there is no TLE or no location yet.
+const WAITING_EVERY: Duration = Duration::from_secs(2);
+const RETRY_FIRST: Span = Span::seconds(30);
+const RETRY_MAX: Span = Span::minutes(5);
+
+/// The link in emails: `email.map_url`, else `http://<hostname>.local:<web port>/`.
+pub fn map_url(config: &Config) -> String {
+    if let Some(u) = &config.email.map_url {
+        return u.clone();
+    }
+    let port = config.web.listen.rsplit(':').next().filter(|p| p.parse::<u16>().is_ok()).unwrap_or("8080");
+    let host = gethostname::gethostname().to_string_lossy().trim().to_owned();
+    format!("http://{host}.local:{port}/")
+}
+
+/// A pass email that will go out later, as /api/status shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PendingEmail {
+    pub send_at: DateTime<Utc>,
+    pub visible_from: Option<DateTime<Utc>>,
+    pub pass_rise: DateTime<Utc>,
+    pub max_elevation_deg: f64,
+}
+
+/// The "email" section of /api/status.
+#[derive(Debug, Clone, Serialize)]
+pub struct EmailSnapshot {
+    pub enabled: bool,
+    /// Completed checks that had a TLE and a location (each one predicts and decides).
+    pub checks: u64,
+    /// Emails sent by this process.
+    pub sent: u64,
+    /// Emails recorded as missed by this process.
+    pub missed: u64,
+    /// Failed send attempts in this process.
+    pub failures: u64,
+    /// Emails currently failing (retried until their deadline).
+    pub retrying: u64,
+    /// Pass emails still to be sent (next 24 h), soonest first.
+    pub pending: Vec<PendingEmail>,
+    /// What the log records for recent passes (also from before a restart).
+    pub recorded: Vec<AlertEmail>,
+    pub last_sent: Option<DateTime<Utc>>,
+    /// The last SMTP error (never a password), kept after a later success.
+    pub last_error: Option<String>,
+    pub last_error_time: Option<DateTime<Utc>>,
+    /// Why no check could run (no TLE yet, no location, bad settings).
+    pub waiting: Option<String>,
+}
+
+pub struct EmailStatus {
+    inner: Mutex<EmailSnapshot>,
+}
+
+impl Default for EmailStatus {
+    fn default() -> Self {
+        EmailStatus {
+            inner: Mutex::new(EmailSnapshot {
+                enabled: true,
+                checks: 0,
+                sent: 0,
+                missed: 0,
+                failures: 0,
+                retrying: 0,
+                pending: Vec::new(),
+                recorded: Vec::new(),
+                last_sent: None,
+                last_error: None,
+                last_error_time: None,
+                waiting: Some("starting".into()),
+            }),
+        }
+    }
+}
+
+impl EmailStatus {
+    pub fn snapshot(&self) -> Option<EmailSnapshot> {
+        self.inner.lock().ok().map(|s| s.clone())
+    }
+    fn update(&self, f: impl FnOnce(&mut EmailSnapshot)) {
+        if let Ok(mut s) = self.inner.lock() {
+            f(&mut s);
+        }
+    }
+}
+
+/// Everything the alert task needs.
+pub struct EmailAlerts {
+    pub config: Config,
+    pub store: Store,
+    pub writer: WriterHandle,
+    pub location: watch::Receiver<Option<Located>>,
+    pub status: Arc<EmailStatus>,
+}
+
+/// Per-email retry state in this process.
+struct Failing {
+    pass: Pass,
+    next_try: DateTime<Utc>,
+    backoff: Span,
+    error: String,
+}
+
+impl EmailAlerts {
+    pub async fn run(mut self, cancel: CancellationToken) {
+        let mailer = match smtp::Mailer::new(&self.config.email) {
+            Ok(m) => m,
+            Err(e) => {
+                let msg = format!("{e:#}");
+                tracing::error!(error = %msg, "email alerts are off: bad [email] settings");
+                self.status.update(|s| {
+                    s.waiting = Some(msg.clone());
+                    s.last_error = Some(msg);
+                    s.last_error_time = Some(Utc::now());
+                });
+                cancel.cancelled().await;
+                return;
+            }
+        };
+        let rules = Rules {
+            lead: Span::minutes(i64::from(self.config.email.lead_minutes)),
+            overhead_elevation_deg: self
+                .config
+                .email
+                .overhead_alert
+                .then_some(self.config.email.overhead_elevation_deg),
+        };
+        let map_url = map_url(&self.config);
+        let mut failing: HashMap<Key, Failing> = HashMap::new();
+        let mut done_here: HashSet<Key> = HashSet::new();
+        let mut location_open = true;
+        loop {
+            let pause = match self.check(&mailer, &rules, &map_url, &mut failing, &mut done_here).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "email alert check failed");
+                    CHECK_EVERY
+                }
+            };
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = tokio::time::sleep(pause) => {}
+                r = self.location.changed(), if location_open => {
+                    if r.is_err() {
+                        location_open = false;
+                    }
+                }
+            }
+        }
+    }
+
+    /// One round; returns how long to wait before the next.
+    async fn check(
+        &mut self,
+        mailer: &smtp::Mailer,
+        rules: &Rules,
+        map_url: &str,
+        failing: &mut HashMap<Key, Failing>,
+        done_here: &mut HashSet<Key>,
+    ) -> anyhow::Result<Duration> {
+        let now = Utc::now();
+        let store = self.store.clone();
+        let (tle, recent) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            Ok((store.latest_tle()?, store.alert_emails_since(now - Span::days(2))?))
+        })
+        .await??;
+        let observer = self.location.borrow().map(|l| l.observer);
+        let (Some(tle), Some(observer)) = (tle, observer) else {
+            let why = if observer.is_none() { "no location yet" } else { "no TLE yet" };
+            self.status.update(|s| s.waiting = Some(why.into()));
+            return Ok(WAITING_EVERY);
+        };
+        let mut recorded: HashSet<Key> = recent.iter().map(|a| (a.alert, a.pass_rise.timestamp_millis())).collect();
+        recorded.extend(done_here.iter().copied());
+        let query = PassQuery {
+            observer,
+            from: now - Span::hours(1),
+            hours: 25.0,
+            options: self.config.alerts.pass_options(),
+            all: false,
+        };
+        let passes = query.run(&tle)?;
+        let sky_now = if rules.overhead_elevation_deg.is_some() { look_angles(&tle, observer, now).ok() } else { None };
+        let failing_passes: HashMap<Key, Pass> = failing.iter().map(|(k, f)| (*k, f.pass.clone())).collect();
+        let actions = plan::decide(&passes, now, sky_now, &recorded, &failing_passes, rules);
+
+        for action in actions {
+            match action {
+                Action::Send(kind, pass) => {
+                    let k = plan::key(kind, &pass);
+                    if failing.get(&k).is_some_and(|f| f.next_try > Utc::now()) {
+                        continue;
+                    }
+                    let content = {
+                        let from = pass.visible_from.unwrap_or(pass.rise.time);
+                        let to = pass.visible_to.unwrap_or(pass.set.time);
+                        let start = look_angles(&tle, observer, from)?;
+                        let end = look_angles(&tle, observer, to)?;
+                        message::compose(kind, &message::Sky::new(&pass, start, end), map_url, &chrono::Local)
+                    };
+                    match mailer.send(&content).await {
+                        Ok(()) => {
+                            let at = Utc::now();
+                            tracing::info!(alert = kind.as_str(), subject = %content.subject, "alert email sent");
+                            self.record(kind, &pass, AlertOutcome::Sent, at, mailer.recipients(), None).await;
+                            failing.remove(&k);
+                            done_here.insert(k);
+                            recorded.insert(k);
+                            self.status.update(|s| {
+                                s.sent += 1;
+                                s.last_sent = Some(at);
+                            });
+                        }
+                        Err(e) => {
+                            let msg = format!("{e:#}");
+                            tracing::warn!(alert = kind.as_str(), error = %msg, "alert email failed; will retry");
+                            let t = Utc::now();
+                            let f = failing.entry(k).or_insert_with(|| Failing {
+                                pass: pass.clone(),
+                                next_try: t,
+                                backoff: RETRY_FIRST,
+                                error: String::new(),
+                            });
+                            f.next_try = t + f.backoff;
+                            f.backoff = (f.backoff * 2).min(RETRY_MAX);
+                            f.error = msg.clone();
+                            self.status.update(|s| {
+                                s.failures += 1;
+                                s.last_error = Some(msg);
+                                s.last_error_time = Some(t);
+                            });
+                        }
+                    }
+                }
+                Action::Missed(kind, pass) => {
+                    let k = plan::key(kind, &pass);
+                    let detail = failing.remove(&k).map(|f| f.error);
+                    tracing::warn!(alert = kind.as_str(), error = ?detail, "alert email missed: SMTP failed until the pass");
+                    self.record(kind, &pass, AlertOutcome::Missed, Utc::now(), mailer.recipients(), detail).await;
+                    done_here.insert(k);
+                    recorded.insert(k);
+                    self.status.update(|s| s.missed += 1);
+                }
+            }
+        }
+
+        let now = Utc::now();
+        let pending = plan::pending(&passes, now, &recorded, rules);
+        let store = self.store.clone();
+        let recent = tokio::task::spawn_blocking(move || store.alert_emails_since(now - Span::days(2))).await??;
+        // Wake for the next send time, retry or deadline, at the latest after CHECK_EVERY.
+        let mut next = now + Span::from_std(CHECK_EVERY)?;
+        for t in pending.iter().map(|p| p.send_at).chain(failing.values().map(|f| f.next_try)) {
+            if t > now {
+                next = next.min(t);
+            }
+        }
+        for (k, f) in failing.iter() {
+            if let Some(d) = plan::deadline(k.0, &f.pass).filter(|d| *d > now) {
+                next = next.min(d);
+            }
+        }
+        let retrying = failing.len() as u64;
+        self.status.update(|s| {
+            s.checks += 1;
+            s.waiting = None;
+            s.retrying = retrying;
+            s.recorded = recent;
+            s.pending = pending
+                .iter()
+                .map(|p| PendingEmail {
+                    send_at: p.send_at,
+                    visible_from: p.pass.visible_from,
+                    pass_rise: p.pass.rise.time,
+                    max_elevation_deg: p.pass.culmination.elevation_deg,
+                })
+                .collect();
+        });
+        Ok((next - now).to_std().unwrap_or_default().max(Duration::from_millis(500)))
+    }
+
+    /// Appends the email's record and makes it durable before anything else happens.
+    async fn record(
+        &self,
+        kind: AlertKind,
+        pass: &Pass,
+        outcome: AlertOutcome,
+        at: DateTime<Utc>,
+        recipients: u32,
+        detail: Option<String>,
+    ) {
+        self.writer.append(Record::AlertEmail(AlertEmail {
+            alert: kind,
+            pass_rise: pass.rise.time,
+            outcome,
+            at,
+            visible_from: pass.visible_from,
+            recipients,
+            detail,
+        }));
+        if let Err(e) = self.writer.flush().await {
+            tracing::error!(error = %format!("{e:#}"), "cannot make the alert email record durable");
+        }
+    }
+}
+
+/// Starts nothing by itself: `app::run` spawns `EmailAlerts::run` on its tracker. Kept for
+/// symmetry with the other parts: the status for an appliance without email.
+pub fn disabled_status() -> serde_json::Value {
+    serde_json::json!({ "enabled": false })
+}

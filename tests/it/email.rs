@@ -1,0 +1,329 @@
+//! Night-pass email alerts against a real SMTP server (aiosmtpd: STARTTLS required, AUTH
+//! PLAIN/LOGIN only after STARTTLS, tests/tools/smtp_server.py) with the test CA in
+//! tests/fixtures/smtp. The TLE is the recorded one with its epoch moved to now, and the
+//! observer is chosen (with the library's own prediction) so a visible pass is coming up.
+
+use crate::helpers::*;
+use chrono::{DateTime, Datelike, Duration as Span, Utc};
+use outpost::passes::{Observer, Pass, PassOptions, PassQuery, compass, look_angles};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const USER: &str = "outpost";
+const PASSWORD: &str = "c0rrect-horse";
+const MAP_URL: &str = "http://outpost.test:8080/map";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn smtp_fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/smtp/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// tests/tools/smtp_server.py on 127.0.0.1:`port`, saving messages in `maildir`.
+struct SmtpServer {
+    port: u16,
+    maildir: PathBuf,
+    _child: Child,
+}
+
+impl SmtpServer {
+    async fn start(dir: &Path) -> SmtpServer {
+        let port = free_port();
+        let maildir = dir.join("mail");
+        let script = format!("{}/tests/tools/smtp_server.py", env!("CARGO_MANIFEST_DIR"));
+        let mut child = Command::new("/usr/bin/python3")
+            .arg(script)
+            .arg(port.to_string())
+            .args([smtp_fixture("server.pem"), smtp_fixture("server.key")])
+            .args([USER, PASSWORD])
+            .arg(&maildir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("/usr/bin/python3 with python3-aiosmtpd");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let ready = tokio::time::timeout(Duration::from_secs(20), lines.next_line()).await;
+        assert!(matches!(ready, Ok(Ok(Some(ref l))) if l == "READY"), "smtp_server.py did not start: {ready:?}");
+        SmtpServer { port, maildir, _child: child }
+    }
+
+    /// The saved messages, oldest first.
+    fn messages(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(&self.maildir)
+            .map(|d| {
+                d.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension() == Some("eml".as_ref())).collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+}
+
+/// One saved email, decoded by Python's email package: subject, content type, text and HTML.
+fn parse_eml(path: &Path) -> Value {
+    let code = r#"
+import email, email.policy, json, sys
+m = email.message_from_binary_file(open(sys.argv[1], "rb"), policy=email.policy.default)
+parts = {p.get_content_type(): p.get_content() for p in m.walk() if not p.is_multipart()}
+print(json.dumps({"subject": str(m["subject"]), "to": str(m["to"]), "content_type": m.get_content_type(),
+                  "text": parts.get("text/plain", ""), "html": parts.get("text/html", "")}))
+"#;
+    let out = std::process::Command::new("/usr/bin/python3").args(["-c", code]).arg(path).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The recorded TLE with its epoch (line 1, columns 19-32) moved to `epoch` and the checksum fixed.
+fn tle_at(epoch: DateTime<Utc>) -> String {
+    let text = String::from_utf8(fixture("passes/iss-2023-09-18.tle")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let day = f64::from(epoch.ordinal())
+        + (epoch.timestamp() - epoch.date_naive().and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp()) as f64 / 86400.0;
+    let field = format!("{:02}{:012.8}", epoch.year() % 100, day);
+    assert_eq!(field.len(), 14);
+    let l1 = lines[1].trim_end();
+    let mut new = format!("{}{}{}", &l1[..18], field, &l1[32..68]);
+    let sum: u32 = new.chars().map(|c| if c == '-' { 1 } else { c.to_digit(10).unwrap_or(0) }).sum();
+    new.push(char::from_digit(sum % 10, 10).unwrap());
+    assert!(outpost::sources::tle_parse::tle_checksum_ok(&new));
+    format!("{}\n{new}\n{}\n", lines[0], lines[2])
+}
+
+/// A place and its next visible pass whose visibility begins between `now + lo` and `now + hi`.
+fn find_pass(tle: &outpost::domain::Tle, now: DateTime<Utc>, lo: Span, hi: Span) -> (Observer, Pass) {
+    for lat in (-55..=55).step_by(5) {
+        for lon in (-180..180).step_by(6) {
+            let observer = Observer { latitude: f64::from(lat), longitude: f64::from(lon), altitude_m: 0.0 };
+            let hours = hi.num_seconds() as f64 / 3600.0 + 0.2;
+            let q = PassQuery { observer, from: now, hours, options: PassOptions::default(), all: false };
+            if let Some(p) = q.run(tle).unwrap().into_iter().find(|p| {
+                p.visible_from
+                    .is_some_and(|v| v >= now + lo && v <= now + hi && p.visible_to.unwrap() - v >= Span::seconds(60))
+            }) {
+                return (observer, p);
+            }
+        }
+    }
+    panic!("no visible pass found between {lo} and {hi} from now");
+}
+
+struct Scene {
+    _dir: tempfile::TempDir,
+    dir: PathBuf,
+    fx: FixtureServer,
+    tle: outpost::domain::Tle,
+    observer: Observer,
+    pass: Pass,
+}
+
+/// A fixture server serving a TLE of about now, and a place with a visible pass whose visibility
+/// begins `lo`..`hi` from now.
+async fn scene(lo: Span, hi: Span) -> Scene {
+    let now = Utc::now();
+    let text = tle_at(now - Span::minutes(1));
+    let tle = outpost::sources::tle_parse::parse_tle(text.as_bytes()).unwrap();
+    let (observer, pass) = find_pass(&tle, now, lo, hi);
+    serve(text, tle, observer, pass).await
+}
+
+/// Like `scene`, with visibility beginning about `soon` from now: a pass found further ahead
+/// is brought forward by moving the TLE epoch back by the difference and the observer west by
+/// the angle the earth turns in that time (the sun barely moves in the inertial frame, so the
+/// pass and its visibility stay the same).
+async fn scene_soon(soon: Span) -> Scene {
+    let now = Utc::now();
+    let epoch = now - Span::minutes(1);
+    let tle = outpost::sources::tle_parse::parse_tle(tle_at(epoch).as_bytes()).unwrap();
+    let (observer, pass) = find_pass(&tle, now, Span::minutes(10), Span::hours(8));
+    let delta = now + soon - pass.visible_from.unwrap();
+    let text = tle_at(epoch + delta);
+    let tle = outpost::sources::tle_parse::parse_tle(text.as_bytes()).unwrap();
+    let turn = 360.985_647 * delta.num_milliseconds() as f64 / 86_400_000.0;
+    let longitude = (observer.longitude - turn + 540.0).rem_euclid(360.0) - 180.0;
+    let observer = Observer { longitude, ..observer };
+    let window = Span::seconds(30);
+    let (observer, pass) = find_pass_near(&tle, now, observer, soon - window, soon + window);
+    serve(text, tle, observer, pass).await
+}
+
+/// `find_pass` around one place (±2 degrees).
+fn find_pass_near(tle: &outpost::domain::Tle, now: DateTime<Utc>, o: Observer, lo: Span, hi: Span) -> (Observer, Pass) {
+    for dlat in [0.0, 0.5, -0.5, 1.0, -1.0, 2.0, -2.0] {
+        for dlon in [0.0, 0.5, -0.5, 1.0, -1.0, 2.0, -2.0] {
+            let observer = Observer { latitude: o.latitude + dlat, longitude: o.longitude + dlon, ..o };
+            let q = PassQuery { observer, from: now, hours: 1.0, options: PassOptions::default(), all: false };
+            if let Some(p) =
+                q.run(tle).unwrap().into_iter().find(|p| p.visible_from.is_some_and(|v| v >= now + lo && v <= now + hi))
+            {
+                return (observer, p);
+            }
+        }
+    }
+    panic!("the shifted pass is not between {lo} and {hi} from now near {o:?}");
+}
+
+async fn serve(text: String, tle: outpost::domain::Tle, observer: Observer, pass: Pass) -> Scene {
+    let dir = tempfile::tempdir().unwrap();
+    let fx = FixtureServer::start().await;
+    fx.script("/tle", vec![Reply::ok(text)]);
+    fx.script("/iss-now.json", vec![Reply::ok(open_notify(Utc::now(), "0.0", "0.0"))]);
+    Scene { dir: dir.path().to_owned(), _dir: dir, fx, tle, observer, pass }
+}
+
+impl Scene {
+    /// The outpost config: location at the observer, email through `port`, lead time so the pass
+    /// email is due at once.
+    fn config(&self, port: u16, password: &str) -> String {
+        let lead = (self.pass.visible_from.unwrap() - Utc::now()).num_minutes() + 5;
+        let extra = format!(
+            r#"
+[location]
+latitude = {lat}
+longitude = {lon}
+[email]
+smtp_host = "127.0.0.1"
+smtp_port = {port}
+security = "starttls"
+username = "{USER}"
+password = "{password}"
+from = "Outpost <outpost@example.org>"
+to = ["alice@example.org", "bob@example.org"]
+lead_minutes = {lead}
+map_url = "{MAP_URL}"
+ca_file = "{ca}"
+"#,
+            lat = self.observer.latitude,
+            lon = self.observer.longitude,
+            ca = smtp_fixture("ca.pem"),
+        );
+        config(&self.fx, &self.dir.join("store"), &extra)
+    }
+}
+
+fn email(s: &Value) -> &Value {
+    &s["email"]
+}
+
+fn count(s: &Value, field: &str) -> u64 {
+    s["email"][field].as_u64().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_email_is_sent_once_and_never_again_after_a_restart() {
+    let sc = scene(Span::minutes(10), Span::hours(8)).await;
+    let smtp = SmtpServer::start(&sc.dir).await;
+    let cfg = sc.config(smtp.port, PASSWORD);
+    let outpost = Outpost::start(&sc.dir, &cfg).await;
+    // Both counters: `sent` moves as the email is accepted, `recorded` when the check finishes.
+    let s = outpost
+        .wait_for("the pass email, sent and recorded", 60, |s| {
+            count(s, "sent") == 1 && email(s)["recorded"].as_array().is_some_and(|r| r.len() == 1)
+        })
+        .await;
+    assert_eq!(count(&s, "failures"), 0, "{s:#}");
+    let recorded = email(&s)["recorded"].as_array().unwrap();
+    assert_eq!(recorded.len(), 1, "{s:#}");
+    assert_eq!(recorded[0]["alert"], "pass");
+    assert_eq!(recorded[0]["outcome"], "sent");
+    assert_eq!(recorded[0]["recipients"], 2);
+
+    // The one email: subject, both alternatives, where to look, the map link.
+    let msgs = smtp.messages();
+    assert_eq!(msgs.len(), 1, "{msgs:?}");
+    let m = parse_eml(&msgs[0]);
+    let vf = sc.pass.visible_from.unwrap();
+    let start = look_angles(&sc.tle, sc.observer, vf).unwrap();
+    let local = |t: DateTime<Utc>| t.with_timezone(&chrono::Local).format("%H:%M").to_string();
+    assert_eq!(m["subject"], format!("ISS visible at {} — look {}", local(vf), compass(start.azimuth_deg)), "{m:#}");
+    assert_eq!(m["content_type"], "multipart/alternative", "{m:#}");
+    assert!(m["to"].as_str().unwrap().contains("bob@example.org"), "{m:#}");
+    let text = m["text"].as_str().unwrap();
+    let html = m["html"].as_str().unwrap();
+    let appears = format!("Appears:    {}  {} {:.0}°", local(vf), compass(start.azimuth_deg), start.elevation_deg);
+    assert!(text.contains(&appears), "want {appears:?} in:\n{text}");
+    for needle in ["Highest:", "Disappears:", "Visible for:", MAP_URL] {
+        assert!(text.contains(needle), "want {needle:?} in:\n{text}");
+    }
+    assert!(html.contains(&format!("<a href=\"{MAP_URL}\">")), "{html}");
+    assert!(html.contains(&format!("{} {:.0}°", compass(start.azimuth_deg), start.elevation_deg)), "{html}");
+
+    // A restart on the same store: the log says it was sent, so nothing goes out again.
+    assert!(outpost.stop().await.success());
+    let outpost = Outpost::start(&sc.dir, &cfg).await;
+    let s = outpost.wait_for("two checks after the restart", 60, |s| count(s, "checks") >= 2).await;
+    assert_eq!(count(&s, "sent"), 0, "{s:#}");
+    assert_eq!(email(&s)["recorded"].as_array().unwrap().len(), 1, "{s:#}");
+    assert_eq!(
+        email(&s)["pending"].as_array().unwrap().iter().filter(|p| p["pass_rise"] == recorded[0]["pass_rise"]).count(),
+        0
+    );
+    assert_eq!(smtp.messages().len(), 1);
+    assert!(outpost.stop().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_is_a_clear_error_and_nothing_is_sent() {
+    let sc = scene(Span::minutes(10), Span::hours(8)).await;
+    let smtp = SmtpServer::start(&sc.dir).await;
+    let wrong = "Wr0ng-pa55word";
+    let cfg = sc.config(smtp.port, wrong);
+
+    // send-test-email: exit 1, says what is wrong, never shows the password.
+    let path = sc.dir.join("test-email.toml");
+    std::fs::write(&path, &cfg).unwrap();
+    let out = std::process::Command::new(bin()).args(["send-test-email", "--config"]).arg(&path).output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stderr.contains("authentication failed (check email.username/password)"), "{stderr}");
+    assert!(!stderr.contains(wrong) && !stdout.contains(wrong));
+
+    // With the right one it works (and is the only email the server ever accepts here).
+    let good = sc.config(smtp.port, PASSWORD);
+    std::fs::write(&path, &good).unwrap();
+    let out = std::process::Command::new(bin()).args(["send-test-email", "--config"]).arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("test email sent to alice@example.org, bob@example.org"));
+    assert_eq!(smtp.messages().len(), 1);
+
+    // The daemon with the wrong password: keeps running, reports the error, sends nothing.
+    let outpost = Outpost::start(&sc.dir, &cfg).await;
+    let s = outpost.wait_for("a failed attempt", 60, |s| count(s, "retrying") == 1).await;
+    let err = email(&s)["last_error"].as_str().unwrap();
+    assert!(err.contains("authentication failed"), "{err}");
+    assert_eq!((count(&s, "sent"), count(&s, "retrying")), (0, 1), "{s:#}");
+    assert_eq!(email(&s)["recorded"].as_array().unwrap().len(), 0, "{s:#}");
+    let s = outpost.wait_for("the next check (the retry after 30 s)", 60, |s| count(s, "checks") >= 2).await;
+    assert_eq!(count(&s, "sent"), 0);
+    assert_eq!(smtp.messages().len(), 1, "only the test email");
+    assert!(!outpost.log().contains(wrong), "the password reached the log");
+    assert!(outpost.stop().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_down_until_the_pass_begins_is_recorded_as_missed() {
+    let sc = scene_soon(Span::seconds(75)).await;
+    // Nothing listens on this port: every attempt is refused.
+    let port = free_port();
+    let outpost = Outpost::start(&sc.dir, &sc.config(port, PASSWORD)).await;
+    let s = outpost.wait_for("a refused attempt", 30, |s| count(s, "failures") >= 1).await;
+    assert!(email(&s)["last_error"].as_str().unwrap().contains("connection refused"), "{s:#}");
+    let s = outpost
+        .wait_for("the missed record", 150, |s| {
+            count(s, "missed") == 1 && email(s)["recorded"].as_array().is_some_and(|r| r.len() == 1)
+        })
+        .await;
+    assert!(Utc::now() >= sc.pass.visible_from.unwrap());
+    let recorded = email(&s)["recorded"].as_array().unwrap();
+    assert_eq!(recorded.len(), 1, "{s:#}");
+    assert_eq!(recorded[0]["outcome"], "missed");
+    assert!(recorded[0]["detail"].as_str().unwrap().contains("connection refused"), "{s:#}");
+    assert_eq!(count(&s, "sent"), 0);
+    assert!(outpost.stop().await.success());
+}

@@ -85,6 +85,8 @@ pub async fn run(config: Config, listener: tokio::net::TcpListener, shutdown: Ca
     let c = ctx("varsom");
     tracker.spawn(tracing_task("varsom", varsom.run(c)));
 
+    let (location, location_status) = crate::location::spawn(&config.location, shutdown.clone());
+
     let mut sinks = Vec::new();
     if config.kafka.enabled() {
         let sink = KafkaSink::new(config.kafka.clone(), config.station.id.clone());
@@ -96,11 +98,10 @@ pub async fn run(config: Config, listener: tokio::net::TcpListener, shutdown: Ca
     }
     if config.mqtt.enabled() {
         let sink =
-            MqttSink::new(config.mqtt.clone(), config.station.id.clone(), store.clone(), config.varsom.regions.clone());
+            MqttSink::new(config.mqtt.clone(), config.station.id.clone(), store.clone(), config.varsom.regions.clone())
+                .with_passes(location.clone(), config.alerts.pass_options());
         sinks.push(spawn_sink(&tracker, sink, &store, &handle, 1000, &shutdown).await?);
     }
-
-    let (location, location_status) = crate::location::spawn(&config.location, shutdown.clone());
 
     let mut email = None;
     if config.email.enabled() {

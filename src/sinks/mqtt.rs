@@ -4,6 +4,8 @@
 //! - `{prefix}/{station}/avalanche/{region}`: today's (Norwegian date) newest warning per
 //!   configured region: region_id, region_name, danger_level (null = not assessed), valid_date,
 //!   publish_time, main_text;
+//! - `{prefix}/{station}/iss/next_pass`: the next visible pass for the device's location (the
+//!   `/api/passes` object), `{}` when there is none yet; refreshed on every batch and idle tick;
 //! - `{prefix}/{station}/status`: "online" after each connect, "offline" as the last will and on
 //!   a graceful close;
 //! - with `ha_discovery`, Home Assistant configs under `homeassistant/…/config` (ISS latitude and
@@ -163,6 +165,7 @@ struct Published {
     position_time: Option<DateTime<Utc>>,
     warnings: HashMap<u32, Vec<u8>>,
     warnings_date: Option<NaiveDate>,
+    next_pass: Option<Vec<u8>>,
 }
 
 pub struct MqttSink {
@@ -178,6 +181,8 @@ pub struct MqttSink {
     published: Published,
     /// Region names the discovery configs announce (learned from warnings; the id until then).
     names: HashMap<u32, String>,
+    /// Where passes are seen from, and which count; set with `with_passes`.
+    passes: Option<(tokio::sync::watch::Receiver<Option<crate::location::Located>>, crate::passes::PassOptions)>,
 }
 
 impl MqttSink {
@@ -195,7 +200,48 @@ impl MqttSink {
             conn: None,
             published: Published::default(),
             names: HashMap::new(),
+            passes: None,
         }
+    }
+
+    /// Also publishes the next visible pass for the device's location.
+    pub fn with_passes(
+        mut self,
+        location: tokio::sync::watch::Receiver<Option<crate::location::Located>>,
+        options: crate::passes::PassOptions,
+    ) -> Self {
+        self.passes = Some((location, options));
+        self
+    }
+
+    fn next_pass_topic(&self) -> String {
+        format!("{}/iss/next_pass", self.base)
+    }
+
+    /// The next visible pass (within 3 days) as JSON, `{}` when there is none or no TLE or
+    /// location yet; `None` when unchanged since this connection published it.
+    async fn next_pass_msg(&mut self) -> Result<Option<Msg>, SinkError> {
+        let Some((location, options)) = &self.passes else { return Ok(None) };
+        let observer = location.borrow().map(|l| l.observer);
+        let options = *options;
+        let tle = self.read_store(|s| s.latest_tle()).await?;
+        let payload = match (tle, observer) {
+            (Some(tle), Some(observer)) => {
+                let query = crate::passes::PassQuery { observer, from: Utc::now(), hours: 72.0, options, all: false };
+                let next = tokio::task::spawn_blocking(move || query.run(&tle))
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .and_then(|passes| passes.into_iter().find(|p| p.visible_to.is_some_and(|t| t > Utc::now())));
+                next.and_then(|p| serde_json::to_vec(&p).ok()).unwrap_or_else(|| b"{}".to_vec())
+            }
+            _ => b"{}".to_vec(),
+        };
+        if self.published.next_pass.as_ref() == Some(&payload) {
+            return Ok(None);
+        }
+        self.published.next_pass = Some(payload.clone());
+        Ok(Some((self.next_pass_topic(), payload)))
     }
 
     fn status_topic(&self) -> String {
@@ -403,6 +449,21 @@ impl MqttSink {
                 json!({"name": "ISS", "json_attributes_topic": pos, "source_type": "gps", "icon": "mdi:space-station"}),
             ),
         ];
+        if self.passes.is_some() {
+            let topic = self.next_pass_topic();
+            out.push(self.entity(
+                "sensor",
+                "iss_next_pass",
+                json!({
+                    "name": "ISS next visible pass",
+                    "state_topic": topic,
+                    "value_template": "{{ value_json.visible_from | default(None) }}",
+                    "device_class": "timestamp",
+                    "json_attributes_topic": topic,
+                    "icon": "mdi:telescope",
+                }),
+            ));
+        }
         out.extend(self.regions.iter().map(|r| self.region_entity(*r)));
         out
     }
@@ -421,11 +482,12 @@ impl Sink for MqttSink {
             self.conn = None;
         }
         if self.conn.is_some() {
-            if self.published.warnings_date == Some(norwegian_today()) {
-                return Ok(());
+            // The forwarder calls this at least every minute: refresh what depends on time.
+            let mut msgs: Vec<Msg> = self.next_pass_msg().await?.into_iter().collect();
+            if self.published.warnings_date != Some(norwegian_today()) {
+                let (warnings, today) = self.todays_warnings().await?;
+                msgs.extend(self.warning_msgs(warnings, today));
             }
-            let (warnings, today) = self.todays_warnings().await?;
-            let msgs = self.warning_msgs(warnings, today);
             return self.publish(msgs).await;
         }
         let conn = self.open().await?;
@@ -443,6 +505,7 @@ impl Sink for MqttSink {
         }
         msgs.extend(position.and_then(|p| self.position_msg(&p)));
         msgs.extend(self.warning_msgs(warnings, today));
+        msgs.extend(self.next_pass_msg().await?);
         self.publish(msgs).await?;
         tracing::info!(topic = %self.status_topic(), "connected to the MQTT broker");
         Ok(())
@@ -455,6 +518,7 @@ impl Sink for MqttSink {
             let (warnings, today) = self.todays_warnings().await?;
             msgs.extend(self.warning_msgs(warnings, today));
         }
+        msgs.extend(self.next_pass_msg().await?);
         Ok(self.publish(msgs).await?)
     }
 

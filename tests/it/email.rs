@@ -81,7 +81,7 @@ print(json.dumps({"subject": str(m["subject"]), "to": str(m["to"]), "content_typ
 }
 
 /// The recorded TLE with its epoch (line 1, columns 19-32) moved to `epoch` and the checksum fixed.
-fn tle_at(epoch: DateTime<Utc>) -> String {
+pub(crate) fn tle_at(epoch: DateTime<Utc>) -> String {
     let text = String::from_utf8(fixture("passes/iss-2023-09-18.tle")).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     let day = f64::from(epoch.ordinal())
@@ -97,7 +97,7 @@ fn tle_at(epoch: DateTime<Utc>) -> String {
 }
 
 /// A place and its next visible pass whose visibility begins between `now + lo` and `now + hi`.
-fn find_pass(tle: &outpost::domain::Tle, now: DateTime<Utc>, lo: Span, hi: Span) -> (Observer, Pass) {
+pub(crate) fn find_pass(tle: &outpost::domain::Tle, now: DateTime<Utc>, lo: Span, hi: Span) -> (Observer, Pass) {
     for lat in (-55..=55).step_by(5) {
         for lon in (-180..180).step_by(6) {
             let observer = Observer { latitude: f64::from(lat), longitude: f64::from(lon), altitude_m: 0.0 };

@@ -217,11 +217,16 @@ async fn retained_state_is_the_newest_position_and_todays_danger() {
     assert_todays_danger(&broker.json("outpost/it/avalanche/3022").await);
     assert_eq!(broker.text("outpost/it/status").await, "online");
 
-    // Everything retained: the three state topics and no discovery configs (ha_discovery off).
+    // Everything retained: the four state topics and no discovery configs (ha_discovery off).
     let all = broker.read("#", 10, 2).await;
     let mut topics: Vec<&str> = all.iter().map(|(t, _)| t.as_str()).collect();
     topics.sort();
-    assert_eq!(topics, ["outpost/it/avalanche/3022", "outpost/it/iss/position", "outpost/it/status"]);
+    assert_eq!(
+        topics,
+        ["outpost/it/avalanche/3022", "outpost/it/iss/next_pass", "outpost/it/iss/position", "outpost/it/status"]
+    );
+    // No location is configured here, so there is no next pass to tell.
+    assert_eq!(broker.text("outpost/it/iss/next_pass").await, "{}");
     assert!(app.stop().await.success());
 }
 
@@ -234,7 +239,7 @@ async fn home_assistant_discovery_announces_every_sensor() {
     let app = Outpost::start(dir.path(), &cfg).await;
     caught_up(&app, 60).await;
 
-    let configs = broker.read("homeassistant/#", 4, 5).await;
+    let configs = broker.read("homeassistant/#", 5, 5).await;
     let by_topic: std::collections::BTreeMap<String, Value> =
         configs.iter().map(|(t, p)| (t.clone(), serde_json::from_str(p).expect("valid JSON"))).collect();
     let expected = [
@@ -242,6 +247,7 @@ async fn home_assistant_discovery_announces_every_sensor() {
         "homeassistant/sensor/outpost_it/avalanche_3022/config",
         "homeassistant/sensor/outpost_it/iss_latitude/config",
         "homeassistant/sensor/outpost_it/iss_longitude/config",
+        "homeassistant/sensor/outpost_it/iss_next_pass/config",
     ];
     assert_eq!(by_topic.keys().map(String::as_str).collect::<Vec<_>>(), expected);
     let mut unique_ids = std::collections::BTreeSet::new();
@@ -264,6 +270,11 @@ async fn home_assistant_discovery_announces_every_sensor() {
     assert_eq!(danger["name"], "Avalanche danger Trollheimen");
     assert_eq!(danger["state_topic"], "outpost/it/avalanche/3022");
     assert_eq!(danger["value_template"], "{{ value_json.danger_level }}");
+    let next = &by_topic["homeassistant/sensor/outpost_it/iss_next_pass/config"];
+    assert_eq!(
+        (next["device_class"].as_str(), next["state_topic"].as_str()),
+        (Some("timestamp"), Some("outpost/it/iss/next_pass"))
+    );
     let tracker = &by_topic["homeassistant/device_tracker/outpost_it/iss/config"];
     assert_eq!(tracker["json_attributes_topic"], "outpost/it/iss/position");
     assert!(tracker.get("state_topic").is_none_or(|t| t.is_string()));
@@ -370,5 +381,37 @@ async fn a_wrong_password_is_a_clear_error_and_the_daemon_keeps_running() {
     let app = Outpost::start(dir.path(), &cfg).await;
     caught_up(&app, 60).await;
     assert!(!app.log().contains("right-pass-41"), "the password is never logged");
+    assert!(app.stop().await.success());
+}
+
+#[tokio::test]
+async fn the_next_visible_pass_is_published_for_the_device_location() {
+    // A TLE of about now, and a place whose next visible pass begins 10 min to 12 h from now.
+    let now = Utc::now();
+    let text = crate::email::tle_at(now - chrono::Duration::minutes(1));
+    let tle = outpost::sources::tle_parse::parse_tle(text.as_bytes()).unwrap();
+    let (observer, pass) =
+        crate::email::find_pass(&tle, now, chrono::Duration::minutes(10), chrono::Duration::hours(12));
+    let fx = FixtureServer::start().await;
+    fx.script("/tle", vec![Reply::ok(text)]);
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), free_port(), None).await.unwrap();
+    let location = format!("[location]\nlatitude = {:?}\nlongitude = {:?}\n", observer.latitude, observer.longitude);
+    let cfg = config(&fx, dir.path(), &(mqtt_section(broker.port, "") + &location));
+    let app = Outpost::start(dir.path(), &cfg).await;
+    app.wait_for("the TLE", 30, |s| stored(s, "iss.tle") == 1).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    let got: Value = loop {
+        let text = broker.text("outpost/it/iss/next_pass").await;
+        if text.contains("visible_from") {
+            break serde_json::from_str(&text).unwrap();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "next_pass is {text:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let at = |v: &Value| v.as_str().unwrap().parse::<DateTime<Utc>>().unwrap();
+    assert_eq!(got["visible"], true);
+    assert!((at(&got["visible_from"]) - pass.visible_from.unwrap()).num_seconds().abs() <= 2, "{got} vs {pass:?}");
+    assert!((at(&got["rise"]["time"]) - pass.rise.time).num_seconds().abs() <= 2);
     assert!(app.stop().await.success());
 }

@@ -105,6 +105,23 @@ fn render(v: &serde_json::Value) -> String {
             s(&src["last_error"])
         );
     }
+    if let Some(cur) = v["location"]["current"].as_object() {
+        let o = &cur["observer"];
+        let _ = writeln!(out, "location: {}, {} ({})", o["latitude"], o["longitude"], s(&cur["source"]));
+    } else if v["location"].is_object() {
+        let _ = writeln!(out, "location: unknown (set [location] or gpsd)");
+    }
+    let email = &v["email"];
+    if email["enabled"] == true {
+        let _ = writeln!(
+            out,
+            "email: {} sent, {} missed, {} pending, last error {}",
+            email["sent"],
+            email["missed"],
+            email["pending"].as_array().map_or(0, Vec::len),
+            s(&email["last_error"])
+        );
+    }
     for (name, sink) in v["sinks"].as_object().into_iter().flatten() {
         if sink["enabled"] != true {
             let _ = writeln!(out, "sink {name}: off");

@@ -31,6 +31,17 @@ pub fn store_options(config: &Config) -> StoreOptions {
     }
 }
 
+/// Opens the configured store for a command that only reads it; `None` while a running
+/// `outpost run` holds it (ask the daemon instead). Blocking: it may replay the journal.
+pub fn open_store_if_free(config: &Config) -> anyhow::Result<Option<Store>> {
+    match Store::open(&config.store.path, &config.station.id, store_options(config)) {
+        // The writer is not started: the store is only read.
+        Ok((store, _writer, _)) => Ok(Some(store)),
+        Err(e) if e.downcast_ref::<crate::store::StoreInUse>().is_some() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Runs until `shutdown` is cancelled. `listener` is already bound (tests bind port 0).
 pub async fn run(config: Config, listener: tokio::net::TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let started = Instant::now();

@@ -4,7 +4,6 @@
 
 use crate::config::Config;
 use crate::export::{ExportRequest, export};
-use crate::store::{Store, StoreInUse};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::Write;
@@ -19,18 +18,11 @@ pub async fn run(config: &Config, req: ExportRequest, out: Option<PathBuf>) -> a
         }
         None => (Box::new(std::io::BufWriter::new(std::io::stdout())), None),
     };
-    let dir = config.store.path.clone();
-    let station = config.station.id.clone();
-    let opts = crate::app::store_options(config);
     let direct = {
         let req = req.clone();
+        let config = config.clone();
         tokio::task::spawn_blocking(move || -> anyhow::Result<Option<u64>> {
-            let (store, writer, _) = match Store::open(&dir, &station, opts) {
-                Ok(s) => s,
-                Err(e) if e.downcast_ref::<StoreInUse>().is_some() => return Ok(None),
-                Err(e) => return Err(e),
-            };
-            drop(writer);
+            let Some(store) = crate::app::open_store_if_free(&config)? else { return Ok(None) };
             let total = store.summary()?.kinds.iter().find(|k| k.kind == req.kind.kind()).map_or(0, |k| k.count);
             let bar = progress_bar(Some(total));
             let n = export(&store, &req, &mut sink, &mut |n| bar.set_position(n))?;
@@ -72,10 +64,7 @@ fn progress_bar(total: Option<u64>) -> ProgressBar {
 
 /// Streams /api/export of the appliance listening on `web.listen`. Returns the bytes written.
 async fn from_daemon(config: &Config, req: &ExportRequest, out: Option<&Path>) -> anyhow::Result<u64> {
-    let mut addr: std::net::SocketAddr = config.web.listen.parse()?;
-    if addr.ip().is_unspecified() {
-        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-    }
+    let addr = config.local_web_addr().context("web.listen is not an address")?;
     let name = |v: &dyn std::fmt::Debug| format!("{v:?}").to_ascii_lowercase();
     let mut url = format!("http://{addr}/api/export?kind={}&format={}", name(&req.kind), name(&req.format));
     if let Some(f) = req.from {

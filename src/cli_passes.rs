@@ -6,7 +6,6 @@
 
 use crate::config::Config;
 use crate::passes::{Observer, Pass, PassQuery, table_line};
-use crate::store::{Store, StoreInUse};
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 use std::path::PathBuf;
@@ -78,16 +77,9 @@ pub async fn run(config: &Config, a: PassesArgs) -> anyhow::Result<()> {
 
 /// The newest TLE in the store; `None` when the store is held by a running appliance.
 async fn latest_stored_tle(config: &Config) -> anyhow::Result<Option<crate::domain::Tle>> {
-    let dir = config.store.path.clone();
-    let station = config.station.id.clone();
-    let opts = crate::app::store_options(config);
+    let config = config.clone();
     tokio::task::spawn_blocking(move || {
-        let (store, writer, _) = match Store::open(&dir, &station, opts) {
-            Ok(s) => s,
-            Err(e) if e.downcast_ref::<StoreInUse>().is_some() => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        drop(writer);
+        let Some(store) = crate::app::open_store_if_free(&config)? else { return Ok(None) };
         match store.latest_tle()? {
             Some(t) => Ok(Some(t)),
             None => bail!("the store has no TLE yet; pass --tle FILE or let `outpost run` collect one"),
@@ -102,10 +94,7 @@ async fn from_daemon(
     from: DateTime<Utc>,
     a: &PassesArgs,
 ) -> anyhow::Result<Vec<Pass>> {
-    let mut addr: std::net::SocketAddr = config.web.listen.parse()?;
-    if addr.ip().is_unspecified() {
-        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-    }
+    let addr = config.local_web_addr().context("web.listen is not an address")?;
     let mut url = reqwest::Url::parse(&format!("http://{addr}/api/passes"))?;
     {
         let mut q = url.query_pairs_mut();

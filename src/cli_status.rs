@@ -3,7 +3,6 @@
 
 use crate::config::Config;
 use crate::status::Status;
-use crate::store::Store;
 use std::fmt::Write as _;
 
 pub async fn print(config: &Config, json: bool) -> anyhow::Result<()> {
@@ -21,10 +20,7 @@ pub async fn print(config: &Config, json: bool) -> anyhow::Result<()> {
 
 /// The running daemon's /api/status, if one answers on `web.listen`.
 async fn from_daemon(config: &Config) -> Option<serde_json::Value> {
-    let mut addr: std::net::SocketAddr = config.web.listen.parse().ok()?;
-    if addr.ip().is_unspecified() {
-        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-    }
+    let addr = config.local_web_addr()?;
     crate::install_tls_provider();
     let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(5)).build().ok()?;
     let response = client.get(format!("http://{addr}/api/status")).send().await.ok()?;
@@ -37,10 +33,10 @@ async fn from_daemon(config: &Config) -> Option<serde_json::Value> {
 async fn from_store(config: &Config) -> anyhow::Result<serde_json::Value> {
     let dir = config.store.path.clone();
     let station = config.station.id.clone();
-    let opts = crate::app::store_options(config);
+    let config = config.clone();
     tokio::task::spawn_blocking(move || {
-        let (store, writer, _) = Store::open(&dir, &station, opts)?;
-        drop(writer);
+        let store = crate::app::open_store_if_free(&config)?
+            .ok_or_else(|| crate::store::StoreInUse(dir.clone()))?;
         let summary = store.summary()?;
         // Without the daemon, a sink's backlog is what its persisted cursor has not reached.
         let sinks: serde_json::Map<String, serde_json::Value> = summary

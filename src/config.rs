@@ -713,6 +713,16 @@ impl Config {
         Ok(())
     }
 
+    /// Where a command on this machine reaches the running appliance (`web.listen`, with an
+    /// all-interfaces address replaced by localhost).
+    pub fn local_web_addr(&self) -> Option<std::net::SocketAddr> {
+        let mut addr: std::net::SocketAddr = self.web.listen.parse().ok()?;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        Some(addr)
+    }
+
     pub fn commit_interval(&self) -> Duration {
         Duration::from_secs(self.store.commit_interval_s)
     }

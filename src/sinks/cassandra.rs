@@ -56,7 +56,7 @@ impl CassandraSink {
             builder = builder.user(user, self.cfg.password.expose());
         }
         if self.cfg.tls {
-            builder = builder.tls_context(Some(Arc::new(super::kafka::tls_config())));
+            builder = builder.tls_context(Some(Arc::new(super::upstream_tls_config())));
         }
         match tokio::time::timeout(CONNECT_TIMEOUT + Duration::from_secs(5), builder.build()).await {
             Ok(Ok(s)) => Ok(s),

@@ -64,7 +64,7 @@ impl KafkaSink {
             .client_id(format!("outpost-{}", self.station))
             .backoff_config(BackoffConfig { deadline: Some(REQUEST_DEADLINE), ..BackoffConfig::default() });
         if self.cfg.tls {
-            builder = builder.tls_config(Arc::new(tls_config()));
+            builder = builder.tls_config(Arc::new(super::upstream_tls_config()));
         }
         if let Some(user) = &self.cfg.sasl_username {
             let creds = Credentials::new(user.clone(), self.cfg.sasl_password.expose().to_owned());
@@ -91,17 +91,6 @@ fn classify(e: &rskafka::client::error::Error) -> SinkError {
     } else {
         SinkError::Transient(format!("Kafka: {text}"))
     }
-}
-
-/// TLS to an upstream with the system's CA roots (shared by the Kafka and Cassandra sinks).
-pub(crate) fn tls_config() -> rustls::ClientConfig {
-    crate::install_tls_provider();
-    let mut roots = rustls::RootCertStore::empty();
-    let native = rustls_native_certs::load_native_certs();
-    for cert in native.certs {
-        let _ = roots.add(cert);
-    }
-    rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth()
 }
 
 impl Sink for KafkaSink {

@@ -18,6 +18,16 @@ use serde::Serialize;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+/// TLS to an upstream with the system's CA roots (every sink that offers TLS uses it).
+pub(crate) fn upstream_tls_config() -> rustls::ClientConfig {
+    crate::install_tls_provider();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth()
+}
+
 /// Why a send did not complete.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SinkError {

@@ -128,15 +128,6 @@ fn classify(e: &ConnectionError) -> SinkError {
     }
 }
 
-fn tls_config() -> rustls::ClientConfig {
-    crate::install_tls_provider();
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
-    }
-    rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth()
-}
-
 /// The batch's newest position: the only one worth publishing.
 fn newest_position(batch: &[StoredRecord]) -> Option<&IssPosition> {
     let positions = batch.iter().filter_map(|r| match &r.record {
@@ -278,7 +269,9 @@ impl MqttSink {
             opts.set_credentials(user, self.cfg.password.expose());
         }
         if tls {
-            opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(tls_config()))));
+            opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(
+                super::upstream_tls_config(),
+            ))));
         }
         Ok(opts)
     }

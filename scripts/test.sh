@@ -4,6 +4,7 @@
 # replaying recorded upstream answers, a tansu Kafka broker, mosquitto, gpsd (fed by gpsfake)
 # and an aiosmtpd SMTP server with STARTTLS and AUTH, all on loopback ports
 # the OS picks, and read results back with independent clients (kafka-python, mosquitto_sub).
+# The map pages are checked in Debian's headless chromium, driven by playwright-core (npm).
 #
 #   scripts/test.sh
 #
@@ -32,6 +33,12 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 command -v gpsd >/dev/null || [ -x /usr/sbin/gpsd ] || missing+=(gpsd)
 command -v gpsfake >/dev/null || missing+=(gpsd-clients)
 /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || missing+=(python3-aiosmtpd)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v node >/dev/null || missing+=(nodejs npm)
+# The fault drills: libfaketime runs the binary with a wrong clock (tests/it/drills_clock.rs);
+# mkfs.ext4 makes the small disk that fills up (tests/it/drills_disk.rs).
+compgen -G '/usr/lib/*/faketime/libfaketime.so.1' >/dev/null || missing+=(faketime)
+command -v mkfs.ext4 >/dev/null || [ -x /usr/sbin/mkfs.ext4 ] || missing+=(e2fsprogs)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "== installing Debian packages: ${missing[*]}"
     as_root apt-get update -qq
@@ -55,6 +62,13 @@ if [ -z "${OUTPOST_PYTHON:-}" ]; then
     export OUTPOST_PYTHON="$TOOLS/venv/bin/python"
 fi
 
+# playwright-core drives Debian's chromium in the browser test (tests/it/browser.rs); it never
+# downloads a browser of its own.
+if [ ! -d tests/browser/node_modules/playwright-core ]; then
+    echo "== installing playwright-core (npm)"
+    npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
+fi
+
 echo "== rustfmt"
 cargo fmt --all --check
 echo "== clippy"
@@ -63,14 +77,14 @@ echo "== tests"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
+cargo test --workspace --locked 2>&1 | tee "$log" || status=$?
 # The Cassandra round trip needs a real cluster (none can run here); it runs when one is named.
-extra=()
 if [ -n "${OUTPOST_TEST_CASSANDRA:-}" ]; then
-    extra=(-- --include-ignored)
+    cargo test --locked --test it cassandra:: -- --ignored 2>&1 | tee -a "$log" || status=$?
 else
     echo "== Cassandra round-trip tests: SKIPPED (no cluster; set OUTPOST_TEST_CASSANDRA=host:port, see README)"
 fi
-cargo test --workspace --locked "${extra[@]}" 2>&1 | tee "$log" || status=$?
+scripts/pi-check.sh 2>&1 | tee -a "$log" || status=$? # the Raspberry Pi build and deploy/ (README: Tests)
 # cargo prints one "test result" line per test binary, the last often a doc-test run with no
 # tests; sum them into one closing line so the whole run is judged, not its last binary.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;?$/) p += $i; if ($(i+1) ~ /^failed;?$/) f += $i } }

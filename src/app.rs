@@ -27,6 +27,7 @@ pub fn store_options(config: &Config) -> StoreOptions {
     StoreOptions {
         commit_interval: config.commit_interval(),
         fold_interval: Duration::from_secs(config.store.fold_interval_s),
+        verify_on_open: config.store.verify_on_start,
         ..StoreOptions::default()
     }
 }
@@ -145,9 +146,12 @@ pub async fn run(config: Config, listener: tokio::net::TcpListener, shutdown: Ca
         keyspace: config.cassandra.keyspace.clone(),
         replication: config.cassandra.replication.clone(),
         email,
+        tile_url: config.web.tile_url.clone(),
+        shutdown: shutdown.clone(),
     };
-    tracing::info!(address = %listener.local_addr()?, "serving the map and API");
-    let web_task = tracker.spawn(web::serve(listener, state, shutdown.clone()));
+    let credentials = config.web.credentials().map(|(u, p)| (u.to_owned(), crate::config::Secret::new(p)));
+    tracing::info!(address = %listener.local_addr()?, basic_auth = credentials.is_some(), "serving the map and API");
+    let web_task = tracker.spawn(web::serve(listener, state, credentials, shutdown.clone()));
     tracker.close();
 
     shutdown.cancelled().await;

@@ -64,17 +64,17 @@ fn progress_bar(total: Option<u64>) -> ProgressBar {
 
 /// Streams /api/export of the appliance listening on `web.listen`. Returns the bytes written.
 async fn from_daemon(config: &Config, req: &ExportRequest, out: Option<&Path>) -> anyhow::Result<u64> {
-    let addr = config.local_web_addr().context("web.listen is not an address")?;
     let name = |v: &dyn std::fmt::Debug| format!("{v:?}").to_ascii_lowercase();
-    let mut url = format!("http://{addr}/api/export?kind={}&format={}", name(&req.kind), name(&req.format));
+    let mut path = format!("/api/export?kind={}&format={}", name(&req.kind), name(&req.format));
     if let Some(f) = req.from {
-        url.push_str(&format!("&from={f}"));
+        path.push_str(&format!("&from={f}"));
     }
     if let Some(t) = req.to {
-        url.push_str(&format!("&to={t}"));
+        path.push_str(&format!("&to={t}"));
     }
-    crate::install_tls_provider();
-    let mut response = reqwest::get(&url)
+    let url = crate::daemon_client::url(config, &path)?;
+    let mut response = crate::daemon_client::get(config, url, None)?
+        .send()
         .await
         .context("the store is in use, and the running appliance did not answer on web.listen")?
         .error_for_status()?;

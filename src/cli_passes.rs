@@ -94,8 +94,7 @@ async fn from_daemon(
     from: DateTime<Utc>,
     a: &PassesArgs,
 ) -> anyhow::Result<Vec<Pass>> {
-    let addr = config.local_web_addr().context("web.listen is not an address")?;
-    let mut url = reqwest::Url::parse(&format!("http://{addr}/api/passes"))?;
+    let mut url = crate::daemon_client::url(config, "/api/passes")?;
     {
         let mut q = url.query_pairs_mut();
         q.append_pair("from", &from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
@@ -114,8 +113,10 @@ async fn from_daemon(
             q.append_pair("alt_m", &o.altitude_m.to_string());
         }
     }
-    crate::install_tls_provider();
-    let response = reqwest::get(url).await.context("the store is in use, and the running appliance did not answer")?;
+    let response = crate::daemon_client::get(config, url, None)?
+        .send()
+        .await
+        .context("the store is in use, and the running appliance did not answer")?;
     let status = response.status();
     if !status.is_success() {
         let body: serde_json::Value = response.json().await.unwrap_or_default();

@@ -20,10 +20,9 @@ pub async fn print(config: &Config, json: bool) -> anyhow::Result<()> {
 
 /// The running daemon's /api/status, if one answers on `web.listen`.
 async fn from_daemon(config: &Config) -> Option<serde_json::Value> {
-    let addr = config.local_web_addr()?;
-    crate::install_tls_provider();
-    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(5)).build().ok()?;
-    let response = client.get(format!("http://{addr}/api/status")).send().await.ok()?;
+    let url = crate::daemon_client::url(config, "/api/status").ok()?;
+    let request = crate::daemon_client::get(config, url, Some(std::time::Duration::from_secs(5))).ok()?;
+    let response = request.send().await.ok()?;
     let status: Status = response.error_for_status().ok()?.json().await.ok()?;
     let mut v = serde_json::to_value(status).ok()?;
     v["source"] = "running appliance".into();

@@ -31,6 +31,7 @@ pub const KEYS: &[(&str, &str, KeyType)] = &[
     ("store", "path", KeyType::Str),
     ("store", "commit_interval_s", KeyType::Int),
     ("store", "fold_interval_s", KeyType::Int),
+    ("store", "verify_on_start", KeyType::Bool),
     ("iss", "position_url", KeyType::Str),
     ("iss", "poll_interval_s", KeyType::Int),
     ("iss", "tle_url", KeyType::Str),
@@ -46,6 +47,9 @@ pub const KEYS: &[(&str, &str, KeyType)] = &[
     ("location", "gpsd", KeyType::Str),
     ("http", "timeout_s", KeyType::Float),
     ("web", "listen", KeyType::Str),
+    ("web", "username", KeyType::Str),
+    ("web", "password", KeyType::Secret),
+    ("web", "tile_url", KeyType::Str),
     ("kafka", "brokers", KeyType::StrList),
     ("kafka", "topic_prefix", KeyType::Str),
     ("kafka", "partitions", KeyType::Int),
@@ -185,6 +189,9 @@ pub struct StoreConfig {
     pub commit_interval_s: u64,
     #[serde(default = "d_fold")]
     pub fold_interval_s: u64,
+    /// Check every page's checksum when opening an existing store (reads the whole file).
+    #[serde(default = "d_true")]
+    pub verify_on_start: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -237,6 +244,22 @@ pub struct HttpConfig {
 pub struct WebConfig {
     #[serde(default = "d_listen")]
     pub listen: String,
+    /// HTTP basic auth for every page and API path, when both are set.
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Secret,
+    /// The online tile layer drawn over the bundled basemap when the browser reaches it
+    /// ("" = bundled basemap only).
+    #[serde(default = "d_tile_url")]
+    pub tile_url: String,
+}
+
+impl WebConfig {
+    /// The basic-auth credentials, when `username` and `password` are both set.
+    pub fn credentials(&self) -> Option<(&str, &str)> {
+        let user = self.username.as_deref().filter(|u| !u.is_empty())?;
+        Some((user, self.password.expose())).filter(|(_, p)| !p.is_empty())
+    }
 }
 
 /// The Kafka sink; enabled when `brokers` is not empty.
@@ -470,6 +493,10 @@ fn d_timeout() -> f64 {
 }
 fn d_listen() -> String {
     "127.0.0.1:8080".into()
+}
+
+fn d_tile_url() -> String {
+    "https://tile.openstreetmap.org/{z}/{x}/{y}.png".into()
 }
 
 /// The file as written: every section optional, every key defaulted.
@@ -709,6 +736,22 @@ impl Config {
         }
         if self.web.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(("web.listen", format!("{:?} is not an address:port like 127.0.0.1:8080", self.web.listen)));
+        }
+        let w = &self.web;
+        if w.username.as_deref().is_some_and(|u| u.is_empty() || u.contains(':')) {
+            return Err(("web.username", "must be non-empty and without ':' (HTTP basic auth)".into()));
+        }
+        let has_password = !w.password.expose().is_empty();
+        if w.username.is_some() != has_password {
+            return Err(("web.password", "web.username and web.password go together (set both or neither)".into()));
+        }
+        let tile_url_ok = (w.tile_url.starts_with("https://") || w.tile_url.starts_with("http://"))
+            && ["{z}", "{x}", "{y}"].iter().all(|p| w.tile_url.contains(p));
+        if !w.tile_url.is_empty() && !tile_url_ok {
+            return Err((
+                "web.tile_url",
+                format!("{:?} is not a tile URL like https://tile.openstreetmap.org/{{z}}/{{x}}/{{y}}.png", w.tile_url),
+            ));
         }
         Ok(())
     }

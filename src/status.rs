@@ -47,10 +47,22 @@ fn ms_time(ms: u64) -> Option<chrono::DateTime<chrono::Utc>> {
     (ms > 0).then(|| chrono::DateTime::from_timestamp_millis(ms as i64)).flatten()
 }
 
+/// Store growth per day, estimated from the last 24 h of positions (nearly every record is one)
+/// and the store's average bytes per position. `None` until positions older than a day exist:
+/// a young store's file is mostly preallocated space, which would overstate it.
+fn growth_per_day(store: &crate::store::Store, size_bytes: u64) -> anyhow::Result<Option<u64>> {
+    let now = chrono::Utc::now();
+    let all = store.track(chrono::DateTime::<chrono::Utc>::MIN_UTC, now, Some(1))?.total;
+    let last_day = store.track(now - chrono::Duration::days(1), now, Some(1))?.total;
+    Ok((all > last_day).then(|| (size_bytes as f64 * last_day as f64 / all as f64) as u64))
+}
+
 impl Status {
     /// Blocking: reads the store summary.
     pub fn collect(app: &AppState) -> anyhow::Result<Status> {
         let summary: StoreSummary = app.store.summary()?;
+        let mut store = serde_json::to_value(&summary)?;
+        store["growth_bytes_per_day"] = growth_per_day(&app.store, summary.size_bytes)?.into();
         let w = app.writer.stats();
         let per_kind = |f: &dyn Fn(Kind) -> u64| Kind::ALL.iter().map(|k| (k.to_string(), f(*k))).collect();
         let sources = app
@@ -73,7 +85,7 @@ impl Status {
             version: env!("CARGO_PKG_VERSION").into(),
             station: app.station.clone(),
             uptime_s: app.started.elapsed().as_secs(),
-            store: serde_json::to_value(summary)?,
+            store,
             writer: WriterStatus {
                 stored: per_kind(&|k| w.stored(k)),
                 duplicates: per_kind(&|k| w.duplicates(k)),

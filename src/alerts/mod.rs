@@ -211,6 +211,15 @@ impl EmailAlerts {
             self.status.update(|s| s.waiting = Some(why.into()));
             return Ok(WAITING_EVERY);
         };
+        if let Err(why) = plan::clock_fits_tle(now, tle.epoch) {
+            // Logged when it starts (the message carries the time, so compare its start).
+            let kind = |w: &str| w.chars().take(16).collect::<String>();
+            if self.status.snapshot().is_none_or(|s| s.waiting.as_deref().map(kind) != Some(kind(&why))) {
+                tracing::warn!(reason = %why, "email alerts wait");
+            }
+            self.status.update(|s| s.waiting = Some(why));
+            return Ok(WAITING_EVERY);
+        }
         let mut recorded: HashSet<Key> = recent.iter().map(|a| (a.alert, a.pass_rise.timestamp_millis())).collect();
         recorded.extend(done_here.iter().copied());
         let query = PassQuery {

@@ -14,6 +14,7 @@ fn the_embedded_default_is_valid_and_matches_the_documented_defaults() {
     let empty = parse("").unwrap();
     assert_eq!(c.to_toml(), empty.to_toml(), "example file and code defaults disagree");
     assert_eq!(c.store.commit_interval_s, 10);
+    assert!(c.store.verify_on_start, "a damaged store is refused unless the user opts out");
     assert_eq!(c.iss.poll_interval_s, 10);
     assert_eq!(c.varsom.backfill_days, 7);
     assert_eq!(c.varsom.regions, CLASS_A_REGIONS);
@@ -75,6 +76,10 @@ fn impossible_values_are_refused_with_key_and_line() {
         ("[kafka]\nbrokers = [\"nohost\"]\n", "kafka.brokers", 2),
         ("[cassandra]\nkeyspace = \"drop table\"\n", "cassandra.keyspace", 2),
         ("[station]\nid = \"a+b\"\n", "station.id", 2),
+        ("[web]\nusername = \"ada\"\n", "web.password", 0),
+        ("[web]\nusername = \"a:b\"\npassword = \"x\"\n", "web.username", 2),
+        ("[web]\ntile_url = \"tiles.example/{z}/{x}/{y}.png\"\n", "web.tile_url", 2),
+        ("[web]\ntile_url = \"https://tiles.example/map.png\"\n", "web.tile_url", 2),
     ] {
         let e = parse(text).unwrap_err();
         assert_eq!(e.key.as_deref(), Some(key), "{text}: {e}");
@@ -93,6 +98,7 @@ fn environment_overrides_the_file_with_typed_values() {
             ("OUTPOST_LOCATION_LONGITUDE", "18.96"),
             ("OUTPOST_WEB_LISTEN", "0.0.0.0:9000"),
             ("OUTPOST_STATION_ID", "pi-1"),
+            ("OUTPOST_STORE_VERIFY_ON_START", "false"),
             ("OUTPOST_TEST_SOMETHING", "ignored"),
             ("PATH", "/usr/bin"),
         ],
@@ -103,6 +109,7 @@ fn environment_overrides_the_file_with_typed_values() {
     assert_eq!(c.location.latitude, Some(69.65));
     assert_eq!(c.web.listen, "0.0.0.0:9000");
     assert_eq!(c.station.id, "pi-1");
+    assert!(!c.store.verify_on_start);
 }
 
 #[test]

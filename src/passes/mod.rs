@@ -7,7 +7,7 @@
 mod predict;
 mod query;
 
-pub use predict::{PredictError, look_angles, predict};
+pub use predict::{PathPoint, PredictError, look_angles, pass_path, predict};
 pub use query::{MAX_HOURS, PassQuery, compass, table_line};
 
 use chrono::{DateTime, Utc};

@@ -38,6 +38,7 @@
 //!   elevations are those of the refined instant.
 
 mod geometry;
+mod path;
 mod roots;
 mod solar;
 #[cfg(test)]
@@ -47,6 +48,7 @@ use super::{Observer, Pass, PassOptions, PassPoint};
 use crate::domain::Tle;
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use geometry::{SECONDS_PER_DAY, Site, Vec3, gmst82, is_finite, norm, teme_to_earth_fixed};
+pub use path::{PathPoint, pass_path};
 use std::cell::Cell;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -6,6 +6,7 @@
 
 use super::Rejection;
 use crate::store::WriterHandle;
+use anyhow::Context;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -19,7 +20,10 @@ pub const USER_AGENT: &str =
 /// The HTTP client every collector uses: rustls, a time-out on every request, our User-Agent.
 pub fn http_client(timeout: Duration) -> anyhow::Result<reqwest::Client> {
     crate::install_tls_provider();
-    Ok(reqwest::Client::builder().user_agent(USER_AGENT).timeout(timeout).connect_timeout(timeout).build()?)
+    reqwest::Client::builder().user_agent(USER_AGENT).timeout(timeout).connect_timeout(timeout).build().context(
+        "cannot set up HTTPS for the collectors (are the system's CA certificates installed? On Debian and \
+         Raspberry Pi OS: apt install ca-certificates)",
+    )
 }
 
 /// GETs `url` and returns the body of a 200 answer; anything else is a `Rejection`.
@@ -170,11 +174,67 @@ impl SourceStatus {
 /// the status) and the next round should back off.
 pub trait Poller: Send {
     fn poll_once(&mut self, ctx: &super::SourceCtx) -> impl std::future::Future<Output = Result<(), ()>> + Send;
+
+    /// The wait after the system clock was set (NTP correcting a Pi that booted at 1970 or in
+    /// the future) with `remaining` still to go. By default the round runs at once with a fresh
+    /// back-off: what the last rounds asked for, or rejected, followed from the wrong clock.
+    fn wait_after_clock_set(&mut self, remaining: Duration) -> Duration {
+        let _ = remaining;
+        Duration::ZERO
+    }
+}
+
+/// How far the wall clock may move against the monotonic clock while a collector waits before it
+/// counts as set (a step by NTP), not drift.
+const CLOCK_STEP: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
+/// How often a waiting collector compares the two clocks.
+const CLOCK_CHECK: Duration = Duration::from_secs(1);
+
+/// How a wait ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Woke {
+    Due,
+    Cancelled,
+    /// The wall clock moved by `by` against the monotonic one; `remaining` of the wait was left.
+    ClockSet {
+        remaining: Duration,
+        by: chrono::TimeDelta,
+    },
+}
+
+/// Whether the wall clock moved by more than `CLOCK_STEP` relative to the monotonic clock.
+/// Pure, for the tests: `wall` and `mono` are how far each moved over the same interval.
+fn clock_was_set(wall: chrono::TimeDelta, mono: Duration) -> Option<chrono::TimeDelta> {
+    let by = wall - chrono::TimeDelta::from_std(mono).unwrap_or(chrono::TimeDelta::MAX);
+    (by.abs() > CLOCK_STEP).then_some(by)
+}
+
+/// Waits `d` (monotonic) unless cancelled, watching the wall clock for a step.
+async fn wait_watching_clock(d: Duration, cancel: &tokio_util::sync::CancellationToken) -> Woke {
+    let deadline = std::time::Instant::now() + d;
+    let (mut wall, mut mono) = (Utc::now(), std::time::Instant::now());
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Woke::Due;
+        }
+        if !sleep_or_cancel(left.min(CLOCK_CHECK), cancel).await {
+            return Woke::Cancelled;
+        }
+        let (w, m) = (Utc::now(), std::time::Instant::now());
+        if let Some(by) = clock_was_set(w - wall, m - mono) {
+            return Woke::ClockSet { remaining: deadline.saturating_duration_since(m), by };
+        }
+        (wall, mono) = (w, m);
+    }
 }
 
 /// The loop every collector runs: wait, poll, then wait `every` after a success or the
 /// back-off's next delay after a failure, until cancelled. A poll in flight is abandoned on
-/// shutdown; whatever it would have stored is fetched again by the next start.
+/// shutdown; whatever it would have stored is fetched again by the next start. Waits are
+/// monotonic, but a step of the wall clock ends them early (see `Poller::wait_after_clock_set`):
+/// rounds planned from a wrong clock (dates asked for, answers rejected as being "from the
+/// future") are redone as soon as the clock is right.
 pub async fn run_polling(
     mut source: impl Poller,
     ctx: super::SourceCtx,
@@ -185,8 +245,22 @@ pub async fn run_polling(
     let mut wait = first_wait;
     loop {
         ctx.status.next_attempt_in(wait);
-        if !sleep_or_cancel(wait, &ctx.cancel).await {
-            return;
+        match wait_watching_clock(wait, &ctx.cancel).await {
+            Woke::Due => {}
+            Woke::Cancelled => return,
+            Woke::ClockSet { remaining, by } => {
+                wait = source.wait_after_clock_set(remaining);
+                tracing::info!(
+                    source = ctx.status.name,
+                    clock_moved_s = by.num_seconds(),
+                    next_in_s = wait.as_secs(),
+                    "the system clock was set; rescheduling"
+                );
+                if !wait.is_zero() {
+                    continue;
+                }
+                backoff.reset();
+            }
         }
         let outcome = tokio::select! {
             r = source.poll_once(&ctx) => r,
@@ -213,6 +287,17 @@ pub async fn sleep_or_cancel(d: Duration, cancel: &tokio_util::sync::Cancellatio
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_clock_step_is_told_from_drift() {
+        let secs = chrono::TimeDelta::seconds;
+        assert_eq!(clock_was_set(secs(1), Duration::from_secs(1)), None);
+        assert_eq!(clock_was_set(secs(59), Duration::from_secs(1)), None, "under a minute is drift");
+        // NTP setting a Pi that booted at 1970 to 2025: a jump forward of decades.
+        assert_eq!(clock_was_set(secs(1_700_000_000), Duration::from_secs(1)), Some(secs(1_699_999_999)));
+        // ...and one that booted in the future, set back.
+        assert_eq!(clock_was_set(secs(-86_400 * 365), Duration::from_secs(2)), Some(secs(-86_400 * 365 - 2)));
+    }
 
     #[test]
     fn backoff_grows_exponentially_with_jitter_and_caps() {

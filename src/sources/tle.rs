@@ -3,7 +3,10 @@
 //! more often. Any failure backs off for hours, not seconds.
 //!
 //! The time of the last attempt is kept in the store as a mark (see `store` cursors), so a
-//! restart loop cannot turn into a request loop.
+//! restart loop cannot turn into a request loop. The mark is wall-clock time, so it is written
+//! as a mark (it may move back when a wrong clock is corrected), and a mark in the future was
+//! written by a clock that was wrong: it says nothing about when the last attempt was, and is
+//! ignored rather than blocking the schedule until the clock catches up with it.
 
 use super::SourceCtx;
 use super::poll::{Backoff, Poller, fetch, run_polling};
@@ -22,11 +25,27 @@ pub struct TleSource {
     pub last_attempt_s: u64,
 }
 
+/// Marks up to this far ahead of the clock are taken as clock skew, not a wrong clock.
+const MARK_SKEW_S: u64 = 60;
+
+/// The wait before the first attempt: the rest of `refresh` since the last attempt, or none when
+/// there was none or its mark lies in the future (written while the clock was wrong). Pure.
+pub fn first_wait(now_s: i64, last_attempt_s: u64, refresh: Duration) -> Duration {
+    let now_s = now_s.max(0) as u64;
+    if last_attempt_s > now_s.saturating_add(MARK_SKEW_S) {
+        tracing::warn!(
+            last_attempt_s,
+            now_s,
+            "the last TLE attempt is marked in the future (the clock was wrong then); fetching now"
+        );
+        return Duration::ZERO;
+    }
+    refresh.saturating_sub(Duration::from_secs(now_s.saturating_sub(last_attempt_s)))
+}
+
 impl TleSource {
     pub async fn run(self, ctx: SourceCtx) {
-        let since_last =
-            Duration::from_secs((Utc::now().timestamp().max(0) as u64).saturating_sub(self.last_attempt_s));
-        let first_wait = self.refresh.saturating_sub(since_last);
+        let first_wait = first_wait(Utc::now().timestamp(), self.last_attempt_s, self.refresh);
         // Failures wait 2-4 hours (jittered), doubling up to a day: CelesTrak answers a repeat
         // within 2 hours with the same refusal, and firewalls clients that keep asking.
         let backoff = Backoff::new(Duration::from_secs(4 * 3600), Duration::from_secs(86_400));
@@ -36,9 +55,15 @@ impl TleSource {
 }
 
 impl Poller for TleSource {
+    /// A TLE request does not depend on the clock, and CelesTrak must not be asked again within
+    /// 2 hours: the wait goes on.
+    fn wait_after_clock_set(&mut self, remaining: Duration) -> Duration {
+        remaining
+    }
+
     async fn poll_once(&mut self, ctx: &SourceCtx) -> Result<(), ()> {
         ctx.status.polled();
-        ctx.writer.set_cursor(LAST_ATTEMPT_MARK, Utc::now().timestamp().max(0) as u64);
+        ctx.writer.set_mark(LAST_ATTEMPT_MARK, Utc::now().timestamp().max(0) as u64);
         let parsed = match fetch(&ctx.client, &self.url, "text/plain, application/json").await {
             Ok(body) => parse_tle(&body),
             Err(r) => Err(r),
@@ -54,5 +79,32 @@ impl Poller for TleSource {
                 Err(())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H2: Duration = Duration::from_secs(7200);
+
+    #[test]
+    fn the_first_attempt_waits_out_the_refresh_since_the_last_one() {
+        let now = 1_700_000_000;
+        assert_eq!(first_wait(now, 0, H2), Duration::ZERO, "never attempted");
+        assert_eq!(first_wait(now, now as u64 - 600, H2), H2 - Duration::from_secs(600));
+        assert_eq!(first_wait(now, now as u64 - 9000, H2), Duration::ZERO);
+        assert_eq!(first_wait(now, now as u64 + 30, H2), H2, "a little clock skew counts as just now");
+    }
+
+    #[test]
+    fn a_mark_from_a_clock_that_was_in_the_future_does_not_block_the_schedule() {
+        let now = 1_700_000_000;
+        // Written while the clock said 2036; NTP has since set it back.
+        assert_eq!(first_wait(now, 2_100_000_000, H2), Duration::ZERO);
+        // Written while the clock said 1970: far in the past, so no wait either.
+        assert_eq!(first_wait(now, 86_400, H2), Duration::ZERO);
+        // A clock before 1970 (negative) never underflows.
+        assert_eq!(first_wait(-5, 0, H2), H2);
     }
 }

@@ -56,6 +56,7 @@ pub enum Entry {
 
 pub struct Journal {
     file: File,
+    path: std::path::PathBuf,
     /// Direct-I/O write granularity in bytes (512 or 4096), or `None` for buffered writes.
     sector: Option<u64>,
     epoch: u64,
@@ -74,6 +75,55 @@ pub struct Recovered {
     pub torn_tail: bool,
 }
 
+/// What `Journal::inspect` found.
+#[derive(Debug, Clone, Copy)]
+pub struct Inspection {
+    pub exists: bool,
+    /// It has a valid header: it has been in use (a new or empty file has none).
+    pub in_use: bool,
+}
+
+/// The current (epoch, slot), or `None` for a new file (all zeros). Damage is an error: data
+/// without a readable header, or a file shorter than its preallocated length.
+fn check_header(file: &File, len: u64) -> io::Result<Option<(u64, u64)>> {
+    let current = match (read_slot(file, 0)?, read_slot(file, 1)?) {
+        (Some(a), Some(b)) if b > a => Some((b, 1)),
+        (Some(a), _) => Some((a, 0)),
+        (None, Some(b)) => Some((b, 1)),
+        (None, None) => None,
+    };
+    match current {
+        None if !all_zero(file, len)? => {
+            Err(damaged("neither of its two headers is readable, yet it holds data".into()))
+        }
+        Some(_) if len < PREALLOCATED => Err(damaged(format!(
+            "it is {len} bytes long, shorter than the {PREALLOCATED} bytes it always has: it was truncated"
+        ))),
+        other => Ok(other),
+    }
+}
+
+/// The journal cannot be trusted: replaying it would silently drop records it holds. Returned as
+/// an `io::Error` of kind `InvalidData` whose message says what is wrong.
+fn damaged(what: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what)
+}
+
+/// True when the first `len` bytes of `file` are all zero (a journal created but never written).
+fn all_zero(file: &File, len: u64) -> io::Result<bool> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut at = 0;
+    while at < len {
+        let n = buf.len().min((len - at) as usize);
+        file.read_exact_at(&mut buf[..n], at)?;
+        if buf[..n].iter().any(|b| *b != 0) {
+            return Ok(false);
+        }
+        at += n as u64;
+    }
+    Ok(true)
+}
+
 /// How appends reach the disk; `Auto` tries direct I/O first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteMode {
@@ -84,9 +134,31 @@ pub enum WriteMode {
 }
 
 impl Journal {
+    /// A journal on its buffered handle, positioned before its frames: `scan` finds the tail.
+    fn before_scan(file: File, path: &Path, epoch: u64, slot: u64) -> Journal {
+        Journal { file, path: path.to_owned(), sector: None, epoch, slot, tail: FRAMES_START, tail_sector: Vec::new() }
+    }
+
     /// Opens (or creates) the journal and reads back every valid frame of the current epoch.
     pub fn open(path: &Path) -> io::Result<Recovered> {
         Self::open_with(path, WriteMode::Auto)
+    }
+
+    /// Checks the journal at `path` without writing anything: an error of kind `InvalidData`
+    /// if it is damaged (truncated, unreadable headers with data, a bad frame before good ones).
+    pub fn inspect(path: &Path) -> io::Result<Inspection> {
+        let file = match File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Inspection { exists: false, in_use: false }),
+            Err(e) => return Err(e),
+        };
+        let len = file.metadata()?.len();
+        let (epoch, slot) = match check_header(&file, len)? {
+            Some(current) => current,
+            None => return Ok(Inspection { exists: true, in_use: false }),
+        };
+        Journal::before_scan(file, path, epoch, slot).scan()?;
+        Ok(Inspection { exists: true, in_use: true })
     }
 
     pub fn open_with(path: &Path, mode: WriteMode) -> io::Result<Recovered> {
@@ -95,6 +167,8 @@ impl Journal {
         let buffered = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
         super::advise_random(&buffered);
         let len = buffered.metadata()?.len();
+        // Damage is refused before anything is written: the caller reports it and stops.
+        let current = check_header(&buffered, len)?;
         if len < PREALLOCATED {
             // Zero-fill once, a page at a time (one large write would create one large folio).
             let zeros = [0u8; 4096];
@@ -105,16 +179,10 @@ impl Journal {
             }
             buffered.sync_all()?;
         }
-        let (epoch, slot) = match (read_slot(&buffered, 0)?, read_slot(&buffered, 1)?) {
-            (Some(a), Some(b)) if b > a => (b, 1),
-            (Some(a), _) => (a, 0),
-            (None, Some(b)) => (b, 1),
-            (None, None) => (0, 1),
-        };
-        let mut journal =
-            Journal { file: buffered, sector: None, epoch, slot, tail: FRAMES_START, tail_sector: Vec::new() };
+        let (epoch, slot) = current.unwrap_or((0, 1));
+        let mut journal = Journal::before_scan(buffered, path, epoch, slot);
         let (entries, torn_tail) = if journal.epoch == 0 {
-            // New file (or both headers unreadable: nothing after them can be trusted).
+            // A new file (all zeros: checked above).
             (Vec::new(), false)
         } else {
             let (entries, tail, torn) = journal.scan()?;
@@ -140,6 +208,20 @@ impl Journal {
             journal.reset()?;
         }
         Ok(Recovered { journal, entries, torn_tail })
+    }
+
+    /// Every entry of the current epoch, read back from the file (to rebuild redb's state after
+    /// it was reopened).
+    pub fn entries(&self) -> io::Result<Vec<Entry>> {
+        // A handle of its own: reads through the direct-I/O handle would need aligned buffers.
+        let file = File::open(&self.path)?;
+        super::advise_random(&file);
+        let entries = self.scan_in(&file)?.0;
+        // SAFETY: posix_fadvise only reads its integer arguments; the fd is open.
+        unsafe {
+            libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED);
+        }
+        Ok(entries)
     }
 
     /// Whether appends bypass the page cache (for status and benchmarks).
@@ -259,8 +341,51 @@ impl Journal {
         Ok(())
     }
 
+    /// Reads the frames of the current epoch: the entries, where the next frame goes, and whether
+    /// the log ended in a torn frame. A bad frame with a valid frame of the same epoch after it is
+    /// not a torn append (appends are sequential, so a crash can only tear the last one): that is
+    /// damage, and an error.
     fn scan(&self) -> io::Result<(Vec<Entry>, u64, bool)> {
-        let file_len = self.file.metadata()?.len();
+        self.scan_in(&self.file)
+    }
+
+    /// `scan` through `file`, a buffered handle on the journal.
+    fn scan_in(&self, file: &File) -> io::Result<(Vec<Entry>, u64, bool)> {
+        let (entries, end, torn) = self.scan_frames(file)?;
+        if torn && let Some(at) = self.valid_frame_after(file, end)? {
+            return Err(damaged(format!(
+                "the frame at byte {end} is damaged, yet a valid frame follows at byte {at}: the records between would be lost"
+            )));
+        }
+        Ok((entries, end, torn))
+    }
+
+    /// The offset of a valid frame of the current epoch starting after `from`, if any.
+    fn valid_frame_after(&self, file: &File, from: u64) -> io::Result<Option<u64>> {
+        let file_len = file.metadata()?.len();
+        let mut rest = vec![0u8; file_len.saturating_sub(from) as usize];
+        file.read_exact_at(&mut rest, from)?;
+        for off in 1..rest.len().saturating_sub(8) {
+            let len = u32::from_le_bytes([rest[off], rest[off + 1], rest[off + 2], rest[off + 3]]);
+            let end = off + 8 + len as usize;
+            if len == 0 || len > MAX_FRAME || end > rest.len() {
+                continue;
+            }
+            let payload = &rest[off + 8..end];
+            // The structure first: it rejects almost every offset at once, before any checksum.
+            if parse_payload(payload).is_none() {
+                continue;
+            }
+            let crc = u32::from_le_bytes([rest[off + 4], rest[off + 5], rest[off + 6], rest[off + 7]]);
+            if frame_crc(self.epoch, len, payload) == crc {
+                return Ok(Some(from + off as u64));
+            }
+        }
+        Ok(None)
+    }
+
+    fn scan_frames(&self, file: &File) -> io::Result<(Vec<Entry>, u64, bool)> {
+        let file_len = file.metadata()?.len();
         let mut entries = Vec::new();
         let mut pos = FRAMES_START;
         loop {
@@ -268,7 +393,7 @@ impl Journal {
             if pos + 8 > file_len {
                 return Ok((entries, pos, false));
             }
-            self.file.read_exact_at(&mut head, pos)?;
+            file.read_exact_at(&mut head, pos)?;
             let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
             let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
             if len == 0 && crc == 0 {
@@ -278,7 +403,7 @@ impl Journal {
                 return Ok((entries, pos, true));
             }
             let mut payload = vec![0u8; len as usize];
-            self.file.read_exact_at(&mut payload, pos + 8)?;
+            file.read_exact_at(&mut payload, pos + 8)?;
             if frame_crc(self.epoch, len, &payload) != crc {
                 // A stale frame of an older epoch is the normal end after a reset; anything else
                 // is a torn append. Both end the log here.

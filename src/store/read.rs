@@ -7,7 +7,7 @@ use super::{
 use crate::domain::{AlertEmail, AlertKind, AvalancheWarning, IssPosition, Kind, Record, StoredRecord, Tle};
 use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use redb::{ReadableTable, ReadableTableMetadata};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -136,25 +136,52 @@ impl Store {
     /// The newest version of each region's warning valid on `date`. An assessed version always
     /// wins over a "not assessed" placeholder; otherwise the latest publish time wins.
     pub fn avalanche_for_date(&self, date: NaiveDate) -> anyhow::Result<Vec<AvalancheWarning>> {
+        let d = date_key(date);
+        Ok(self
+            .shown_warnings((d, 0, i64::MIN, 0)..=(d, u32::MAX, i64::MAX, u64::MAX), |_| true)?
+            .into_values()
+            .collect())
+    }
+
+    /// The warning shown for `region` on each stored date in `from..=to` (the version
+    /// `avalanche_for_date` picks), oldest first: a region's season at a glance.
+    pub fn region_warnings(
+        &self,
+        region: u32,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> anyhow::Result<Vec<AvalancheWarning>> {
+        let range = (date_key(from), region, i64::MIN, 0)..=(date_key(to), region, i64::MAX, u64::MAX);
+        Ok(self.shown_warnings(range, |r| r == region)?.into_values().collect())
+    }
+
+    /// Picks, per (date, region) in `range` accepted by `keep`, the version to show, and decodes it.
+    fn shown_warnings(
+        &self,
+        range: std::ops::RangeInclusive<(i32, u32, i64, u64)>,
+        keep: impl Fn(u32) -> bool,
+    ) -> anyhow::Result<BTreeMap<(i32, u32), AvalancheWarning>> {
         let txn = self.db.begin_read()?;
         let index = txn.open_table(WARNINGS)?;
-        let d = date_key(date);
-        // region -> (assessed, publish_ms, reg_id, seq): the max tuple is the version to show.
-        let mut best: BTreeMap<u32, (bool, i64, u64, u64)> = BTreeMap::new();
-        for row in index.range((d, 0, i64::MIN, 0)..=(d, u32::MAX, i64::MAX, u64::MAX))? {
+        // (date, region) -> (assessed, publish_ms, reg_id, seq): the max tuple is the version to show.
+        let mut best: BTreeMap<(i32, u32), (bool, i64, u64, u64)> = BTreeMap::new();
+        for row in index.range(range)? {
             let (key, seq) = row?;
-            let (_, region, publish, reg_id) = key.value();
+            let (date, region, publish, reg_id) = key.value();
+            if !keep(region) {
+                continue;
+            }
             let candidate = (reg_id != 0, publish, reg_id, seq.value());
-            let slot = best.entry(region).or_insert(candidate);
+            let slot = best.entry((date, region)).or_insert(candidate);
             if candidate > *slot {
                 *slot = candidate;
             }
         }
         let log = txn.open_table(LOG)?;
-        let mut out = Vec::with_capacity(best.len());
-        for (_, (_, _, _, seq)) in best {
+        let mut out = BTreeMap::new();
+        for (key, (_, _, _, seq)) in best {
             if let Record::AvalancheWarning(w) = self.decode_seq(&log, seq)?.record {
-                out.push(w);
+                out.insert(key, w);
             }
         }
         Ok(out)

@@ -4,11 +4,22 @@
 //! through a `WriterHandle` whose `append` never blocks and never fails: the writer keeps a
 //! batch in memory until it can commit it, so a full disk or a slow card pauses *storing*, not
 //! collecting. See the module docs of `store` for the commit policy and crash behaviour.
+//!
+//! When storing fails (a full disk, an I/O error):
+//! - the batch stays in memory, up to `StoreOptions::max_pending` records; beyond that new
+//!   records are dropped and counted (alert emails never are), and the error says so;
+//! - the error is published (`WriterStats::error`: `/api/status` `writer.error`, `/healthz` 503)
+//!   and the commit or fold is retried every few seconds, not in a loop; a fold is not even tried
+//!   while the filesystem has less free space than it needs;
+//! - redb refuses every operation after a failed write until its file is reopened, so the writer
+//!   reopens it and replays the journal (which holds every commit since the last fold): nothing
+//!   that was committed is lost, and the next commit or fold resumes where it stopped.
 
 use super::journal::{Entry, Journal};
 use super::{COUNTERS, Store, StoreOptions, Tables, codec, durable_commit, index_key};
 use crate::domain::{Kind, Record};
-use redb::{Durability, ReadableDatabase, ReadableTable};
+use anyhow::Context;
+use redb::{Durability, ReadableTable};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -19,6 +30,7 @@ use tokio::sync::{oneshot, watch};
 enum Msg {
     Record(Record),
     Cursor { name: String, seq: u64 },
+    Mark { name: String, value: u64 },
     Count(String),
     Flush(oneshot::Sender<Result<u64, String>>),
     Fold(oneshot::Sender<Result<u64, String>>),
@@ -40,7 +52,9 @@ pub struct WriterStats {
     /// Unix milliseconds of the last successful commit (0 = none yet).
     pub last_commit_ms: AtomicU64,
     pub last_fold_ms: AtomicU64,
-    /// The last commit or fold error, cleared by the next success. Never holds secrets.
+    /// Records dropped because storing had failed for so long that `max_pending` were waiting.
+    pub dropped: AtomicU64,
+    /// The current commit or fold error, cleared once both succeed again. Never holds secrets.
     pub error: Mutex<Option<String>>,
 }
 
@@ -95,6 +109,12 @@ impl WriterHandle {
         let _ = self.tx.send(Msg::Cursor { name: name.to_owned(), seq });
     }
 
+    /// Sets a named mark (a value that may also move back, e.g. a wall-clock time) with the next
+    /// commit. It lives beside the cursors and is read with `Store::cursor`.
+    pub fn set_mark(&self, name: &str, value: u64) {
+        let _ = self.tx.send(Msg::Mark { name: name.to_owned(), value });
+    }
+
     /// Adds one to a persisted counter (e.g. `rejected.iss_position.time_in_future`).
     pub fn count(&self, name: String) {
         let _ = self.tx.send(Msg::Count(name));
@@ -144,13 +164,26 @@ pub struct StoreWriter {
     committed: watch::Sender<u64>,
     batch: Vec<Record>,
     cursors: BTreeMap<String, u64>,
+    marks: BTreeMap<String, u64>,
     counts: BTreeMap<String, u64>,
     batch_started: Option<Instant>,
     last_fold: Instant,
     /// Journaled since the last fold, so a fold is owed.
     unfolded: bool,
     retry_at: Option<Instant>,
+    fold_retry_at: Option<Instant>,
+    /// The failing commit's or fold's error, published together in `WriterStats::error`.
+    commit_error: Option<String>,
+    fold_error: Option<String>,
+    /// redb refused an operation after an I/O error: it must be reopened before the next write.
+    needs_reopen: bool,
 }
+
+/// The pause between attempts while storing fails.
+const RETRY: Duration = Duration::from_secs(5);
+
+/// Free space a fold needs besides the journal's own size (redb's new pages and its header).
+const FOLD_HEADROOM: u64 = 1024 * 1024;
 
 impl StoreWriter {
     pub(super) fn new(store: Store, journal: Journal, station: u16, opts: StoreOptions) -> anyhow::Result<Self> {
@@ -175,11 +208,16 @@ impl StoreWriter {
             committed,
             batch: Vec::new(),
             cursors: BTreeMap::new(),
+            marks: BTreeMap::new(),
             counts: BTreeMap::new(),
             batch_started: None,
             last_fold: Instant::now(),
             unfolded: false,
             retry_at: None,
+            fold_retry_at: None,
+            commit_error: None,
+            fold_error: None,
+            needs_reopen: false,
         })
     }
 
@@ -208,14 +246,22 @@ impl StoreWriter {
             match msg {
                 Ok(Msg::Record(r)) => {
                     self.batch_started.get_or_insert_with(Instant::now);
+                    if self.batch.len() >= self.opts.max_pending && !matches!(r, Record::AlertEmail(_)) {
+                        self.drop_record();
+                        continue;
+                    }
                     self.batch.push(r);
-                    if self.batch.len() >= self.opts.max_batch {
+                    if self.batch.len() >= self.opts.max_batch && self.retry_at.is_none_or(|t| Instant::now() >= t) {
                         let _ = self.try_commit();
                     }
                 }
                 Ok(Msg::Cursor { name, seq }) => {
                     let slot = self.cursors.entry(name).or_default();
                     *slot = (*slot).max(seq);
+                    self.batch_started.get_or_insert_with(Instant::now);
+                }
+                Ok(Msg::Mark { name, value }) => {
+                    self.marks.insert(name, value);
                     self.batch_started.get_or_insert_with(Instant::now);
                 }
                 Ok(Msg::Count(name)) => {
@@ -226,19 +272,17 @@ impl StoreWriter {
                     let _ = reply.send(self.try_commit());
                 }
                 Ok(Msg::Fold(reply)) => {
-                    let result =
-                        self.try_commit().and_then(|seq| self.fold().map(|()| seq).map_err(|e| format!("{e:#}")));
+                    let result = self.try_commit().and_then(|seq| self.try_fold().map(|()| seq));
                     let _ = reply.send(result);
                 }
                 Ok(Msg::Shutdown(reply)) => {
-                    let result =
-                        self.try_commit().and_then(|seq| self.fold().map(|()| seq).map_err(|e| format!("{e:#}")));
+                    let result = self.try_commit().and_then(|seq| self.try_fold().map(|()| seq));
                     let _ = reply.send(result);
                     return;
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
-                    if let Err(e) = self.try_commit().and_then(|_| self.fold().map_err(|e| format!("{e:#}"))) {
+                    if let Err(e) = self.try_commit().and_then(|_| self.try_fold()) {
                         tracing::error!(error = %e, "final commit failed; the journal keeps what it has");
                     }
                     return;
@@ -250,18 +294,16 @@ impl StoreWriter {
             if due {
                 let _ = self.try_commit();
             }
-            if self.unfolded
-                && self.fold_due(now)
-                && let Err(e) = self.fold()
-            {
-                tracing::warn!(error = %e, "fold failed; records stay safe in the journal, retrying later");
+            if self.unfolded && self.fold_due(now) {
+                let _ = self.try_fold();
             }
             self.stats.pending.store(self.batch.len() as u64, Relaxed);
         }
     }
 
     fn fold_due(&self, now: Instant) -> bool {
-        now >= self.last_fold + self.opts.fold_interval || self.journal.used() >= 4 * 1024 * 1024
+        (now >= self.last_fold + self.opts.fold_interval || self.journal.used() >= 4 * 1024 * 1024)
+            && self.fold_retry_at.is_none_or(|t| now >= t)
     }
 
     fn next_wake(&self) -> Duration {
@@ -272,32 +314,134 @@ impl StoreWriter {
             wake = wake.min(self.retry_at.map_or(due, |r| r.max(due)));
         }
         if self.unfolded {
-            wake = wake.min(self.last_fold + self.opts.fold_interval);
+            let due = self.last_fold + self.opts.fold_interval;
+            wake = wake.min(self.fold_retry_at.map_or(due, |r| r.max(due)));
         }
         wake.saturating_duration_since(now)
     }
 
+    /// A record that cannot be kept: storing has failed for so long that `max_pending` wait.
+    fn drop_record(&mut self) {
+        let dropped = self.stats.dropped.fetch_add(1, Relaxed) + 1;
+        if dropped == 1 || dropped.is_power_of_two() {
+            tracing::error!(
+                dropped,
+                pending = self.batch.len(),
+                "storing has failed for so long that the memory queue is full; new records are dropped"
+            );
+        }
+        self.publish_error();
+    }
+
+    /// Publishes the commit and fold errors (with what waits in memory) as the writer's error.
+    fn publish_error(&self) {
+        let mut parts: Vec<String> = self.commit_error.iter().chain(self.fold_error.iter()).cloned().collect();
+        if !parts.is_empty() && !self.batch.is_empty() {
+            parts.push(format!("{} records wait in memory", self.batch.len()));
+        }
+        let dropped = self.stats.dropped.load(Relaxed);
+        if !parts.is_empty() && dropped > 0 {
+            parts.push(format!("{dropped} records dropped (the queue holds at most {})", self.opts.max_pending));
+        }
+        self.stats.set_error((!parts.is_empty()).then(|| parts.join("; ")));
+    }
+
     /// Commits the batch; on failure keeps it for a retry. Returns the last stored seq.
     fn try_commit(&mut self) -> Result<u64, String> {
-        match self.commit() {
+        let result = self.reopen_if_needed().and_then(|()| self.commit());
+        match result {
             Ok(seq) => {
                 self.retry_at = None;
-                self.stats.set_error(None);
+                if self.commit_error.take().is_some() {
+                    tracing::info!("storing works again");
+                }
+                self.publish_error();
                 Ok(seq)
             }
             Err(e) => {
-                let msg = format!("{e:#}");
-                tracing::error!(error = %msg, pending = self.batch.len(), "store commit failed; keeping the batch in memory and retrying");
-                self.stats.set_error(Some(msg.clone()));
-                self.retry_at = Some(Instant::now() + self.opts.commit_interval.min(Duration::from_secs(5)));
+                let msg = format!("cannot store: {e:#}");
+                if self.commit_error.is_none() {
+                    tracing::error!(error = %msg, pending = self.batch.len(), "store commit failed; keeping the batch in memory and retrying");
+                } else {
+                    tracing::debug!(error = %msg, pending = self.batch.len(), "store commit failed again");
+                }
+                self.note_failure();
+                self.commit_error = Some(msg.clone());
+                self.publish_error();
+                self.retry_at = Some(Instant::now() + self.opts.commit_interval.min(RETRY));
                 Err(msg)
             }
         }
     }
 
+    /// Folds; on failure keeps the journal and retries later, never in a loop.
+    fn try_fold(&mut self) -> Result<(), String> {
+        let result = self.reopen_if_needed().and_then(|()| {
+            let free = free_bytes(self.store.dir());
+            let needed = self.journal.used().saturating_mul(2) + FOLD_HEADROOM;
+            match free {
+                Some(free) if free < needed => Err(anyhow::anyhow!(
+                    "No space left on device: {} KB free where the store is, a fold needs about {} KB",
+                    free / 1024,
+                    needed / 1024
+                )),
+                _ => self.fold(),
+            }
+        });
+        match result {
+            Ok(()) => {
+                self.fold_retry_at = None;
+                if self.fold_error.take().is_some() {
+                    tracing::info!("folding works again");
+                }
+                self.publish_error();
+                Ok(())
+            }
+            Err(e) => {
+                let msg =
+                    format!("cannot fold the journal into the store: {e:#} (committed records stay in the journal)");
+                if self.fold_error.is_none() {
+                    tracing::warn!(error = %msg, "fold failed; records stay safe in the journal, retrying later");
+                } else {
+                    tracing::debug!(error = %msg, "fold failed again");
+                }
+                self.note_failure();
+                self.fold_error = Some(msg.clone());
+                self.publish_error();
+                self.fold_retry_at = Some(Instant::now() + RETRY);
+                Err(msg)
+            }
+        }
+    }
+
+    /// After a failed write: does redb now refuse everything until it is reopened?
+    fn note_failure(&mut self) {
+        if let Err(e) = self.store.db.begin_write() {
+            tracing::warn!(error = %e, "the store must be reopened before it can be written again");
+            self.needs_reopen = true;
+        }
+    }
+
+    /// Reopens redb after an I/O error and replays the journal into it, which holds every commit
+    /// since the last fold: redb comes back exactly as the readers saw it.
+    fn reopen_if_needed(&mut self) -> anyhow::Result<()> {
+        if !self.needs_reopen {
+            return Ok(());
+        }
+        drop(self.store.db.take());
+        let path = self.store.dir().join(super::DB_FILE);
+        let db = super::open_db(&path, self.opts.cache_bytes, false).context("cannot reopen the store")?;
+        let entries = self.journal.entries().context("cannot read the journal back")?;
+        let replayed = super::replay(&db, &entries).context("cannot replay the journal")?;
+        self.store.db.put(db);
+        self.needs_reopen = false;
+        tracing::warn!(replayed, "reopened the store after a write error; the journal restored every commit");
+        Ok(())
+    }
+
     fn commit(&mut self) -> anyhow::Result<u64> {
         let stats = self.stats.clone();
-        if self.batch.is_empty() && self.cursors.is_empty() && self.counts.is_empty() {
+        if self.batch.is_empty() && self.cursors.is_empty() && self.marks.is_empty() && self.counts.is_empty() {
             self.batch_started = None;
             return Ok(stats.last_seq.load(Relaxed));
         }
@@ -331,6 +475,14 @@ impl StoreWriter {
                     entries.push(Entry::Cursor { name: name.clone(), seq: *seq });
                 }
             }
+            // Marks are journaled like cursors; replay applies the journal's last value.
+            for (name, value) in &self.marks {
+                let current = t.cursors.get(name.as_str())?.map(|v| v.value());
+                if current != Some(*value) {
+                    t.cursors.insert(name.as_str(), *value)?;
+                    entries.push(Entry::Cursor { name: name.clone(), seq: *value });
+                }
+            }
             let mut counters = txn.open_table(COUNTERS)?;
             for (name, n) in &self.counts {
                 let current = counters.get(name.as_str())?.map_or(0, |v| v.value());
@@ -345,6 +497,7 @@ impl StoreWriter {
         }
         self.batch.clear();
         self.cursors.clear();
+        self.marks.clear();
         self.counts.clear();
         self.batch_started = None;
         for k in 0..4 {
@@ -361,7 +514,8 @@ impl StoreWriter {
     }
 
     fn fold(&mut self) -> anyhow::Result<()> {
-        durable_commit(&self.store.db)?;
+        let db = self.store.db.get()?;
+        durable_commit(&db)?;
         self.journal.reset().map_err(|e| anyhow::anyhow!("cannot reset the journal: {e}"))?;
         self.unfolded = false;
         self.last_fold = Instant::now();
@@ -371,4 +525,16 @@ impl StoreWriter {
         stats.last_fold_ms.store(chrono::Utc::now().timestamp_millis().max(0) as u64, Relaxed);
         Ok(())
     }
+}
+
+/// Bytes available to us on the filesystem holding `dir` (`None` if it cannot be asked).
+fn free_bytes(dir: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is a valid C string and `st` a writable statvfs for the call.
+    if unsafe { libc::statvfs(path.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
 }

@@ -148,13 +148,26 @@ pub async fn export(
     Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response())
 }
 
-/// `GET /api/passes?from=&hours=&all=&min_elevation=&sun_limit=&lat=&lon=&alt_m=`: passes for
-/// the device's location (or the one given) from the newest stored TLE; visible ones unless all.
+/// Spacing of the points of `path=true`, seconds.
+const PASS_PATH_STEP_S: u32 = 10;
+
+fn flag(q: &HashMap<String, String>, name: &str) -> Result<bool, WebError> {
+    match q.get(name).map(String::as_str) {
+        None | Some("false") => Ok(false),
+        Some("true") | Some("") => Ok(true),
+        Some(v) => Err(WebError::BadRequest(format!("{name}={v:?} must be true or false"))),
+    }
+}
+
+/// `GET /api/passes?from=&hours=&all=&min_elevation=&sun_limit=&lat=&lon=&alt_m=&path=`: passes
+/// for the device's location (or the one given) from the newest stored TLE; visible ones unless
+/// all. With `path=true` each pass carries `path`: the ISS every 10 s from rise to set, over the
+/// ground and in the sky (what the map draws).
 pub async fn passes(
     State(app): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Vec<crate::passes::Pass>>, WebError> {
-    const KNOWN: [&str; 8] = ["from", "hours", "all", "min_elevation", "sun_limit", "lat", "lon", "alt_m"];
+) -> Result<Json<Vec<serde_json::Value>>, WebError> {
+    const KNOWN: [&str; 9] = ["from", "hours", "all", "min_elevation", "sun_limit", "lat", "lon", "alt_m", "path"];
     if let Some(unknown) = q.keys().find(|k| !KNOWN.contains(&k.as_str())) {
         return Err(WebError::BadRequest(format!("unknown parameter {unknown:?}; use {}", KNOWN.join(", "))));
     }
@@ -172,11 +185,8 @@ pub async fn passes(
         Some(v) => parse_time("from", v, false)?,
     };
     let hours = num("hours", 0.0, crate::passes::MAX_HOURS)?.unwrap_or(72.0);
-    let all = match q.get("all").map(String::as_str) {
-        None | Some("false") => false,
-        Some("true") | Some("") => true,
-        Some(v) => return Err(WebError::BadRequest(format!("all={v:?} must be true or false"))),
-    };
+    let all = flag(&q, "all")?;
+    let with_path = flag(&q, "path")?;
     let mut options = app.pass_options;
     if let Some(e) = num("min_elevation", 0.0, 89.0)? {
         options.min_elevation_deg = e;
@@ -203,9 +213,23 @@ pub async fn passes(
         .await?
         .ok_or_else(|| WebError::Unavailable("no TLE has been collected yet".into()))?;
     let query = crate::passes::PassQuery { observer, from, hours, options, all };
-    let passes = tokio::task::spawn_blocking(move || query.run(&tle))
-        .await
-        .map_err(|e| WebError::Internal(e.into()))?
-        .map_err(|e| WebError::Unavailable(e.to_string()))?;
+    let passes = tokio::task::spawn_blocking(move || {
+        query
+            .run(&tle)?
+            .into_iter()
+            .map(|pass| {
+                let mut json = serde_json::to_value(&pass).unwrap_or_default();
+                if with_path {
+                    json["path"] =
+                        serde_json::to_value(crate::passes::pass_path(&tle, observer, &pass, PASS_PATH_STEP_S)?)
+                            .unwrap_or_default();
+                }
+                Ok(json)
+            })
+            .collect::<Result<Vec<_>, crate::passes::PredictError>>()
+    })
+    .await
+    .map_err(|e| WebError::Internal(e.into()))?
+    .map_err(|e| WebError::Unavailable(e.to_string()))?;
     Ok(Json(passes))
 }

@@ -1,8 +1,15 @@
-//! The local web server: the read API now, the map pages later. Handlers only read: the store is
-//! written by the collectors' writer alone.
+//! The local web server: the map pages (maud views in `pages/`), the read API (`api`), live
+//! events (`events`), Prometheus metrics (`metrics`) and the embedded static files (`assets`).
+//! Everything is read-only: the store is written by the collectors' writer alone, and no path
+//! changes anything.
 
 mod api;
+mod assets;
+mod auth;
 mod error;
+mod events;
+mod metrics;
+mod pages;
 
 pub use api::DEFAULT_MAX_POINTS;
 
@@ -23,55 +30,60 @@ pub struct AppState {
     pub sinks: Arc<Vec<Arc<crate::sinks::SinkStatus>>>,
     pub station: String,
     pub started: Instant,
-    /// The Cassandra keyspace and replication that exports name.
     /// The observer's current location (gpsd, last fix or config), for passes.
     pub location: tokio::sync::watch::Receiver<Option<crate::location::Located>>,
     pub location_status: Arc<crate::location::LocationStatus>,
     /// `[alerts]` min elevation and sun limit.
     pub pass_options: crate::passes::PassOptions,
+    /// The Cassandra keyspace and replication that exports name.
     pub keyspace: String,
     pub replication: String,
     /// The email alerts' status, when `[email]` is configured.
     pub email: Option<Arc<crate::alerts::EmailStatus>>,
+    /// `[web] tile_url`: the online layer over the bundled basemap ("" = none).
+    pub tile_url: String,
+    /// Ends the event streams when the appliance shuts down (they would hold the drain).
+    pub shutdown: CancellationToken,
 }
 
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/", get(index))
+/// Every path; `credentials` turns on basic auth for all of them.
+pub fn router(state: AppState, credentials: Option<(String, crate::config::Secret)>) -> Router {
+    let router = Router::new()
+        .route("/", get(pages::map))
+        .route("/avalanche", get(pages::avalanche))
+        .route("/status", get(pages::status))
+        .route("/static/{*path}", get(assets::serve))
         .route("/healthz", get(api::healthz))
+        .route("/metrics", get(metrics::metrics))
         .route("/api/iss/latest", get(api::iss_latest))
         .route("/api/iss/track", get(api::iss_track))
         .route("/api/avalanche", get(api::avalanche))
         .route("/api/status", get(api::status))
         .route("/api/export", get(api::export))
         .route("/api/passes", get(api::passes))
+        .route("/api/events", get(events::events))
+        .fallback(|| async { error::WebError::NotFound("no such page".into()) })
         .with_state(state)
-}
-
-/// A plain start page listing the API (the map page replaces it).
-async fn index() -> axum::response::Html<&'static str> {
-    axum::response::Html(concat!(
-        "<!doctype html><html lang=en><head><meta charset=utf-8>",
-        "<meta name=viewport content='width=device-width,initial-scale=1'><title>Outpost</title></head>",
-        "<body style='font-family:system-ui,sans-serif;max-width:40em;margin:2em auto;padding:0 1em'>",
-        "<h1>Outpost</h1><p>Version ",
-        env!("CARGO_PKG_VERSION"),
-        ". Read API:</p><ul>",
-        "<li><a href='/api/iss/latest'>/api/iss/latest</a>: the newest ISS position</li>",
-        "<li><a href='/api/iss/track'>/api/iss/track</a>: the ground track (from, to, max_points)</li>",
-        "<li><a href='/api/avalanche'>/api/avalanche</a>: today's avalanche warnings (date)</li>",
-        "<li><a href='/api/status'>/api/status</a>: collectors and store</li>",
-        "<li><a href='/healthz'>/healthz</a></li></ul>",
-        "<p><small>Avalanche warnings: Varsler fra Snøskredvarslingen i Norge og www.varsom.no</small></p>",
-        "</body></html>"
-    ))
+        // Tracks are big JSON and the basemap is 1 MB: gzip pays on Wi-Fi. The default predicate
+        // leaves event streams and images alone.
+        .layer(tower_http::compression::CompressionLayer::new());
+    match credentials {
+        Some((user, password)) => router.layer(axum::middleware::from_fn_with_state(
+            Arc::new(auth::BasicAuth::new(&user, password.expose())),
+            auth::require,
+        )),
+        None => router,
+    }
 }
 
 /// Serves until `cancel`, then finishes in-flight requests.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
+    credentials: Option<(String, crate::config::Secret)>,
     cancel: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(async move { cancel.cancelled().await }).await
+    axum::serve(listener, router(state, credentials))
+        .with_graceful_shutdown(async move { cancel.cancelled().await })
+        .await
 }

@@ -103,7 +103,7 @@ async fn bad_parameters_get_400_with_a_message() {
     assert_eq!(code, 404, "nothing collected yet: {body}");
     let (code, page) = app.get("/").await;
     assert_eq!(code, 200);
-    assert!(page.as_str().unwrap().contains("/api/iss/track"), "{page}");
+    assert!(page.as_str().unwrap().contains(r#"<div id="map""#), "the map page: {page}");
     let (code, body) = app.get("/healthz").await;
     assert_eq!((code, body["status"].as_str()), (200, Some("ok")));
     let (code, _) = app.get("/api/iss/track?from=2023-09-18&to=2023-09-18T12:00:00%2B02:00&max_points=10").await;

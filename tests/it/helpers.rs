@@ -175,9 +175,16 @@ pub fn bin() -> &'static str {
 impl Outpost {
     /// Writes `config` next to the store and starts `outpost run` on it; returns once it serves.
     pub async fn start(dir: &Path, config: &str) -> Outpost {
+        Outpost::start_with(dir, config, &[bin()]).await
+    }
+
+    /// `start` with `command` (a program and its first arguments) in place of this build's
+    /// binary, e.g. qemu-aarch64 running the Raspberry Pi build.
+    pub async fn start_with(dir: &Path, config: &str, command: &[&str]) -> Outpost {
         let config_path = dir.join("outpost.toml");
         std::fs::write(&config_path, config).unwrap();
-        let mut child = Command::new(bin())
+        let mut child = Command::new(command[0])
+            .args(&command[1..])
             .args(["--log-format", "json", "run", "--config"])
             .arg(&config_path)
             .env("OUTPOST_LOG", std::env::var("OUTPOST_TEST_LOG").unwrap_or_else(|_| "info,outpost=debug".into()))

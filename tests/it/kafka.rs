@@ -18,7 +18,7 @@ fn backlog(s: &Value) -> u64 {
 }
 
 /// Every message of every topic, as (seq, message), plus how many times each key was seen.
-async fn read_all(port: u16) -> (Vec<(u64, Value)>, BTreeMap<String, usize>) {
+pub(crate) async fn read_all(port: u16) -> (Vec<(u64, Value)>, BTreeMap<String, usize>) {
     let mut all = Vec::new();
     let mut keys = BTreeMap::new();
     for topic in TOPICS {

@@ -88,6 +88,8 @@ pub struct Proxy {
     up: Arc<AtomicBool>,
     budget: Arc<AtomicI64>,
     cut: Arc<tokio::sync::Notify>,
+    /// Connections forwarded to the upstream so far.
+    connections: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Proxy {
@@ -100,6 +102,7 @@ impl Proxy {
             up: Arc::new(AtomicBool::new(true)),
             budget: Arc::new(AtomicI64::new(i64::MAX)),
             cut: Arc::new(tokio::sync::Notify::new()),
+            connections: Arc::default(),
         };
         let p = proxy.clone();
         tokio::spawn(async move {
@@ -111,6 +114,7 @@ impl Proxy {
                 let p = p.clone();
                 tokio::spawn(async move {
                     let Ok(outbound) = TcpStream::connect(("127.0.0.1", upstream)).await else { return };
+                    p.connections.fetch_add(1, Ordering::SeqCst);
                     let (mut in_r, mut in_w) = inbound.into_split();
                     let (mut out_r, mut out_w) = outbound.into_split();
                     let towards_upstream = async {
@@ -156,6 +160,11 @@ impl Proxy {
     pub fn restore(&self) {
         self.budget.store(i64::MAX, Ordering::SeqCst);
         self.up.store(true, Ordering::SeqCst);
+    }
+
+    /// How many connections have been forwarded to the upstream.
+    pub fn connections(&self) -> u64 {
+        self.connections.load(Ordering::SeqCst)
     }
 
     pub fn is_up(&self) -> bool {

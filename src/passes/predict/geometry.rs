@@ -58,8 +58,8 @@ pub(super) fn teme_to_earth_fixed(r: Vec3, v: Vec3, theta: f64, omega: f64) -> (
 }
 
 /// WGS84, the ellipsoid Skyfield (`wgs84.latlon`) puts the observer on.
-const WGS84_A_KM: f64 = 6378.137;
-const WGS84_F: f64 = 1.0 / 298.257_223_563;
+pub(super) const WGS84_A_KM: f64 = 6378.137;
+pub(super) const WGS84_F: f64 = 1.0 / 298.257_223_563;
 
 /// The observer: Earth-fixed position (km) and the local east / north / up unit vectors (up is the
 /// geodetic normal, so elevations are measured from the ellipsoid's horizon plane).

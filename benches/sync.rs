@@ -1,0 +1,240 @@
+//! Draining a one-week backlog to tansu (Kafka) and to mosquitto (MQTT) with the release
+//! `outpost` binary, and kafka-python producing the same messages to the same tansu as the peer.
+//!
+//!     cargo bench --bench sync                    # kafka (batch_size 1000), the peer, mqtt
+//!     cargo bench --bench sync -- kafka 1000 5000 # kafka only, at each batch_size given
+//!     cargo bench --bench sync -- mqtt
+//!
+//! Needs tansu (~/.cache/outpost/tools/bin/tansu or $OUTPOST_TANSU), the kafka-python venv
+//! (~/.cache/outpost/venv or $OUTPOST_PYTHON) and mosquitto + mosquitto_sub (Debian):
+//! scripts/test.sh installs them all.
+//!
+//! The backlog: a week of 10 s positions (60,480) ending an hour ago, two TLEs a day and a week of
+//! avalanche warnings (23 class-A regions, a third published twice a day), written into a store
+//! with the library. Each run copies that store, starts `outpost run` on it with one sink on and
+//! every collector pointed at a closed local port (nothing new is stored), and polls
+//! `/api/status` every 20 ms until the sink's cursor reaches the last record. Then the upstream is
+//! checked: Kafka is read back with kafka-python (tests/tools/kafka_read.py), every seq exactly
+//! once; MQTT (a state sink that coalesces a batch into one publish per topic) must retain the
+//! newest position.
+
+mod common;
+
+use chrono::Utc;
+use common::*;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const TOPICS: [&str; 3] = ["outpost.iss.position", "outpost.iss.tle", "outpost.avalanche.warning"];
+
+struct Backlog {
+    dir: std::path::PathBuf,
+    filled: Filled,
+}
+
+fn copy_store(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for f in [outpost::store::DB_FILE, outpost::store::JOURNAL_FILE] {
+        std::fs::copy(from.join(f), to.join(f)).unwrap();
+    }
+}
+
+struct Drained {
+    /// From spawning `outpost run` to the sink's cursor at the last record.
+    total_s: f64,
+    /// From the first acknowledged batch to the end, and the records sent in that time.
+    after_first_s: f64,
+    after_first_n: u64,
+    peak_rss_kib: u64,
+    /// CPU seconds used during the run by outpost and by the broker.
+    outpost_cpu_s: f64,
+    broker_cpu_s: f64,
+}
+
+/// Runs `outpost run` on a copy of the backlog with `sink_toml` until the sink has everything.
+fn drain(backlog: &Backlog, work: &Path, name: &str, sink: &str, sink_toml: &str, broker: u32) -> Drained {
+    let dir = work.join(name);
+    let store = dir.join("store");
+    copy_store(&backlog.dir, &store);
+    let web = free_port();
+    let cfg = config(&store, web, None, sink_toml);
+    let last = backlog.filled.last_seq;
+    let broker_cpu0 = cpu_secs(broker).unwrap_or(0.0);
+    let t0 = Instant::now();
+    let app = start_outpost(&dir, &cfg);
+    let mut first: Option<(Instant, u64)> = None;
+    let mut rss = Vec::new();
+    let cursor = loop {
+        if let Some(s) = status(web) {
+            let c = s["sinks"][sink]["cursor"].as_u64().unwrap_or(0);
+            if c > 0 && first.is_none() {
+                first = Some((Instant::now(), c));
+            }
+            if c >= last {
+                break c;
+            }
+        }
+        rss.extend(rss_kib(app.pid()));
+        assert!(t0.elapsed() < Duration::from_secs(600), "{name}: not drained within 600 s");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let done = Instant::now();
+    assert_eq!(cursor, last);
+    let outpost_cpu_s = cpu_secs(app.pid()).unwrap_or(0.0);
+    let broker_cpu_s = cpu_secs(broker).unwrap_or(0.0) - broker_cpu0;
+    let status = app.stop();
+    assert!(status.success(), "outpost exited with {status}");
+    let (t_first, c_first) = first.unwrap();
+    Drained {
+        total_s: (done - t0).as_secs_f64(),
+        after_first_s: (done - t_first).as_secs_f64(),
+        after_first_n: last - c_first,
+        peak_rss_kib: rss.iter().copied().max().unwrap_or(0),
+        outpost_cpu_s,
+        broker_cpu_s,
+    }
+}
+
+fn describe(last: u64, d: &Drained) -> String {
+    format!(
+        "{last} records in {:.2} s from spawn = {:.0} records/s; {} after the first ack in {:.2} s = {:.0} records/s; CPU: outpost {:.2} s, broker {:.2} s; peak RSS {:.1} MB",
+        d.total_s,
+        last as f64 / d.total_s,
+        d.after_first_n,
+        d.after_first_s,
+        d.after_first_n as f64 / d.after_first_s,
+        d.outpost_cpu_s,
+        d.broker_cpu_s,
+        d.peak_rss_kib as f64 / 1024.0
+    )
+}
+
+/// Every message of `topic` read back by kafka-python, as JSON lines.
+fn read_topic(port: u16, topic: &str) -> Vec<Value> {
+    let out = Command::new(home_tool("OUTPOST_PYTHON", "venv/bin/python"))
+        .arg(manifest_dir().join("tests/tools/kafka_read.py"))
+        .arg(format!("127.0.0.1:{port}"))
+        .arg(topic)
+        .args(["--timeout", "300"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "kafka_read.py failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn kafka(backlog: &Backlog, work: &Path, batch: usize, peer: bool) {
+    let port = free_port();
+    let broker = tansu(port);
+    let toml = format!("[kafka]\nbrokers = [\"127.0.0.1:{port}\"]\nbatch_size = {batch}\n");
+    let d = drain(backlog, work, &format!("kafka-{batch}"), "kafka", &toml, broker.pid());
+    // Verify: every seq exactly once across the three topics.
+    let mut seqs = BTreeSet::new();
+    let mut messages = Vec::new();
+    let mut count = 0u64;
+    for topic in TOPICS {
+        for m in read_topic(port, topic) {
+            count += 1;
+            seqs.insert(m["value"]["seq"].as_u64().unwrap());
+            messages.push(serde_json::json!({
+                "topic": topic.replace("outpost.", "peer."),
+                "key": m["key"], "value": m["value"], "headers": m["headers"],
+            }));
+        }
+    }
+    let last = backlog.filled.last_seq;
+    assert_eq!(count, last, "Kafka holds {count} messages, the store {last} records");
+    assert_eq!(seqs.len() as u64, last, "every seq once");
+    assert_eq!((seqs.first().copied(), seqs.last().copied()), (Some(1), Some(last)));
+    println!(
+        "kafka batch_size {batch}: {}\n    verified with kafka-python: {count} messages, seqs 1..={last} once each",
+        describe(last, &d)
+    );
+    if peer {
+        let file = work.join("peer.jsonl");
+        let text: String = messages.iter().map(|m| format!("{m}\n")).collect();
+        std::fs::write(&file, text).unwrap();
+        let broker_cpu0 = cpu_secs(broker.pid()).unwrap_or(0.0);
+        let out = Command::new(home_tool("OUTPOST_PYTHON", "venv/bin/python"))
+            .arg(manifest_dir().join("benches/kafka_produce.py"))
+            .arg(format!("127.0.0.1:{port}"))
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "kafka_produce.py failed: {}", String::from_utf8_lossy(&out.stderr));
+        let broker_cpu = cpu_secs(broker.pid()).unwrap_or(0.0) - broker_cpu0;
+        let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let n = r["messages"].as_u64().unwrap();
+        let s = r["seconds"].as_f64().unwrap();
+        println!(
+            "peer: kafka-python producer, the same {n} messages to the same tansu: {s:.2} s = {:.0} messages/s ({} failed); CPU: broker {broker_cpu:.2} s, kafka-python {:.2} s",
+            n as f64 / s,
+            r["failed"],
+            r["cpu_s"].as_f64().unwrap_or(f64::NAN)
+        );
+    }
+    drop(broker);
+}
+
+fn mqtt(backlog: &Backlog, work: &Path) {
+    let dir = work.join("mosquitto");
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = free_port();
+    let broker = mosquitto(&dir, port);
+    let toml = format!("[mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\n");
+    let d = drain(backlog, work, "mqtt", "mqtt", &toml, broker.pid());
+    let last = backlog.filled.last_seq;
+    // Verify: the retained position is the newest stored one.
+    let out = Command::new("mosquitto_sub")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", "outpost/bench/iss/position", "-C", "1", "-W", "5"])
+        .output()
+        .expect("mosquitto_sub runs");
+    let retained: Value = serde_json::from_slice(&out.stdout).expect("a retained position");
+    let newest = {
+        let (store, writer, _) =
+            outpost::store::Store::open(&work.join("mqtt/store"), "bench", Default::default()).unwrap();
+        drop(writer);
+        store.latest_position().unwrap().unwrap().time
+    };
+    let got: chrono::DateTime<Utc> = retained["time"].as_str().unwrap().parse().unwrap();
+    assert_eq!(got, newest, "the retained position is the newest record");
+    let log = std::fs::read_to_string(dir.join("mosquitto.log")).unwrap_or_default();
+    let publishes = log.lines().filter(|l| l.contains("Received PUBLISH from")).count();
+    println!(
+        "mqtt: {}\n    {publishes} PUBLISH packets reached mosquitto (coalesced state); verified with mosquitto_sub: retained position = newest record ({got})",
+        describe(last, &d)
+    );
+    drop(broker);
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let part = args.first().map(String::as_str).unwrap_or("all");
+    let batches: Vec<usize> = args.iter().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let batches = if batches.is_empty() { vec![1000] } else { batches };
+    println!("machine: {}", machine());
+    let work = BenchDir::new("sync");
+    let template = work.path().join("backlog");
+    let clock = Instant::now();
+    let filled = fill(&template, Utc::now() - chrono::Duration::hours(1), 60_480, true);
+    println!(
+        "backlog: {} positions, {} TLEs, {} warnings = {} records (filled in {:.1} s)",
+        filled.positions,
+        filled.tles,
+        filled.warnings,
+        filled.last_seq,
+        clock.elapsed().as_secs_f64()
+    );
+    let backlog = Backlog { dir: template, filled };
+    if matches!(part, "all" | "kafka") {
+        for (i, b) in batches.iter().enumerate() {
+            kafka(&backlog, work.path(), *b, part == "all" || i == 0);
+        }
+    }
+    if matches!(part, "all" | "mqtt") {
+        mqtt(&backlog, work.path());
+    }
+    println!("done: {}", load());
+}

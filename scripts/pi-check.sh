@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# The Raspberry Pi delivery, checked without a Pi: builds the aarch64 release binary with Debian's
+# cross gcc (no Docker), checks it is stripped and asks for no glibc newer than Raspberry Pi OS
+# Bookworm's (2.36), runs it under qemu-user (--version, check-config on deploy/outpost.toml, `run`
+# answering /healthz and collecting from the fixture server: tests/it/pi.rs), tests
+# deploy/install.sh in temporary roots (scripts/pi-install-test.sh) and under a real systemd in
+# a container (scripts/pi-systemd-test.sh), verifies the unit with systemd-analyze, and
+# runs shellcheck on every script. Installs its Debian packages when missing.
+#
+#   scripts/pi-check.sh          (scripts/test.sh runs it; build output goes to $CARGO_TARGET_DIR)
+#
+# First run on a new machine: about 20 minutes on 2 cores, most of it the aarch64 release build
+# (BENCHMARKS.md); then about 1 minute plus whatever changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/outpost/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+target=aarch64-unknown-linux-gnu
+sysroot=/usr/aarch64-linux-gnu
+glibc_max=2.36 # Raspberry Pi OS Bookworm
+bin="$CARGO_TARGET_DIR/$target/release/outpost"
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+passed=0
+failed=()
+check() { # check NAME COMMAND...: runs one check, records its result, goes on either way
+    local name=$1
+    shift
+    echo "== pi: $name"
+    if "$@"; then
+        passed=$((passed + 1))
+    else
+        echo "pi-check: FAILED: $name" >&2
+        failed+=("$name")
+    fi
+}
+
+missing=()
+command -v aarch64-linux-gnu-gcc >/dev/null || missing+=(gcc-aarch64-linux-gnu)
+[ -e "$sysroot/lib/crt1.o" ] || missing+=(libc6-dev-arm64-cross)
+command -v qemu-aarch64 >/dev/null || missing+=(qemu-user)
+command -v shellcheck >/dev/null || missing+=(shellcheck)
+command -v systemd-analyze >/dev/null || missing+=(systemd)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "== pi: installing Debian packages: ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+rustup target list --installed | grep -qx "$target" || rustup target add "$target"
+
+shellcheck_all() {
+    local scripts=(scripts/*.sh deploy/*.sh .ci/run)
+    shellcheck "${scripts[@]}" && echo "shellcheck: ${#scripts[@]} scripts clean"
+}
+check "shellcheck" shellcheck_all
+
+build() {
+    local start=$SECONDS
+    cargo build --release --locked --target "$target" || return 1
+    echo "built $bin in $((SECONDS - start)) s"
+}
+check "cargo build --release --target $target" build
+if [ ${#failed[@]} != 0 ] && [[ ${failed[*]} == *cargo* ]]; then
+    echo "pi-check: $passed passed, ${#failed[@]} failed (${failed[*]}); the rest needs the binary"
+    exit 1
+fi
+
+binary_checks() {
+    local header dynamic sections max needed
+    header=$(aarch64-linux-gnu-readelf -h "$bin")
+    grep -q 'Machine:.*AArch64' <<<"$header" || { echo "not an AArch64 binary" && return 1; }
+    sections=$(aarch64-linux-gnu-readelf -S -W "$bin")
+    if grep -q '\.symtab\|\.debug_' <<<"$sections"; then echo "not stripped" && return 1; fi
+    echo "size: $(stat -c %s "$bin") bytes, stripped"
+    dynamic=$(aarch64-linux-gnu-readelf -d -W "$bin")
+    needed=$(sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' <<<"$dynamic" | tr '\n' ' ')
+    echo "needs: $needed"
+    for lib in $needed; do
+        case "$lib" in
+            libc.so.6 | libm.so.6 | libgcc_s.so.1 | ld-linux-aarch64.so.1) ;;
+            *) echo "$lib is not part of every Raspberry Pi OS" && return 1 ;;
+        esac
+    done
+    max=$(aarch64-linux-gnu-objdump -T "$bin" | grep -o 'GLIBC_[0-9.]*' | sort -u -V | tail -n 1)
+    echo "newest glibc symbol version: $max (Raspberry Pi OS Bookworm has $glibc_max)"
+    [ "$(printf '%s\n' "${max#GLIBC_}" "$glibc_max" | sort -V | tail -n 1)" = "$glibc_max" ]
+}
+check "binary: AArch64, stripped, glibc <= $glibc_max" binary_checks
+
+# --version, check-config on deploy/outpost.toml, run: /healthz and collection (tests/it/pi.rs).
+qemu_tests() {
+    OUTPOST_AARCH64_BIN="$bin" OUTPOST_AARCH64_SYSROOT="$sysroot" \
+        cargo test --locked --test it pi::aarch64 -- --include-ignored
+}
+check "the binary under qemu-aarch64 (tests/it/pi.rs)" qemu_tests
+
+check "deploy/install.sh: install, re-install, upgrade, rollback" \
+    env OUTPOST_QEMU_LD="$sysroot" scripts/pi-install-test.sh "$bin"
+
+# The unit under a real systemd (Debian 12 in systemd-nspawn), with this machine's build of the
+# binary that the qemu tests just built; 77 = this machine cannot boot a container.
+skipped=()
+under_systemd() {
+    local status=0
+    scripts/pi-systemd-test.sh "$CARGO_TARGET_DIR/debug/outpost" || status=$?
+    [ "$status" != 77 ] || skipped+=("deploy/ under systemd-nspawn")
+    [ "$status" = 0 ] || [ "$status" = 77 ]
+}
+check "deploy/ under a real systemd (systemd-nspawn)" under_systemd
+
+# systemd-analyze verify needs no running systemd, but checks that ExecStart's binary exists: the
+# unit is verified inside a root made by install.sh itself, next to the system's own units.
+verify_unit() {
+    local root status=0
+    root=$(mktemp -d)
+    mkdir -p "$root/etc" "$root/usr/lib/systemd"
+    touch "$root/etc/passwd" "$root/etc/group" "$root/etc/shadow" "$root/etc/gshadow"
+    cp -r /usr/lib/systemd/system "$root/usr/lib/systemd/"
+    OUTPOST_RUNNER="qemu-aarch64 -L $sysroot" deploy/install.sh --root "$root" --no-systemctl "$bin" 2>/dev/null &&
+        systemd-analyze verify --root="$root" /etc/systemd/system/outpost.service >"$root/verify.log" 2>&1 || status=1
+    # Warnings (an unknown key, a bad value) do not change the exit code: any output fails.
+    if [ -s "$root/verify.log" ]; then cat "$root/verify.log" && status=1; fi
+    [ "$status" = 1 ] || {
+        echo "systemd-analyze verify: clean"
+        systemd-analyze security --offline=true --root="$root" /etc/systemd/system/outpost.service 2>/dev/null | tail -n 1 || true
+    }
+    rm -rf "$root"
+    return "$status"
+}
+check "systemd-analyze verify deploy/outpost.service" verify_unit
+
+passed=$((passed - ${#skipped[@]}))
+echo "pi-check: $passed passed, ${#failed[@]} failed, ${#skipped[@]} skipped${failed[*]:+ (failed: ${failed[*]})}${skipped[*]:+ (skipped: ${skipped[*]})}"
+[ ${#failed[@]} = 0 ]

@@ -1,0 +1,29 @@
+//! How CLI commands reach a running `outpost run`: at `web.listen` (an all-interfaces address
+//! becomes localhost), signed in with `[web]`'s basic-auth credentials when they are set.
+
+use crate::config::Config;
+use anyhow::Context;
+
+/// `http://<web.listen>/<path>`.
+pub fn url(config: &Config, path: &str) -> anyhow::Result<reqwest::Url> {
+    let addr = config.local_web_addr().context("web.listen is not an address")?;
+    Ok(reqwest::Url::parse(&format!("http://{addr}{path}"))?)
+}
+
+/// A GET of `url` on the appliance, with credentials when `[web]` has them.
+pub fn get(
+    config: &Config,
+    url: reqwest::Url,
+    timeout: Option<std::time::Duration>,
+) -> anyhow::Result<reqwest::RequestBuilder> {
+    crate::install_tls_provider();
+    let mut client = reqwest::Client::builder();
+    if let Some(t) = timeout {
+        client = client.timeout(t);
+    }
+    let request = client.build()?.get(url);
+    Ok(match config.web.credentials() {
+        Some((user, password)) => request.basic_auth(user, Some(password)),
+        None => request,
+    })
+}

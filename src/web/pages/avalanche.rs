@@ -1,0 +1,289 @@
+//! `/avalanche?date=YYYY-MM-DD&region=ID`: every stored region's danger for a date in the
+//! European danger scale colours, the regions on a map, the chosen region's text and problems,
+//! and its season as a small chart. Rendered on the server: it works without JavaScript, and
+//! static/avalanche.js only adds the map.
+
+use super::{NVE_ATTRIBUTION, Page, layout, leaflet_head, page_data, regions};
+use crate::domain::{AvalancheProblem, AvalancheWarning, Danger, ElevationBand};
+use crate::store::Store;
+use crate::web::assets;
+use crate::web::error::WebError;
+use chrono::{Datelike, Duration, NaiveDate};
+use maud::{Markup, html};
+use std::collections::HashMap;
+
+pub struct Request {
+    date: NaiveDate,
+    region: Option<u32>,
+}
+
+impl Request {
+    pub fn parse(q: &HashMap<String, String>) -> Result<Request, WebError> {
+        if let Some(unknown) = q.keys().find(|k| !matches!(k.as_str(), "date" | "region")) {
+            return Err(WebError::BadRequest(format!("unknown parameter {unknown:?}; use date and region")));
+        }
+        let date = match q.get("date").map(String::as_str) {
+            None | Some("") => crate::sources::varsom::norwegian_today(),
+            Some(v) => NaiveDate::parse_from_str(v, "%Y-%m-%d")
+                .map_err(|_| WebError::BadRequest(format!("date={v:?} is not a date like 2023-03-01")))?,
+        };
+        let region = match q.get("region").map(String::as_str) {
+            None | Some("") => None,
+            Some(v) => Some(
+                v.parse::<u32>()
+                    .ok()
+                    .filter(|r| (1..100_000).contains(r))
+                    .ok_or_else(|| WebError::BadRequest(format!("region={v:?} is not a region id like 3022")))?,
+            ),
+        };
+        Ok(Request { date, region })
+    }
+}
+
+pub struct Data {
+    date: NaiveDate,
+    /// Every stored region's warning for `date`, by region id.
+    warnings: Vec<AvalancheWarning>,
+    /// The region shown in detail: the requested one, else the most dangerous.
+    selected: Option<AvalancheWarning>,
+    season: Season,
+}
+
+/// One avalanche season (1 December to 30 June) and the selected region's danger through it.
+struct Season {
+    start: NaiveDate,
+    end: NaiveDate,
+    days: Vec<(NaiveDate, Danger)>,
+}
+
+impl Season {
+    fn containing(date: NaiveDate) -> (NaiveDate, NaiveDate) {
+        // July to November belong to the season ahead.
+        let end_year = if date.month() >= 7 { date.year() + 1 } else { date.year() };
+        let start = NaiveDate::from_ymd_opt(end_year - 1, 12, 1).unwrap_or(date);
+        let end = NaiveDate::from_ymd_opt(end_year, 6, 30).unwrap_or(date);
+        (start, end)
+    }
+}
+
+impl Data {
+    /// Blocking: reads the store.
+    pub fn load(store: &Store, req: Request) -> anyhow::Result<Data> {
+        let warnings = store.avalanche_for_date(req.date)?;
+        let selected = match req.region {
+            Some(r) => warnings.iter().find(|w| w.region_id == r),
+            // Most dangerous first; ties go to the lower region id.
+            None => warnings.iter().max_by_key(|w| (w.danger_level, std::cmp::Reverse(w.region_id))),
+        }
+        .cloned();
+        let (start, end) = Season::containing(req.date);
+        let days = match &selected {
+            Some(w) => store
+                .region_warnings(w.region_id, start, end)?
+                .into_iter()
+                .map(|w| (w.valid_date, w.danger_level))
+                .collect(),
+            None => Vec::new(),
+        };
+        Ok(Data { date: req.date, warnings, selected, season: Season { start, end, days } })
+    }
+}
+
+fn danger_class(d: Danger) -> String {
+    match d.level() {
+        None => "danger danger-na".into(),
+        Some(l) => format!("danger danger-{l}"),
+    }
+}
+
+fn danger_name(d: Danger) -> &'static str {
+    match d.level() {
+        None => "not assessed",
+        Some(0) => "no rating",
+        Some(1) => "1 low",
+        Some(2) => "2 moderate",
+        Some(3) => "3 considerable",
+        Some(4) => "4 high",
+        Some(_) => "5 very high",
+    }
+}
+
+fn href(date: NaiveDate, region: Option<u32>) -> String {
+    match region {
+        Some(r) => format!("/avalanche?date={date}&region={r}"),
+        None => format!("/avalanche?date={date}"),
+    }
+}
+
+pub fn page(station: &str, tile_url: &str, data: &Data) -> Markup {
+    let selected_id = data.selected.as_ref().map(|w| w.region_id);
+    let markers: Vec<_> = data
+        .warnings
+        .iter()
+        .filter_map(|w| {
+            let (lat, lon) = regions::centre(w.region_id)?;
+            Some(serde_json::json!({
+                "id": w.region_id, "name": w.region_name, "latitude": lat, "longitude": lon,
+                "level": w.danger_level.level(), "label": danger_name(w.danger_level),
+                "href": href(data.date, Some(w.region_id)), "selected": Some(w.region_id) == selected_id,
+            }))
+        })
+        .collect();
+    let head = html! {
+        (leaflet_head())
+        script src=(assets::url("avalanche.js")) defer {}
+    };
+    let day = Duration::days(1);
+    let body = html! {
+        (page_data(&serde_json::json!({ "tile_url": tile_url, "regions": markers })))
+        main.content {
+            form.date-form method="get" action="/avalanche" {
+                a.button href=(href(data.date - day, selected_id)) rel="prev" aria-label="previous day" { "‹" }
+                input #date type="date" name="date" value=(data.date) aria-label="date";
+                @if let Some(r) = selected_id { input type="hidden" name="region" value=(r); }
+                a.button href=(href(data.date + day, selected_id)) rel="next" aria-label="next day" { "›" }
+                button.primary type="submit" { "Show" }
+            }
+            h1 { "Avalanche danger " small { (data.date.format("%A %-d %B %Y")) } }
+            @if data.warnings.is_empty() {
+                p.empty { "No warnings are stored for this date. Outpost collects the regions in "
+                    code { "[varsom] regions" } ", back to " code { "backfill_days" } " before it first started." }
+            }
+            div.avalanche-layout {
+                div #region-map .region-map role="region" aria-label="Map of the regions" {}
+                ol.region-list {
+                    @for w in &data.warnings {
+                        li aria-current=[(Some(w.region_id) == selected_id).then_some("true")] {
+                            a href=(href(data.date, Some(w.region_id))) {
+                                span class=(danger_class(w.danger_level)) title=(danger_name(w.danger_level)) {
+                                    (w.danger_level.level().map_or("–".to_owned(), |l| l.to_string()))
+                                }
+                                " " (w.region_name)
+                            }
+                        }
+                    }
+                }
+            }
+            @if let Some(w) = &data.selected { (detail(w, &data.season, data.date)) }
+            (legend())
+            p.attribution { (NVE_ATTRIBUTION) " (" a href="https://www.varsom.no" { "varsom.no" } ")." }
+        }
+    };
+    layout(Page::Avalanche, "Avalanche danger", station, head, body)
+}
+
+fn legend() -> Markup {
+    let levels = [Danger::Level(1), Danger::Level(2), Danger::Level(3), Danger::Level(4), Danger::Level(5)];
+    html! {
+        ul.legend aria-label="European avalanche danger scale" {
+            @for d in levels { li { span class=(danger_class(d)) { (d.level().unwrap_or(0)) } " " (danger_name(d)[2..]) } }
+            li { span class=(danger_class(Danger::NotAssessed)) { "–" } " not assessed" }
+        }
+    }
+}
+
+fn detail(w: &AvalancheWarning, season: &Season, date: NaiveDate) -> Markup {
+    html! {
+        section.region-detail #region-detail {
+            h2 {
+                span class=(danger_class(w.danger_level)) { (w.danger_level.level().map_or("–".to_owned(), |l| l.to_string())) }
+                " " (w.region_name) " "
+                small { (danger_name(w.danger_level)) }
+            }
+            p.muted { "Published " (w.publish_time.format("%Y-%m-%d %H:%M UTC")) }
+            @if !w.main_text.is_empty() { p.main-text { (w.main_text) } }
+            @if let Some(text) = &w.avalanche_danger { p { (text) } }
+            @if !w.problems.is_empty() {
+                h3 { "Avalanche problems" }
+                ol.problems { @for p in &w.problems { li { (problem(p)) } } }
+            }
+            @if !w.advice.is_empty() {
+                h3 { "Advice" }
+                ul { @for a in &w.advice { li { (a) } } }
+            }
+            h3 { "Season " (season.start.year()) "/" (season.end.format("%y")) }
+            div.chart-scroll { (season_chart(season, date)) }
+        }
+    }
+}
+
+fn problem(p: &AvalancheProblem) -> Markup {
+    let named = [
+        ("Cause", &p.cause),
+        ("Size", &p.size),
+        ("Probability", &p.probability),
+        ("Sensitivity", &p.sensitivity),
+        ("Spread", &p.propagation),
+    ];
+    let aspects: Vec<String> = p.expositions.iter().map(|d| format!("{d:?}")).collect();
+    let elevation = match p.elevation {
+        ElevationBand::Above { m } => Some(format!("above {m} m")),
+        ElevationBand::Below { m } => Some(format!("below {m} m")),
+        ElevationBand::AboveAndBelow { above_m, below_m } => Some(format!("above {above_m} m and below {below_m} m")),
+        ElevationBand::Between { low_m, high_m } => Some(format!("{low_m}–{high_m} m")),
+        ElevationBand::Unspecified => None,
+    };
+    html! {
+        strong { (p.problem_type.name) }
+        @if let Some(l) = p.danger_level { " " span class=(danger_class(Danger::Level(l))) { (l) } }
+        dl.problem {
+            @for (label, value) in named { @if let Some(v) = value { dt { (label) } dd { (v.name) } } }
+            @if !aspects.is_empty() { dt { "Aspects" } dd { (aspects.join(" ")) } }
+            @if let Some(e) = elevation { dt { "Elevation" } dd { (e) } }
+        }
+    }
+}
+
+/// One bar per day, its height and colour the danger; not-assessed days a grey tick; a line
+/// marks the shown date.
+fn season_chart(season: &Season, date: NaiveDate) -> Markup {
+    let days = (season.end - season.start).num_days().max(1) as f64 + 1.0;
+    let (w, h, bar) = (days * 3.0, 60.0, 3.0);
+    let x = |d: NaiveDate| (d - season.start).num_days() as f64 * bar;
+    let months: Vec<NaiveDate> =
+        (0..7).filter_map(|i| season.start.checked_add_months(chrono::Months::new(i))).collect();
+    html! {
+        svg.season-chart viewBox={ "0 0 " (w) " " (h + 14.0) } role="img"
+            aria-label={ "Danger level per day from " (season.start) " to " (season.end) } {
+            @for l in 1..=5 { line.grid x1="0" x2=(w) y1=(h - f64::from(l) * 11.0) y2=(h - f64::from(l) * 11.0) {} }
+            @for (d, danger) in &season.days {
+                @let level = f64::from(danger.level().unwrap_or(0));
+                @let height = if danger.level().is_some() { level.max(0.3) * 11.0 } else { 3.0 };
+                rect class=(danger_class(*danger)) x=(x(*d)) y=(h - height) width=(bar - 0.5) height=(height) {
+                    title { (d) ": " (danger_name(*danger)) }
+                }
+            }
+            @if (season.start..=season.end).contains(&date) {
+                line.today x1=(x(date) + bar / 2.0) x2=(x(date) + bar / 2.0) y1="0" y2=(h) {}
+            }
+            @for m in &months { text x=(x(*m)) y=(h + 12.0) { (m.format("%b")) } }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seasons_run_from_december_to_june() {
+        let d = |s: &str| s.parse::<NaiveDate>().unwrap();
+        assert_eq!(Season::containing(d("2023-03-01")), (d("2022-12-01"), d("2023-06-30")));
+        assert_eq!(Season::containing(d("2023-12-24")), (d("2023-12-01"), d("2024-06-30")));
+        assert_eq!(Season::containing(d("2023-08-01")), (d("2023-12-01"), d("2024-06-30")));
+    }
+
+    #[test]
+    fn bad_parameters_are_refused_with_a_reason() {
+        let q = |k: &str, v: &str| HashMap::from([(k.to_owned(), v.to_owned())]);
+        for (k, v, needle) in
+            [("date", "2023-13-01", "not a date"), ("region", "abc", "region id"), ("foo", "1", "unknown")]
+        {
+            match Request::parse(&q(k, v)) {
+                Err(WebError::BadRequest(m)) => assert!(m.contains(needle), "{m}"),
+                _ => panic!("{k}={v} was accepted"),
+            }
+        }
+        assert!(Request::parse(&q("region", "3022")).is_ok());
+    }
+}

@@ -1,0 +1,146 @@
+// The map pages in headless Chromium (Debian's chromium, driven by playwright-core), with every
+// request outside loopback blocked, as on a home network without internet. Started by
+// tests/it/browser.rs against a running appliance; exits non-zero on the first failed check.
+//
+//   OUTPOST_URL=http://127.0.0.1:PORT OUTPOST_ARTIFACTS=dir node tests/browser/map.mjs
+import { chromium } from "playwright-core";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+
+const base = process.env.OUTPOST_URL;
+const artifacts = process.env.OUTPOST_ARTIFACTS;
+const executablePath = process.env.OUTPOST_CHROMIUM || "/usr/bin/chromium";
+if (!base || !artifacts) throw new Error("set OUTPOST_URL and OUTPOST_ARTIFACTS");
+mkdirSync(artifacts, { recursive: true });
+
+function check(ok, what) {
+  if (!ok) throw new Error("check failed: " + what);
+  console.log("ok - " + what);
+}
+
+const browser = await chromium.launch({
+  executablePath,
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync"],
+});
+const blocked = [];
+const requests = [];
+const errors = [];
+
+async function open(viewport, path) {
+  const context = await browser.newContext({ viewport, deviceScaleFactor: 1 });
+  // Only loopback answers: tiles and anything else on the internet are refused.
+  await context.route("**/*", (route) => {
+    const url = new URL(route.request().url());
+    if (url.protocol === "data:" || url.hostname === "127.0.0.1" || url.hostname === "localhost") {
+      requests.push(url.pathname);
+      return route.continue();
+    }
+    blocked.push(url.href);
+    return route.abort("internetdisconnected");
+  });
+  const page = await context.newPage();
+  page.on("pageerror", (e) => errors.push(String(e)));
+  page.on("console", (m) => m.type() === "error" && !/ERR_INTERNET_DISCONNECTED|Failed to load resource/.test(m.text()) && errors.push(m.text()));
+  await page.goto(base + path);
+  return page;
+}
+
+try {
+  // --- the map, on a phone -------------------------------------------------------------------
+  const page = await open({ width: 390, height: 844 }, "/");
+  await page.waitForSelector("#map[data-basemap=ready]", { timeout: 20000 });
+  const painted = await page.evaluate(() => {
+    const canvas = document.querySelector(".leaflet-basemap-pane canvas");
+    const ctx = canvas.getContext("2d");
+    const { data } = ctx.getImageData(0, 0, canvas.width, canvas.height);
+    let filled = 0;
+    for (let i = 3; i < data.length; i += 4) if (data[i] > 0) filled++;
+    return { filled: filled / (canvas.width * canvas.height), features: outpost.basemapFeatures };
+  });
+  check(painted.features > 200, `the bundled basemap has ${painted.features} countries`);
+  check(painted.filled > 0.05, `the basemap paints ${(painted.filled * 100).toFixed(0)}% of its canvas`);
+  check(blocked.some((u) => u.includes("tile.openstreetmap.org")), "the online tiles were tried and blocked");
+
+  await page.waitForSelector(".iss-icon", { timeout: 20000 });
+  check(true, "the ISS marker appears");
+  const first = await page.evaluate(() => outpost.state.position);
+  const firstBox = await page.locator(".iss-icon").boundingBox();
+  // The appliance collects a new position every second; it must arrive over /api/events.
+  await page.waitForFunction((t) => outpost.state.position && outpost.state.position.time !== t, first.time, { timeout: 20000 });
+  const moved = await page.evaluate(() => outpost.state.position);
+  const movedBox = await page.locator(".iss-icon").boundingBox();
+  check(moved.longitude !== first.longitude, `the position moved from ${first.longitude} to ${moved.longitude}`);
+  check(Math.abs(movedBox.x - firstBox.x) + Math.abs(movedBox.y - firstBox.y) > 0.5, "the marker moved on screen");
+  check(requests.filter((p) => p === "/api/iss/latest").length === 1, "the page did not poll for positions");
+  check(await page.locator("#live.live-on").count() === 1, "the live badge says live");
+  await page.screenshot({ path: join(artifacts, "map-phone.png"), fullPage: true });
+
+  // --- the track and the date filter --------------------------------------------------------
+  await page.waitForFunction(() => Number(document.querySelector("#track-info").dataset.total) > 3, null, { timeout: 20000 });
+  const before = await page.evaluate(() => ({
+    total: Number(document.querySelector("#track-info").dataset.total),
+    segments: outpost.state.trackSegments,
+  }));
+  const jumps = before.segments.flatMap((s) => s.slice(1).map((p, i) => Math.abs(p[1] - s[i][1])));
+  check(before.segments.length >= 2, `the track is split at the antimeridian (${before.segments.length} segments)`);
+  check(jumps.every((d) => d <= 180), "no track segment crosses the whole map");
+
+  // The first two minutes of positions only: the filter must ask the server for fewer.
+  const range = await page.evaluate(async () => {
+    const t = await (await fetch("/api/iss/track?max_points=1")).json();
+    return t.points[0].time;
+  });
+  const from = new Date(range);
+  from.setSeconds(0, 0);
+  const to = new Date(from.getTime() + 2 * 60000);
+  const local = (d) => new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+  await page.fill("#track-from", local(from));
+  await page.fill("#track-to", local(to));
+  const expected = await page.evaluate(async ([a, b]) => {
+    const t = await (await fetch(`/api/iss/track?from=${encodeURIComponent(a)}&to=${encodeURIComponent(b)}&max_points=1`)).json();
+    return t.total;
+  }, [new Date(local(from)).toISOString(), new Date(local(to)).toISOString()]);
+  await page.click("#track-form button[type=submit]");
+  await page.waitForFunction((n) => document.querySelector("#track-info").dataset.total === String(n), expected, { timeout: 10000 });
+  const after = await page.evaluate(() => outpost.state.trackSegments.reduce((n, s) => n + s.length, 0));
+  check(expected < before.total, `the date filter narrowed the track from ${before.total} to ${expected} positions`);
+  check(after >= expected && after < before.total + before.segments.length * 2, "the drawn track follows the filter");
+
+  // --- passes --------------------------------------------------------------------------------
+  await page.check("#passes-all");
+  await page.waitForSelector("#pass-list li button", { timeout: 20000 });
+  await page.click("#pass-list li button");
+  await page.waitForSelector("#sky:not([hidden]) svg polyline", { timeout: 10000 });
+  const passPoints = await page.evaluate(() => outpost.state.passes[outpost.state.selectedPass].path.length);
+  check(passPoints > 10, `choosing a pass draws its path (${passPoints} points) and its sky plot`);
+  await page.screenshot({ path: join(artifacts, "map-phone-pass.png"), fullPage: true });
+
+  // --- desktop -------------------------------------------------------------------------------
+  const wide = await open({ width: 1280, height: 800 }, "/");
+  await wide.waitForSelector("#map[data-basemap=ready]");
+  await wide.waitForSelector(".iss-icon");
+  await wide.waitForFunction(() => outpost.state.trackSegments.length > 0);
+  await wide.screenshot({ path: join(artifacts, "map-desktop.png") });
+
+  // --- /avalanche and /status ----------------------------------------------------------------
+  const aval = await open({ width: 1280, height: 900 }, "/avalanche?date=2023-03-03");
+  await aval.waitForSelector("#region-map[data-basemap=ready]");
+  check(await aval.evaluate(() => outpost.state.regions) === 1, "the stored region is on the map");
+  check(await aval.locator("#region-detail .danger-3").count() >= 1, "the region shows danger 3 in its colour");
+  check(await aval.locator(".season-chart rect").count() === 5, "the season chart has the five stored days");
+  check((await aval.textContent("body")).includes("Varsler fra Snøskredvarslingen i Norge"), "NVE's attribution");
+  await aval.screenshot({ path: join(artifacts, "avalanche.png"), fullPage: true });
+  const avalPhone = await open({ width: 390, height: 844 }, "/avalanche?date=2023-03-03&region=3022");
+  await avalPhone.waitForSelector("#region-map[data-basemap=ready]");
+  await avalPhone.screenshot({ path: join(artifacts, "avalanche-phone.png"), fullPage: true });
+
+  const status = await open({ width: 1280, height: 900 }, "/status");
+  check((await status.textContent("h1")) === "Status", "/status renders");
+  check(await status.locator("#collectors .card").count() >= 3, "every collector has a card");
+  await status.screenshot({ path: join(artifacts, "status.png"), fullPage: true });
+
+  check(errors.length === 0, "no script errors: " + errors.join("; "));
+  console.log("screenshots in " + artifacts);
+} finally {
+  await browser.close();
+}

@@ -151,7 +151,7 @@ pub async fn run(config: Config, listener: tokio::net::TcpListener, shutdown: Ca
     };
     let credentials = config.web.credentials().map(|(u, p)| (u.to_owned(), crate::config::Secret::new(p)));
     tracing::info!(address = %listener.local_addr()?, basic_auth = credentials.is_some(), "serving the map and API");
-    let web_task = tracker.spawn(web::serve(listener, state, credentials, shutdown.clone()));
+    let web_task = tracker.spawn(web::serve(listener, state, credentials));
     tracker.close();
 
     shutdown.cancelled().await;

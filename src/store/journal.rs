@@ -32,7 +32,6 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 
@@ -196,10 +195,7 @@ impl Journal {
             let mut tail_sector = vec![0u8; (journal.tail - start) as usize];
             journal.file.read_exact_at(&mut tail_sector, start)?;
             // Drop what recovery cached, so no stale page can shadow direct writes.
-            // SAFETY: posix_fadvise only reads its integer arguments; the fd is open.
-            unsafe {
-                libc::posix_fadvise(journal.file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED);
-            }
+            super::drop_from_page_cache(&journal.file);
             journal.file = direct;
             journal.sector = Some(512);
             journal.tail_sector = tail_sector;
@@ -217,10 +213,7 @@ impl Journal {
         let file = File::open(&self.path)?;
         super::advise_random(&file);
         let entries = self.scan_in(&file)?.0;
-        // SAFETY: posix_fadvise only reads its integer arguments; the fd is open.
-        unsafe {
-            libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED);
-        }
+        super::drop_from_page_cache(&file);
         Ok(entries)
     }
 

@@ -168,10 +168,20 @@ impl Store {
 
 /// Turns readahead off for `file` (a hint: failure changes nothing but cost).
 pub(crate) fn advise_random(file: &std::fs::File) {
+    advise(file, libc::POSIX_FADV_RANDOM);
+}
+
+/// Drops `file`'s clean pages from the page cache once a whole-file read is done with them, so
+/// that later 4 KB writes do not land in the large folios such a read leaves (a hint, as above).
+pub(crate) fn drop_from_page_cache(file: &std::fs::File) {
+    advise(file, libc::POSIX_FADV_DONTNEED);
+}
+
+fn advise(file: &std::fs::File, advice: libc::c_int) {
     use std::os::fd::AsRawFd;
     // SAFETY: posix_fadvise only reads its integer arguments; the fd is open for this call.
     unsafe {
-        libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_RANDOM);
+        libc::posix_fadvise(file.as_raw_fd(), 0, 0, advice);
     }
 }
 
@@ -183,10 +193,6 @@ pub(crate) fn advise_random(file: &std::fs::File) {
 /// BENCHMARKS.md for the cost). A damaged file is an error that names it, never a panic: a panic
 /// in redb over a damaged file is caught and reported as such.
 fn open_db(db_path: &Path, cache_bytes: usize, check: bool) -> anyhow::Result<Database> {
-    let checking = check.then(|| (Instant::now(), prefetch(db_path)));
-    if let Some((_, bytes)) = checking {
-        tracing::info!(mb = bytes / 1_000_000, "verifying every page of the store");
-    }
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -195,7 +201,12 @@ fn open_db(db_path: &Path, cache_bytes: usize, check: bool) -> anyhow::Result<Da
         .open(db_path)
         .with_context(|| format!("cannot open the store {}", db_path.display()))?;
     advise_random(&file);
+    // Takes redb's lock on the file: a store held by another process is refused before it is read.
     let backend = redb::backends::FileBackend::new(file).map_err(|e| open_error(db_path, e))?;
+    let checking = check.then(|| (Instant::now(), prefetch(db_path)));
+    if let Some((_, bytes)) = checking {
+        tracing::info!(mb = bytes / 1_000_000, "verifying every page of the store");
+    }
     let opened = std::panic::catch_unwind(|| {
         Database::builder()
             .set_cache_size(cache_bytes)
@@ -216,7 +227,9 @@ fn open_db(db_path: &Path, cache_bytes: usize, check: bool) -> anyhow::Result<Da
         }
     };
     if let Some((started, _)) = checking {
-        evict(db_path);
+        if let Ok(file) = std::fs::File::open(db_path) {
+            drop_from_page_cache(&file);
+        }
         tracing::info!(ms = started.elapsed().as_millis() as u64, "the store's pages are intact");
     }
     Ok(db)
@@ -234,18 +247,6 @@ fn prefetch(path: &Path) -> u64 {
         total += n as u64;
     }
     total
-}
-
-/// Drops `path`'s clean pages from the page cache once the check is done with them: the
-/// readahead left large folios there (see `open_db`). A hint: failure changes nothing but cost.
-fn evict(path: &Path) {
-    use std::os::fd::AsRawFd;
-    if let Ok(file) = std::fs::File::open(path) {
-        // SAFETY: posix_fadvise only reads its integer arguments; the fd is open for this call.
-        unsafe {
-            libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED);
-        }
-    }
 }
 
 fn damaged_db(db_path: &Path, what: &str) -> anyhow::Error {

@@ -76,13 +76,13 @@ pub fn router(state: AppState, credentials: Option<(String, crate::config::Secre
     }
 }
 
-/// Serves until `cancel`, then finishes in-flight requests.
+/// Serves until `state.shutdown`, then finishes in-flight requests.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     credentials: Option<(String, crate::config::Secret)>,
-    cancel: CancellationToken,
 ) -> std::io::Result<()> {
+    let cancel = state.shutdown.clone();
     axum::serve(listener, router(state, credentials))
         .with_graceful_shutdown(async move { cancel.cancelled().await })
         .await

@@ -1,8 +1,8 @@
 //! The read API: thin handlers that parse parameters, run a store query off the async threads,
 //! and shape the answer. Field names are a stable interface (see README).
 
-use super::AppState;
 use super::error::WebError;
+use super::{AppState, blocking};
 use crate::domain::{AvalancheWarning, IssPosition};
 use crate::store::Track;
 use axum::Json;
@@ -16,11 +16,6 @@ use std::collections::HashMap;
 /// no request can make the appliance build a year of points in memory.
 pub const DEFAULT_MAX_POINTS: usize = 50_000;
 const TRACK_DEFAULT_SPAN_MIN: i64 = 90;
-
-/// Runs a blocking store query on the blocking pool.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> anyhow::Result<T> + Send + 'static) -> Result<T, WebError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| WebError::Internal(e.into()))?.map_err(WebError::Internal)
-}
 
 pub async fn healthz(State(app): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
     match app.writer.stats().error() {

@@ -124,9 +124,7 @@ fn f((labels, v): (Labels, u64)) -> (Labels, f64) {
 }
 
 pub async fn metrics(State(app): State<AppState>) -> Result<impl IntoResponse, WebError> {
-    let status = tokio::task::spawn_blocking(move || Status::collect(&app))
-        .await
-        .map_err(|e| WebError::Internal(e.into()))??;
+    let status = super::blocking(move || Status::collect(&app)).await?;
     let text = render(&status).map_err(|e| WebError::Internal(e.into()))?;
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text))
 }

@@ -21,6 +21,16 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+/// Runs a blocking store query (every handler's) on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> Result<T, error::WebError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| error::WebError::Internal(e.into()))?
+        .map_err(error::WebError::Internal)
+}
+
 /// Everything a handler may read.
 #[derive(Clone)]
 pub struct AppState {

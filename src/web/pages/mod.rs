@@ -7,9 +7,9 @@ mod map;
 pub mod regions;
 mod status;
 
-use super::AppState;
 use super::assets;
 use super::error::WebError;
+use super::{AppState, blocking};
 use axum::extract::{Query, State};
 use maud::{DOCTYPE, Markup, html};
 use std::collections::HashMap;
@@ -69,10 +69,6 @@ fn page_data(value: &serde_json::Value) -> Markup {
     // `</` cannot end the script element early once escaped.
     let json = value.to_string().replace("</", "<\\/");
     html! { script #page-data type="application/json" { (maud::PreEscaped(json)) } }
-}
-
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> anyhow::Result<T> + Send + 'static) -> Result<T, WebError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| WebError::Internal(e.into()))?.map_err(WebError::Internal)
 }
 
 pub async fn map(State(app): State<AppState>) -> Markup {

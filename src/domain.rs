@@ -9,30 +9,51 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// The kinds of record in the log. The string forms name Kafka topics and record ids.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
-pub enum Kind {
-    #[serde(rename = "iss.position")]
-    IssPosition,
-    #[serde(rename = "iss.tle")]
-    Tle,
-    #[serde(rename = "avalanche.warning")]
-    AvalancheWarning,
-    #[serde(rename = "alert.email")]
-    AlertEmail,
+/// Declares `Kind` from one list, so `Kind::ALL`, `Kind::COUNT`, `index` and `as_str` can never
+/// miss a kind: per-kind arrays and summaries elsewhere are sized and filled from them.
+macro_rules! kinds {
+    ($($(#[$doc:meta])* $variant:ident = $name:literal,)*) => {
+        /// The kinds of record in the log. The string forms name Kafka topics and record ids.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+        pub enum Kind {
+            $($(#[$doc])* #[serde(rename = $name)] $variant,)*
+        }
+
+        impl Kind {
+            pub const ALL: [Kind; 0 $(+ { let _ = Kind::$variant; 1 })*] = [$(Kind::$variant),*];
+            pub const COUNT: usize = Kind::ALL.len();
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Kind::$variant => $name,)*
+                }
+            }
+
+            /// Position in `ALL`: an index into per-kind arrays.
+            pub fn index(self) -> usize {
+                self as usize
+            }
+        }
+    };
 }
 
-impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::IssPosition, Kind::Tle, Kind::AvalancheWarning, Kind::AlertEmail];
+kinds! {
+    IssPosition = "iss.position",
+    Tle = "iss.tle",
+    AvalancheWarning = "avalanche.warning",
+    /// Local bookkeeping of sent alert emails (never forwarded upstream as data).
+    AlertEmail = "alert.email",
+}
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::IssPosition => "iss.position",
-            Kind::Tle => "iss.tle",
-            Kind::AvalancheWarning => "avalanche.warning",
-            Kind::AlertEmail => "alert.email",
-        }
-    }
+/// The Norwegian calendar date at `t`: NVE's warnings are for Norwegian days, so "today" for
+/// avalanche warnings is this, wherever the appliance runs.
+pub fn norwegian_date(t: DateTime<Utc>) -> NaiveDate {
+    t.with_timezone(&chrono_tz::Europe::Oslo).date_naive()
+}
+
+/// `norwegian_date` of the system clock, for readers that show "today" (pages, the API).
+pub fn norwegian_today() -> NaiveDate {
+    norwegian_date(Utc::now())
 }
 
 impl fmt::Display for Kind {

@@ -5,7 +5,7 @@
 //! CSV rows come from `cql-export`, the same mapping the live Cassandra sink uses.
 
 use crate::domain::{Kind, Record, StoredRecord};
-use crate::sinks::message::message;
+use crate::message::message;
 use crate::store::Store;
 use anyhow::Context;
 use chrono::NaiveDate;

@@ -1,20 +1,22 @@
 //! Outpost: one binary that collects ISS positions, ISS TLEs and Norwegian avalanche warnings,
 //! keeps their full history in a durable local log, and serves it on a local map.
 //!
-//! Data flows one way: `sources` (fetch + clean) -> `store` (the log) -> readers (`web`, and later
-//! sinks, passes and alerts). See ARCHITECTURE.md for the map and the invariants.
+//! Data flows one way: `sources` (fetch + clean) -> `store` (the log) -> readers: `sinks`
+//! (upstreams), `web` (map, API), `alerts` (emails, with `passes` and `location`) and `export`.
+//! `app` wires them and owns the whole configuration; `cli` is the command line. See
+//! ARCHITECTURE.md for the map and the invariants.
 
 pub mod alerts;
 pub mod app;
-pub mod cli_email;
-pub mod cli_export;
-pub mod cli_passes;
-pub mod cli_status;
+pub mod backoff;
+pub mod cell;
+pub mod cli;
+pub mod clock;
 pub mod config;
-pub mod daemon_client;
 pub mod domain;
 pub mod export;
 pub mod location;
+pub mod message;
 pub mod passes;
 pub mod sinks;
 pub mod sources;

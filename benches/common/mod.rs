@@ -174,7 +174,7 @@ pub fn warning_templates() -> Vec<AvalancheWarning> {
 /// version for every third region (a re-publication during the day).
 pub fn warnings_for(day: NaiveDate, templates: &[AvalancheWarning], next_reg_id: &mut u64) -> Vec<AvalancheWarning> {
     let mut out = Vec::new();
-    for (i, region) in outpost::config::CLASS_A_REGIONS.iter().enumerate() {
+    for (i, region) in outpost::sources::varsom::CLASS_A_REGIONS.iter().enumerate() {
         let versions = if i.is_multiple_of(3) { 2 } else { 1 };
         for v in 0..versions {
             let mut w = templates[(i + v) % templates.len()].clone();

@@ -19,20 +19,24 @@
 //! (`passes::look_angles`) and the culmination when it lies inside the visible window (else the
 //! higher end of it).
 
+mod config;
 pub mod message;
 pub mod plan;
 pub mod smtp;
 
-use crate::config::Config;
+pub use config::{AlertsConfig, EmailConfig, Security};
+
+use crate::cell::StatusCell;
+use crate::clock::SharedClock;
 use crate::domain::{AlertEmail, AlertKind, AlertOutcome, Record};
 use crate::location::Located;
 use crate::passes::{Pass, PassQuery, look_angles};
 use crate::store::{Store, WriterHandle};
 use chrono::{DateTime, Duration as Span, Utc};
 use plan::{Action, Key, Rules};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -44,18 +48,19 @@ const WAITING_EVERY: Duration = Duration::from_secs(2);
 const RETRY_FIRST: Span = Span::seconds(30);
 const RETRY_MAX: Span = Span::minutes(5);
 
-/// The link in emails: `email.map_url`, else `http://<hostname>.local:<web port>/`.
-pub fn map_url(config: &Config) -> String {
-    if let Some(u) = &config.email.map_url {
+/// The link in emails: `email.map_url`, else `http://<hostname>.local:<web port>/` (from
+/// `web.listen`).
+pub fn map_url(email: &EmailConfig, web_listen: &str) -> String {
+    if let Some(u) = &email.map_url {
         return u.clone();
     }
-    let port = config.web.listen.rsplit(':').next().filter(|p| p.parse::<u16>().is_ok()).unwrap_or("8080");
+    let port = web_listen.rsplit(':').next().filter(|p| p.parse::<u16>().is_ok()).unwrap_or("8080");
     let host = gethostname::gethostname().to_string_lossy().trim().to_owned();
     format!("http://{host}.local:{port}/")
 }
 
 /// A pass email that will go out later, as /api/status shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PendingEmail {
     pub send_at: DateTime<Utc>,
     pub visible_from: Option<DateTime<Utc>>,
@@ -64,7 +69,7 @@ pub struct PendingEmail {
 }
 
 /// The "email" section of /api/status.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EmailSnapshot {
     pub enabled: bool,
     /// Completed checks that had a TLE and a location (each one predicts and decides).
@@ -89,45 +94,35 @@ pub struct EmailSnapshot {
     pub waiting: Option<String>,
 }
 
-pub struct EmailStatus {
-    inner: Mutex<EmailSnapshot>,
-}
+/// The email alerts' live status.
+pub type EmailStatus = StatusCell<EmailSnapshot>;
 
-impl Default for EmailStatus {
+impl Default for EmailSnapshot {
     fn default() -> Self {
-        EmailStatus {
-            inner: Mutex::new(EmailSnapshot {
-                enabled: true,
-                checks: 0,
-                sent: 0,
-                missed: 0,
-                failures: 0,
-                retrying: 0,
-                pending: Vec::new(),
-                recorded: Vec::new(),
-                last_sent: None,
-                last_error: None,
-                last_error_time: None,
-                waiting: Some("starting".into()),
-            }),
-        }
-    }
-}
-
-impl EmailStatus {
-    pub fn snapshot(&self) -> Option<EmailSnapshot> {
-        self.inner.lock().ok().map(|s| s.clone())
-    }
-    fn update(&self, f: impl FnOnce(&mut EmailSnapshot)) {
-        if let Ok(mut s) = self.inner.lock() {
-            f(&mut s);
+        EmailSnapshot {
+            enabled: true,
+            checks: 0,
+            sent: 0,
+            missed: 0,
+            failures: 0,
+            retrying: 0,
+            pending: Vec::new(),
+            recorded: Vec::new(),
+            last_sent: None,
+            last_error: None,
+            last_error_time: None,
+            waiting: Some("starting".into()),
         }
     }
 }
 
 /// Everything the alert task needs.
 pub struct EmailAlerts {
-    pub config: Config,
+    pub email: EmailConfig,
+    pub pass_options: crate::passes::PassOptions,
+    /// The map link in the emails (`map_url`).
+    pub map_url: String,
+    pub clock: SharedClock,
     pub store: Store,
     pub writer: WriterHandle,
     pub location: watch::Receiver<Option<Located>>,
@@ -144,7 +139,7 @@ struct Failing {
 
 impl EmailAlerts {
     pub async fn run(mut self, cancel: CancellationToken) {
-        let mailer = match smtp::Mailer::new(&self.config.email) {
+        let mailer = match smtp::Mailer::new(&self.email) {
             Ok(m) => m,
             Err(e) => {
                 let msg = format!("{e:#}");
@@ -152,21 +147,17 @@ impl EmailAlerts {
                 self.status.update(|s| {
                     s.waiting = Some(msg.clone());
                     s.last_error = Some(msg);
-                    s.last_error_time = Some(Utc::now());
+                    s.last_error_time = Some(self.clock.now());
                 });
                 cancel.cancelled().await;
                 return;
             }
         };
         let rules = Rules {
-            lead: Span::minutes(i64::from(self.config.email.lead_minutes)),
-            overhead_elevation_deg: self
-                .config
-                .email
-                .overhead_alert
-                .then_some(self.config.email.overhead_elevation_deg),
+            lead: Span::minutes(i64::from(self.email.lead_minutes)),
+            overhead_elevation_deg: self.email.overhead_alert.then_some(self.email.overhead_elevation_deg),
         };
-        let map_url = map_url(&self.config);
+        let map_url = self.map_url.clone();
         let mut failing: HashMap<Key, Failing> = HashMap::new();
         let mut done_here: HashSet<Key> = HashSet::new();
         let mut location_open = true;
@@ -199,7 +190,7 @@ impl EmailAlerts {
         failing: &mut HashMap<Key, Failing>,
         done_here: &mut HashSet<Key>,
     ) -> anyhow::Result<Duration> {
-        let now = Utc::now();
+        let now = self.clock.now();
         let store = self.store.clone();
         let (tle, recent) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
             Ok((store.latest_tle()?, store.alert_emails_since(now - Span::days(2))?))
@@ -214,7 +205,7 @@ impl EmailAlerts {
         if let Err(why) = plan::clock_fits_tle(now, tle.epoch) {
             // Logged when it starts (the message carries the time, so compare its start).
             let kind = |w: &str| w.chars().take(16).collect::<String>();
-            if self.status.snapshot().is_none_or(|s| s.waiting.as_deref().map(kind) != Some(kind(&why))) {
+            if self.status.snapshot().waiting.as_deref().map(kind) != Some(kind(&why)) {
                 tracing::warn!(reason = %why, "email alerts wait");
             }
             self.status.update(|s| s.waiting = Some(why));
@@ -222,13 +213,8 @@ impl EmailAlerts {
         }
         let mut recorded: HashSet<Key> = recent.iter().map(|a| (a.alert, a.pass_rise.timestamp_millis())).collect();
         recorded.extend(done_here.iter().copied());
-        let query = PassQuery {
-            observer,
-            from: now - Span::hours(1),
-            hours: 25.0,
-            options: self.config.alerts.pass_options(),
-            all: false,
-        };
+        let query =
+            PassQuery { observer, from: now - Span::hours(1), hours: 25.0, options: self.pass_options, all: false };
         let passes = query.run(&tle)?;
         let sky_now = if rules.overhead_elevation_deg.is_some() { look_angles(&tle, observer, now).ok() } else { None };
         let failing_passes: HashMap<Key, Pass> = failing.iter().map(|(k, f)| (*k, f.pass.clone())).collect();
@@ -238,7 +224,7 @@ impl EmailAlerts {
             match action {
                 Action::Send(kind, pass) => {
                     let k = plan::key(kind, &pass);
-                    if failing.get(&k).is_some_and(|f| f.next_try > Utc::now()) {
+                    if failing.get(&k).is_some_and(|f| f.next_try > self.clock.now()) {
                         continue;
                     }
                     let content = {
@@ -250,7 +236,7 @@ impl EmailAlerts {
                     };
                     match mailer.send(&content).await {
                         Ok(()) => {
-                            let at = Utc::now();
+                            let at = self.clock.now();
                             tracing::info!(alert = kind.as_str(), subject = %content.subject, "alert email sent");
                             self.record(kind, &pass, AlertOutcome::Sent, at, mailer.recipients(), None).await;
                             failing.remove(&k);
@@ -264,7 +250,7 @@ impl EmailAlerts {
                         Err(e) => {
                             let msg = format!("{e:#}");
                             tracing::warn!(alert = kind.as_str(), error = %msg, "alert email failed; will retry");
-                            let t = Utc::now();
+                            let t = self.clock.now();
                             let f = failing.entry(k).or_insert_with(|| Failing {
                                 pass: pass.clone(),
                                 next_try: t,
@@ -286,7 +272,7 @@ impl EmailAlerts {
                     let k = plan::key(kind, &pass);
                     let detail = failing.remove(&k).map(|f| f.error);
                     tracing::warn!(alert = kind.as_str(), error = ?detail, "alert email missed: SMTP failed until the pass");
-                    self.record(kind, &pass, AlertOutcome::Missed, Utc::now(), mailer.recipients(), detail).await;
+                    self.record(kind, &pass, AlertOutcome::Missed, self.clock.now(), mailer.recipients(), detail).await;
                     done_here.insert(k);
                     recorded.insert(k);
                     self.status.update(|s| s.missed += 1);
@@ -294,7 +280,7 @@ impl EmailAlerts {
             }
         }
 
-        let now = Utc::now();
+        let now = self.clock.now();
         let pending = plan::pending(&passes, now, &recorded, rules);
         let store = self.store.clone();
         let recent = tokio::task::spawn_blocking(move || store.alert_emails_since(now - Span::days(2))).await??;
@@ -352,10 +338,4 @@ impl EmailAlerts {
             tracing::error!(error = %format!("{e:#}"), "cannot make the alert email record durable");
         }
     }
-}
-
-/// Starts nothing by itself: `app::run` spawns `EmailAlerts::run` on its tracker. Kept for
-/// symmetry with the other parts: the status for an appliance without email.
-pub fn disabled_status() -> serde_json::Value {
-    serde_json::json!({ "enabled": false })
 }

@@ -2,8 +2,8 @@
 //! the system roots plus `email.ca_file`), and errors a person can act on. Errors never contain
 //! the password.
 
+use super::config::{EmailConfig, Security};
 use super::message::Content;
-use crate::config::EmailConfig;
 use anyhow::Context;
 use lettre::message::{Mailbox, MultiPart, header::ContentType};
 use lettre::transport::smtp::authentication::Credentials;
@@ -50,10 +50,10 @@ impl Mailer {
             b.build_rustls().map_err(|e| anyhow::anyhow!("TLS setup failed: {e}"))
         };
         let builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&host);
-        let builder = match cfg.security.as_str() {
-            "tls" => builder.tls(Tls::Wrapper(tls()?)),
-            "none" => builder.tls(Tls::None),
-            _ => builder.tls(Tls::Required(tls()?)),
+        let builder = match cfg.security {
+            Security::Tls => builder.tls(Tls::Wrapper(tls()?)),
+            Security::None => builder.tls(Tls::None),
+            Security::Starttls => builder.tls(Tls::Required(tls()?)),
         };
         let mut builder = builder.port(cfg.smtp_port).timeout(Some(TIMEOUT));
         if let Some(user) = &cfg.username {

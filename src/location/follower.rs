@@ -7,8 +7,8 @@
 //! lost, the latest fix is published as `last_fix`, else the configured location, else none.
 //! Never does I/O or reads a clock.
 
+use super::LocationConfig;
 use super::{Located, LocationSource, gpsd_parse::Fix};
-use crate::config::LocationConfig;
 use crate::passes::Observer;
 use std::time::Duration;
 use tokio::time::Instant;

@@ -8,7 +8,8 @@
 
 use super::gpsd_parse::{self, Report};
 use super::{Located, LocationStatus, follower::Follower};
-use crate::sources::{Backoff, Rejection};
+use crate::backoff::Backoff;
+use crate::sources::Rejection;
 use chrono::Utc;
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -12,17 +12,51 @@ mod gpsd_parse;
 
 pub use follower::{FIX_GRACE, MOVE_THRESHOLD_M, distance_m};
 
-use crate::config::LocationConfig;
+use crate::cell::StatusCell;
+use crate::config::{HostPort, Invalid, KeyType, Section, range};
 use crate::passes::Observer;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
-use std::sync::{Arc, Mutex};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+/// `[location]`: the configured observer, and gpsd's address.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocationConfig {
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+    #[serde(default)]
+    pub altitude_m: f64,
+    pub gpsd: Option<HostPort>,
+}
+
+impl Section for LocationConfig {
+    const KEYS: &'static [(&'static str, KeyType)] = &[
+        ("latitude", KeyType::Float),
+        ("longitude", KeyType::Float),
+        ("altitude_m", KeyType::Float),
+        ("gpsd", KeyType::Str),
+    ];
+
+    fn validate(&self) -> Result<(), Invalid> {
+        match (self.latitude, self.longitude) {
+            (Some(lat), Some(lon)) => {
+                range("latitude", lat, -90.0, 90.0)?;
+                range("longitude", lon, -180.0, 180.0)?;
+            }
+            (None, None) => {}
+            (Some(_), None) => return Err(Invalid::new("longitude", "latitude is set but longitude is not")),
+            (None, Some(_)) => return Err(Invalid::new("latitude", "longitude is set but latitude is not")),
+        }
+        range("altitude_m", self.altitude_m, -500.0, 9000.0)
+    }
+}
+
 /// Which source the current location came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LocationSource {
     Gps,
@@ -30,7 +64,7 @@ pub enum LocationSource {
     Config,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Located {
     pub observer: Observer,
     pub source: LocationSource,
@@ -39,7 +73,7 @@ pub struct Located {
 }
 
 /// What /api/status shows about the location.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct LocationSnapshot {
     /// What passes are computed for (the watch channel's value).
     pub current: Option<Located>,
@@ -65,22 +99,8 @@ pub struct LocationSnapshot {
     pub bad_lines: u64,
 }
 
-#[derive(Default)]
-pub struct LocationStatus {
-    inner: Mutex<LocationSnapshot>,
-}
-
-impl LocationStatus {
-    pub fn snapshot(&self) -> LocationSnapshot {
-        self.inner.lock().map(|s| s.clone()).unwrap_or_default()
-    }
-
-    fn update(&self, f: impl FnOnce(&mut LocationSnapshot)) {
-        if let Ok(mut s) = self.inner.lock() {
-            f(&mut s);
-        }
-    }
-}
+/// The location's live status; the gpsd client writes it, status pages read it.
+pub type LocationStatus = StatusCell<LocationSnapshot>;
 
 /// The configured location, if both coordinates are set.
 pub fn configured(cfg: &LocationConfig) -> Option<Located> {
@@ -110,7 +130,7 @@ pub fn spawn(
     let (tx, rx) = watch::channel(current);
     match (tokio::runtime::Handle::try_current(), &cfg.gpsd) {
         (Ok(rt), Some(addr)) => {
-            let task = gpsd::Gpsd::new(addr.clone(), follower, tx, status.clone());
+            let task = gpsd::Gpsd::new(addr.to_string(), follower, tx, status.clone());
             rt.spawn(task.run(cancel).instrument(tracing::info_span!("location")));
         }
         (Ok(rt), None) => {

@@ -7,20 +7,116 @@
 //! valid date + publish time; ...), so resending after a crash or a lost ack upserts the same rows
 //! instead of duplicating them, and a failed batch can simply be sent again whole.
 
-use super::message::message;
 use super::{Partial, Sink, SinkError};
-use crate::config::CassandraConfig;
+use crate::config::{HostPort, Invalid, KeyType, Secret, Section, range};
 use crate::domain::StoredRecord;
+use crate::message::message;
 use cql_export::{CqlValue as Cql, Row, Table};
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
-use scylla::statement::Consistency;
 use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::{CqlDate, CqlTimestamp, CqlValue};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// `[cassandra]`: the Cassandra sink; enabled when `nodes` is not empty. The schema lives in
+/// cql-export, which also checks the keyspace and replication.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CassandraConfig {
+    #[serde(default)]
+    pub nodes: Vec<HostPort>,
+    #[serde(default = "d_keyspace")]
+    pub keyspace: String,
+    /// The keyspace's replication map, used when Outpost creates it.
+    #[serde(default = "d_replication")]
+    pub replication: String,
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Secret,
+    #[serde(default)]
+    pub consistency: Consistency,
+    #[serde(default = "d_true")]
+    pub create_schema: bool,
+    #[serde(default)]
+    pub tls: bool,
+    #[serde(default = "d_batch")]
+    pub batch_size: usize,
+}
+
+fn d_keyspace() -> String {
+    "outpost".into()
+}
+fn d_replication() -> String {
+    cql_export::DEFAULT_REPLICATION.into()
+}
+fn d_true() -> bool {
+    true
+}
+fn d_batch() -> usize {
+    500
+}
+
+/// The consistency level of every write.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Consistency {
+    One,
+    Two,
+    Three,
+    Quorum,
+    All,
+    #[default]
+    LocalQuorum,
+    EachQuorum,
+    LocalOne,
+}
+
+impl From<Consistency> for scylla::statement::Consistency {
+    fn from(c: Consistency) -> Self {
+        use scylla::statement::Consistency as S;
+        match c {
+            Consistency::One => S::One,
+            Consistency::Two => S::Two,
+            Consistency::Three => S::Three,
+            Consistency::Quorum => S::Quorum,
+            Consistency::All => S::All,
+            Consistency::LocalQuorum => S::LocalQuorum,
+            Consistency::EachQuorum => S::EachQuorum,
+            Consistency::LocalOne => S::LocalOne,
+        }
+    }
+}
+
+impl CassandraConfig {
+    pub fn enabled(&self) -> bool {
+        !self.nodes.is_empty()
+    }
+}
+
+impl Section for CassandraConfig {
+    const KEYS: &'static [(&'static str, KeyType)] = &[
+        ("nodes", KeyType::StrList),
+        ("keyspace", KeyType::Str),
+        ("replication", KeyType::Str),
+        ("username", KeyType::Str),
+        ("password", KeyType::Secret),
+        ("consistency", KeyType::Str),
+        ("create_schema", KeyType::Bool),
+        ("tls", KeyType::Bool),
+        ("batch_size", KeyType::Int),
+    ];
+
+    fn validate(&self) -> Result<(), Invalid> {
+        cql_export::validate_keyspace(&self.keyspace).map_err(|e| Invalid::new("keyspace", e.to_string()))?;
+        cql_export::keyspace_cql(&self.keyspace, &self.replication)
+            .map_err(|e| Invalid::new("replication", e.to_string()))?;
+        range("batch_size", self.batch_size as f64, 1.0, 10_000.0)
+    }
+}
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// Keeps each batch well under Cassandra's default 50 KB batch failure threshold.
@@ -37,21 +133,14 @@ impl CassandraSink {
         CassandraSink { cfg, session: None, inserts: HashMap::new() }
     }
 
-    fn consistency(&self) -> Consistency {
-        match self.cfg.consistency.as_str() {
-            "one" => Consistency::One,
-            "two" => Consistency::Two,
-            "three" => Consistency::Three,
-            "quorum" => Consistency::Quorum,
-            "all" => Consistency::All,
-            "each_quorum" => Consistency::EachQuorum,
-            "local_one" => Consistency::LocalOne,
-            _ => Consistency::LocalQuorum,
-        }
+    fn consistency(&self) -> scylla::statement::Consistency {
+        self.cfg.consistency.into()
     }
 
     async fn open_session(&self) -> Result<Session, SinkError> {
-        let mut builder = SessionBuilder::new().known_nodes(&self.cfg.nodes).connection_timeout(CONNECT_TIMEOUT);
+        let mut builder = SessionBuilder::new()
+            .known_nodes(self.cfg.nodes.iter().map(HostPort::to_string))
+            .connection_timeout(CONNECT_TIMEOUT);
         if let Some(user) = &self.cfg.username {
             builder = builder.user(user, self.cfg.password.expose());
         }
@@ -131,9 +220,7 @@ pub fn partition_batches(rows: Vec<Row>) -> Vec<Vec<Row>> {
 }
 
 impl Sink for CassandraSink {
-    fn name(&self) -> &'static str {
-        "cassandra"
-    }
+    const NAME: &'static str = "cassandra";
 
     async fn connect(&mut self) -> Result<(), SinkError> {
         if self.session.is_some() {

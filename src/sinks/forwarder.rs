@@ -9,7 +9,7 @@
 //! - Collection never waits: the forwarder only reads the store and queues cursor moves.
 
 use super::{Partial, Sink, SinkError, SinkStatus};
-use crate::sources::Backoff;
+use crate::backoff::Backoff;
 use crate::store::{Store, WriterHandle};
 use std::sync::Arc;
 use std::time::Duration;

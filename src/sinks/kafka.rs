@@ -8,17 +8,121 @@
 //! lost is sent again (at-least-once; the key lets consumers and Cassandra deduplicate).
 //! Offsets come from produce acks; ListOffsets "latest" is never used (tansu answers it wrongly).
 
-use super::message::{SCHEMA_VERSION, message};
 use super::{Partial, Sink, SinkError};
-use crate::config::KafkaConfig;
+use crate::config::{HostPort, Invalid, KeyType, Secret, Section, range};
 use crate::domain::{Kind, StoredRecord};
+use crate::message::{SCHEMA_VERSION, message};
 use rskafka::BackoffConfig;
-use rskafka::client::partition::{Compression, PartitionClient, UnknownTopicHandling};
+use rskafka::client::partition::{PartitionClient, UnknownTopicHandling};
 use rskafka::client::{Client, ClientBuilder, Credentials, SaslConfig};
 use rskafka::record::Record;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// `[kafka]`: the Kafka sink; enabled when `brokers` is not empty.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    #[serde(default)]
+    pub brokers: Vec<HostPort>,
+    #[serde(default = "d_topic_prefix")]
+    pub topic_prefix: String,
+    #[serde(default = "d_one")]
+    pub partitions: i32,
+    #[serde(default = "d_one_i16")]
+    pub replication_factor: i16,
+    #[serde(default)]
+    pub compression: Compression,
+    #[serde(default)]
+    pub tls: bool,
+    #[serde(default)]
+    pub sasl_mechanism: SaslMechanism,
+    pub sasl_username: Option<String>,
+    #[serde(default)]
+    pub sasl_password: Secret,
+    #[serde(default = "d_batch")]
+    pub batch_size: usize,
+}
+
+fn d_topic_prefix() -> String {
+    "outpost".into()
+}
+fn d_one() -> i32 {
+    1
+}
+fn d_one_i16() -> i16 {
+    1
+}
+fn d_batch() -> usize {
+    1000
+}
+
+/// The codec of produced record batches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    #[default]
+    None,
+    Gzip,
+    Lz4,
+    Snappy,
+    Zstd,
+}
+
+impl From<Compression> for rskafka::client::partition::Compression {
+    fn from(c: Compression) -> Self {
+        use rskafka::client::partition::Compression as R;
+        match c {
+            Compression::None => R::NoCompression,
+            Compression::Gzip => R::Gzip,
+            Compression::Lz4 => R::Lz4,
+            Compression::Snappy => R::Snappy,
+            Compression::Zstd => R::Zstd,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SaslMechanism {
+    #[default]
+    Plain,
+    ScramSha256,
+    ScramSha512,
+}
+
+impl KafkaConfig {
+    pub fn enabled(&self) -> bool {
+        !self.brokers.is_empty()
+    }
+}
+
+impl Section for KafkaConfig {
+    const KEYS: &'static [(&'static str, KeyType)] = &[
+        ("brokers", KeyType::StrList),
+        ("topic_prefix", KeyType::Str),
+        ("partitions", KeyType::Int),
+        ("replication_factor", KeyType::Int),
+        ("compression", KeyType::Str),
+        ("tls", KeyType::Bool),
+        ("sasl_mechanism", KeyType::Str),
+        ("sasl_username", KeyType::Str),
+        ("sasl_password", KeyType::Secret),
+        ("batch_size", KeyType::Int),
+    ];
+
+    fn validate(&self) -> Result<(), Invalid> {
+        let p = &self.topic_prefix;
+        if p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
+            return Err(Invalid::new("topic_prefix", "must be letters, digits, '.', '_' or '-'"));
+        }
+        range("partitions", f64::from(self.partitions), 1.0, 1000.0)?;
+        range("replication_factor", f64::from(self.replication_factor), 1.0, 16.0)?;
+        range("batch_size", self.batch_size as f64, 1.0, 100_000.0)
+    }
+}
 
 /// Bounds rskafka's internal retries. It counts only back-off sleeps and nests a connect loop
 /// inside each request retry, so wall time can exceed it: the forwarder's send time-out is the
@@ -41,16 +145,6 @@ impl KafkaSink {
         format!("{}.{}", self.cfg.topic_prefix, kind.as_str())
     }
 
-    fn compression(&self) -> Compression {
-        match self.cfg.compression.as_str() {
-            "gzip" => Compression::Gzip,
-            "lz4" => Compression::Lz4,
-            "snappy" => Compression::Snappy,
-            "zstd" => Compression::Zstd,
-            _ => Compression::NoCompression,
-        }
-    }
-
     /// Which partition a key goes to: stable across restarts (FNV-1a), so one id always lands
     /// on one partition.
     fn partition_of(&self, key: &str) -> i32 {
@@ -60,7 +154,7 @@ impl KafkaSink {
     }
 
     async fn build_client(&self) -> Result<Client, SinkError> {
-        let mut builder = ClientBuilder::new(self.cfg.brokers.clone())
+        let mut builder = ClientBuilder::new(self.cfg.brokers.iter().map(HostPort::to_string).collect())
             .client_id(format!("outpost-{}", self.station))
             .backoff_config(BackoffConfig { deadline: Some(REQUEST_DEADLINE), ..BackoffConfig::default() });
         if self.cfg.tls {
@@ -68,10 +162,10 @@ impl KafkaSink {
         }
         if let Some(user) = &self.cfg.sasl_username {
             let creds = Credentials::new(user.clone(), self.cfg.sasl_password.expose().to_owned());
-            builder = builder.sasl_config(match self.cfg.sasl_mechanism.as_str() {
-                "scram-sha-256" => SaslConfig::ScramSha256(creds),
-                "scram-sha-512" => SaslConfig::ScramSha512(creds),
-                _ => SaslConfig::Plain(creds),
+            builder = builder.sasl_config(match self.cfg.sasl_mechanism {
+                SaslMechanism::ScramSha256 => SaslConfig::ScramSha256(creds),
+                SaslMechanism::ScramSha512 => SaslConfig::ScramSha512(creds),
+                SaslMechanism::Plain => SaslConfig::Plain(creds),
             });
         }
         match tokio::time::timeout(REQUEST_DEADLINE + Duration::from_secs(5), builder.build()).await {
@@ -94,9 +188,7 @@ fn classify(e: &rskafka::client::error::Error) -> SinkError {
 }
 
 impl Sink for KafkaSink {
-    fn name(&self) -> &'static str {
-        "kafka"
-    }
+    const NAME: &'static str = "kafka";
 
     async fn connect(&mut self) -> Result<(), SinkError> {
         if self.client.is_some() {
@@ -129,7 +221,7 @@ impl Sink for KafkaSink {
     }
 
     async fn send(&mut self, batch: &[StoredRecord], live_from: u64) -> Result<(), Partial> {
-        let compression = self.compression();
+        let compression = self.cfg.compression.into();
         let mut acked: Option<u64> = None;
         // Runs of consecutive records of one kind keep log order per topic and partition.
         for run in batch.chunk_by(|a, b| a.record.kind() == b.record.kind()) {

@@ -5,18 +5,104 @@
 //! batching, back-off, marking replayed records, advancing the cursor only after an
 //! acknowledgement, and the status. Collection never waits for a sink, and sinks never wait for
 //! each other: each forwarder is its own task reading the store.
+//!
+//! Adding a sink: one file, its section in `Sections`, one line in `spawn_all`.
 
 pub mod cassandra;
 pub mod forwarder;
 pub mod kafka;
-pub mod message;
 pub mod mqtt;
 
+use crate::cell::StatusCell;
+use crate::config::sections;
 use crate::domain::StoredRecord;
+use crate::store::{Store, WriterHandle};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
-use std::sync::Mutex;
+use forwarder::{Forwarder, cursor_name};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+sections! {
+    /// The sinks' sections, one per upstream.
+    pub struct Sections {
+        kafka: kafka::KafkaConfig,
+        cassandra: cassandra::CassandraConfig,
+        mqtt: mqtt::MqttConfig,
+    }
+}
+
+/// What starting the sinks needs.
+pub struct Spawn<'a> {
+    pub tracker: &'a TaskTracker,
+    pub store: &'a Store,
+    pub writer: &'a WriterHandle,
+    pub cancel: &'a CancellationToken,
+    pub station: &'a str,
+    /// The avalanche regions followed (`[varsom] regions`), for the MQTT state topics.
+    pub regions: &'a [u32],
+    pub location: &'a tokio::sync::watch::Receiver<Option<crate::location::Located>>,
+    pub pass_options: crate::passes::PassOptions,
+}
+
+/// Starts every configured sink, one line each; returns every sink of the list (the status
+/// shows the others as off).
+pub async fn spawn_all(cfg: &Sections, at: &Spawn<'_>) -> anyhow::Result<Vec<SinkEntry>> {
+    let station = at.station.to_owned();
+    Ok(vec![
+        spawn(
+            at,
+            cfg.kafka.enabled().then(|| kafka::KafkaSink::new(cfg.kafka.clone(), station.clone())),
+            cfg.kafka.batch_size,
+        )
+        .await?,
+        spawn(
+            at,
+            cfg.cassandra.enabled().then(|| cassandra::CassandraSink::new(cfg.cassandra.clone())),
+            cfg.cassandra.batch_size,
+        )
+        .await?,
+        spawn(
+            at,
+            cfg.mqtt.enabled().then(|| {
+                mqtt::MqttSink::new(cfg.mqtt.clone(), station.clone(), at.store.clone(), at.regions.to_vec())
+                    .with_passes(at.location.clone(), at.pass_options)
+            }),
+            mqtt::BATCH_SIZE,
+        )
+        .await?,
+    ])
+}
+
+/// One sink of the list: its name, and its status when it is configured.
+pub struct SinkEntry {
+    pub name: &'static str,
+    pub status: Option<Arc<SinkStatus>>,
+}
+
+impl SinkEntry {
+    /// `None` when the sink is not configured.
+    pub fn snapshot(&self, last_seq: u64) -> Option<SinkSnapshot> {
+        self.status.as_ref().map(|s| s.snapshot(last_seq))
+    }
+}
+
+/// Starts a sink's forwarder from its persisted cursor, if the sink is configured.
+async fn spawn<S: Sink + 'static>(at: &Spawn<'_>, sink: Option<S>, batch_size: usize) -> anyhow::Result<SinkEntry> {
+    let Some(sink) = sink else { return Ok(SinkEntry { name: S::NAME, status: None }) };
+    let store = at.store.clone();
+    let cursor = tokio::task::spawn_blocking(move || store.cursor(&cursor_name(S::NAME))).await??;
+    let status = Arc::new(SinkStatus::new(S::NAME, cursor));
+    let forwarder = Forwarder::new(sink, at.store.clone(), at.writer.clone(), status.clone(), batch_size);
+    let cancel = at.cancel.clone();
+    at.tracker.spawn(async move {
+        use tracing::Instrument;
+        forwarder.run(cancel).instrument(tracing::info_span!("sink", name = S::NAME)).await
+    });
+    Ok(SinkEntry { name: S::NAME, status: Some(status) })
+}
 
 /// TLS to an upstream with the system's CA roots (every sink that offers TLS uses it).
 pub(crate) fn upstream_tls_config() -> rustls::ClientConfig {
@@ -55,7 +141,11 @@ impl From<SinkError> for Partial {
 
 pub trait Sink: Send {
     /// Short name: status key and cursor name (`sink.<name>`).
-    fn name(&self) -> &'static str;
+    const NAME: &'static str;
+
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
 
     /// Makes sure a connection exists (no-op when it does).
     fn connect(&mut self) -> impl Future<Output = Result<(), SinkError>> + Send;
@@ -69,7 +159,7 @@ pub trait Sink: Send {
 }
 
 /// What `/api/status` shows for one sink. Never holds secrets.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SinkSnapshot {
     pub enabled: bool,
     pub connected: bool,
@@ -83,7 +173,14 @@ pub struct SinkSnapshot {
     pub last_error_time: Option<DateTime<Utc>>,
 }
 
-#[derive(Default)]
+impl SinkSnapshot {
+    /// What a persisted cursor tells while no appliance runs.
+    pub fn offline(cursor: u64, last_seq: u64) -> Self {
+        SinkSnapshot { enabled: true, backlog: last_seq.saturating_sub(cursor), cursor, ..SinkSnapshot::default() }
+    }
+}
+
+#[derive(Clone, Default)]
 struct SinkState {
     connected: bool,
     delivered: u64,
@@ -97,12 +194,12 @@ struct SinkState {
 pub struct SinkStatus {
     pub name: &'static str,
     cursor: AtomicU64,
-    state: Mutex<SinkState>,
+    state: StatusCell<SinkState>,
 }
 
 impl SinkStatus {
     pub fn new(name: &'static str, cursor: u64) -> Self {
-        SinkStatus { name, cursor: AtomicU64::new(cursor), state: Mutex::new(SinkState::default()) }
+        SinkStatus { name, cursor: AtomicU64::new(cursor), state: StatusCell::default() }
     }
 
     pub fn cursor(&self) -> u64 {
@@ -112,7 +209,7 @@ impl SinkStatus {
     /// The snapshot, with the backlog against the store's newest `last_seq`.
     pub fn snapshot(&self, last_seq: u64) -> SinkSnapshot {
         let cursor = self.cursor();
-        let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let s = self.state.snapshot();
         SinkSnapshot {
             enabled: true,
             connected: s.connected,
@@ -121,13 +218,13 @@ impl SinkStatus {
             delivered: s.delivered,
             replayed: s.replayed,
             last_delivered: s.last_delivered,
-            last_error: s.last_error.clone(),
+            last_error: s.last_error,
             last_error_time: s.last_error_time,
         }
     }
 
     fn update(&self, f: impl FnOnce(&mut SinkState)) {
-        f(&mut self.state.lock().unwrap_or_else(|e| e.into_inner()));
+        self.state.update(f)
     }
 
     fn delivered(&self, up_to: u64, count: u64, replayed: u64) {

@@ -27,10 +27,13 @@
 //!
 //! Never: logs or returns the password or the URL; puts credentials in the URL (refused).
 
+mod config;
+
+pub use config::MqttConfig;
+
 use super::{Partial, Sink, SinkError};
-use crate::config::MqttConfig;
+use crate::domain::norwegian_today;
 use crate::domain::{AvalancheWarning, IssPosition, Record, StoredRecord};
-use crate::sources::varsom::norwegian_today;
 use crate::store::Store;
 use chrono::{DateTime, NaiveDate, Utc};
 use rumqttc::{
@@ -43,6 +46,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+
+/// Records per batch: a state sink coalesces a batch into a handful of messages.
+pub const BATCH_SIZE: usize = 1000;
 
 const KEEP_ALIVE: Duration = Duration::from_secs(30);
 /// How long connect() waits for the broker's ConnAck.
@@ -463,9 +469,7 @@ impl MqttSink {
 }
 
 impl Sink for MqttSink {
-    fn name(&self) -> &'static str {
-        "mqtt"
-    }
+    const NAME: &'static str = "mqtt";
 
     /// Connects and publishes online, discovery and the whole current state; when already
     /// connected, only republishes the warnings if the Norwegian date moved on.

@@ -1,9 +1,12 @@
 //! Collectors: fetch upstream answers, clean them into domain records, hand them to the store.
 //!
-//! Each source is one file with a `run(self, ctx)` loop; the `*_parse` files beside them are
-//! pure (bytes in, records or a `Rejection` out) and tested on recorded answers. `poll` holds
-//! what they share. A collector never blocks on the store (appends are queued) and never stops
-//! another: each runs in its own task and treats every failure as data.
+//! Each source is one file implementing `Poller` (what a round fetches, how an answer parses);
+//! the `*_parse` files beside them are pure (bytes in, records or a `Rejection` out) and tested on
+//! recorded answers. `poll` owns the loop they share. A collector never blocks on the store
+//! (appends are queued) and never stops another: each runs in its own task and treats every
+//! failure as data.
+//!
+//! Adding a source: one file, its section in `Sections`, one line in `spawn_all`.
 
 pub mod iss_position;
 pub mod iss_position_parse;
@@ -14,12 +17,27 @@ pub mod tle_parse;
 pub mod varsom;
 pub mod varsom_parse;
 
-pub use poll::{Backoff, SourceSnapshot, SourceStatus, USER_AGENT, fetch, http_client};
+pub use poll::{
+    Answer, HttpConfig, Poller, Request, Schedule, SourceSnapshot, SourceStatus, USER_AGENT, fetch, http_client,
+    poll_round,
+};
 pub use rejection::Rejection;
 
-use crate::store::WriterHandle;
+use crate::clock::SharedClock;
+use crate::config::sections;
+use crate::store::{Store, WriterHandle};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+sections! {
+    /// The collectors' sections.
+    pub struct Sections {
+        iss: iss_position::IssConfig,
+        varsom: varsom::VarsomConfig,
+        http: HttpConfig,
+    }
+}
 
 /// What a running collector is given.
 #[derive(Clone)]
@@ -28,4 +46,51 @@ pub struct SourceCtx {
     pub writer: WriterHandle,
     pub status: Arc<SourceStatus>,
     pub cancel: CancellationToken,
+    pub clock: SharedClock,
+}
+
+/// What starting the collectors needs.
+pub struct Spawn<'a> {
+    pub tracker: &'a TaskTracker,
+    pub store: &'a Store,
+    pub writer: &'a WriterHandle,
+    pub cancel: &'a CancellationToken,
+    pub clock: &'a SharedClock,
+}
+
+/// Starts every collector, one line each; returns their statuses in that order.
+pub async fn spawn_all(cfg: &Sections, at: &Spawn<'_>) -> anyhow::Result<Vec<Arc<SourceStatus>>> {
+    let client = http_client(cfg.http.timeout())?;
+    Ok(vec![
+        spawn(at, &client, iss_position::IssPositionSource::new(&cfg.iss, at.store).await?),
+        spawn(at, &client, tle::TleSource::new(&cfg.iss, at.store).await?),
+        spawn(at, &client, varsom::VarsomSource::new(&cfg.varsom, at.store)),
+    ])
+}
+
+fn spawn(at: &Spawn<'_>, client: &reqwest::Client, source: impl Poller) -> Arc<SourceStatus> {
+    use tracing::Instrument;
+    fn name_of<P: Poller>(_: &P) -> &'static str {
+        P::NAME
+    }
+    let name = name_of(&source);
+    let status = Arc::new(SourceStatus::new(name, at.writer.clone()));
+    let ctx = SourceCtx {
+        client: client.clone(),
+        writer: at.writer.clone(),
+        status: status.clone(),
+        cancel: at.cancel.clone(),
+        clock: at.clock.clone(),
+    };
+    at.tracker.spawn(poll::run_polling(source, ctx).instrument(tracing::info_span!("source", name)));
+    status
+}
+
+/// Runs a blocking store read on the blocking pool (collectors read their starting state).
+async fn read_store<T: Send + 'static>(
+    store: &Store,
+    f: impl FnOnce(&Store) -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || f(&store)).await?
 }

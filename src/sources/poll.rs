@@ -1,17 +1,48 @@
-//! What every collector shares: the HTTP fetch with its checks, back-off with jitter, and the
-//! live status a collector reports (last success, last error, counts, rejections by reason).
+//! What every collector shares: the `[http]` section, the HTTP fetch with its checks, the live
+//! status a collector reports (last success, last error, counts, rejections by reason), and the
+//! one poll loop: a source says what to fetch and how to parse it; the loop fetches, hands parse
+//! results to the store, reports, and decides when to ask again.
 //!
 //! Collectors never fail as a whole: a bad answer is a `Rejection`, logged once per reason,
 //! counted, persisted as a counter, and the loop carries on.
 
-use super::Rejection;
+use super::{Rejection, SourceCtx};
+use crate::backoff::Backoff;
+use crate::cell::StatusCell;
+use crate::config::{Invalid, KeyType, Section, range};
+use crate::domain::Record;
 use crate::store::WriterHandle;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::time::Duration;
+
+/// `[http]`: how every collector talks to its upstream.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    #[serde(default = "d_timeout")]
+    pub timeout_s: f64,
+}
+
+fn d_timeout() -> f64 {
+    15.0
+}
+
+impl HttpConfig {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.timeout_s)
+    }
+}
+
+impl Section for HttpConfig {
+    const KEYS: &'static [(&'static str, KeyType)] = &[("timeout_s", KeyType::Float)];
+
+    fn validate(&self) -> Result<(), Invalid> {
+        range("timeout_s", self.timeout_s, 0.1, 300.0)
+    }
+}
 
 /// Sent with every request, so upstream operators can tell who is calling.
 pub const USER_AGENT: &str =
@@ -58,39 +89,8 @@ fn transport(e: reqwest::Error) -> Rejection {
     }
 }
 
-/// Exponential back-off with full jitter between `base` and `max`.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    base: Duration,
-    max: Duration,
-    failures: u32,
-}
-
-impl Backoff {
-    pub fn new(base: Duration, max: Duration) -> Self {
-        Backoff { base, max, failures: 0 }
-    }
-
-    pub fn reset(&mut self) {
-        self.failures = 0;
-    }
-
-    /// The wait after one more failure: base * 2^n capped at max, then jittered into [half, all]
-    /// so many appliances that lost the same upstream do not come back in lock-step.
-    pub fn next_delay(&mut self) -> Duration {
-        let exp = self.base.saturating_mul(1u32 << self.failures.min(16));
-        self.failures = self.failures.saturating_add(1);
-        let capped = exp.min(self.max);
-        capped.mul_f64(0.5 + fastrand::f64() * 0.5)
-    }
-
-    pub fn failures(&self) -> u32 {
-        self.failures
-    }
-}
-
 /// One collector's live status (shown on /api/status and /status).
-#[derive(Debug, Default, Serialize, Clone)]
+#[derive(Debug, Default, Serialize, Deserialize, Clone, PartialEq)]
 pub struct SourceSnapshot {
     pub polls: u64,
     pub successes: u64,
@@ -109,23 +109,21 @@ pub struct SourceSnapshot {
 /// A collector's status plus the plumbing to report into it.
 pub struct SourceStatus {
     pub name: &'static str,
-    inner: Mutex<SourceSnapshot>,
+    cell: StatusCell<SourceSnapshot>,
     writer: WriterHandle,
 }
 
 impl SourceStatus {
     pub fn new(name: &'static str, writer: WriterHandle) -> Self {
-        SourceStatus { name, inner: Mutex::new(SourceSnapshot::default()), writer }
+        SourceStatus { name, cell: StatusCell::default(), writer }
     }
 
     pub fn snapshot(&self) -> SourceSnapshot {
-        self.inner.lock().map(|s| s.clone()).unwrap_or_default()
+        self.cell.snapshot()
     }
 
     fn update(&self, f: impl FnOnce(&mut SourceSnapshot)) {
-        if let Ok(mut s) = self.inner.lock() {
-            f(&mut s);
-        }
+        self.cell.update(f)
     }
 
     pub fn polled(&self) {
@@ -170,10 +168,62 @@ impl SourceStatus {
     }
 }
 
-/// One source's work per round. `Err(())` means the upstream misbehaved (already reported to
-/// the status) and the next round should back off.
-pub trait Poller: Send {
-    fn poll_once(&mut self, ctx: &super::SourceCtx) -> impl std::future::Future<Output = Result<(), ()>> + Send;
+/// One request of a round.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub url: String,
+    pub accept: &'static str,
+}
+
+impl Request {
+    pub fn json(url: String) -> Self {
+        Request { url, accept: "application/json" }
+    }
+}
+
+/// What a source made of one answer.
+#[derive(Debug, Default)]
+pub struct Answer {
+    pub records: Vec<Record>,
+    /// Parts of the answer refused (counted, not a failure of the poll).
+    pub rejected: Vec<Rejection>,
+    /// Whether the answer counts as a success (an answer that is simply not new yet does not).
+    pub success: bool,
+}
+
+impl Answer {
+    pub fn records(records: Vec<Record>) -> Self {
+        Answer { records, rejected: Vec::new(), success: true }
+    }
+
+    /// Nothing to store, and nothing wrong either (a cached answer): counted under its reason.
+    pub fn nothing_new(r: Rejection) -> Self {
+        Answer { records: Vec::new(), rejected: vec![r], success: false }
+    }
+}
+
+/// When a source polls.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub every: Duration,
+    pub backoff: Backoff,
+    pub first_wait: Duration,
+}
+
+/// A source: what to fetch each round and how to parse it. The loop (`run_polling`) does the
+/// rest: fetch with time-out and status checks, hand records to the writer, report, back off.
+pub trait Poller: Send + 'static {
+    /// Status name (`/api/status` key, rejection counters, log span).
+    const NAME: &'static str;
+
+    /// When to poll, decided once at start (`now` from the appliance's clock).
+    fn schedule(&self, now: DateTime<Utc>) -> Schedule;
+
+    /// The requests of the next round, planned at `now`. Most sources ask one URL.
+    fn plan(&mut self, ctx: &SourceCtx, now: DateTime<Utc>) -> impl std::future::Future<Output = Vec<Request>> + Send;
+
+    /// Turns one answer into records; `Err` refuses the whole answer (a failed poll).
+    fn parse(&mut self, body: &[u8], now: DateTime<Utc>) -> Result<Answer, Rejection>;
 
     /// The wait after the system clock was set (NTP correcting a Pi that booted at 1970 or in
     /// the future) with `remaining` still to go. By default the round runs at once with a fresh
@@ -182,6 +232,42 @@ pub trait Poller: Send {
         let _ = remaining;
         Duration::ZERO
     }
+}
+
+/// One round: every planned request fetched, parsed and handed to the writer. `Err(())` when
+/// any request failed (already reported), so the next round backs off.
+pub async fn poll_round(source: &mut impl Poller, ctx: &SourceCtx) -> Result<(), ()> {
+    let requests = source.plan(ctx, ctx.clock.now()).await;
+    let mut ok = true;
+    for request in requests {
+        if ctx.cancel.is_cancelled() {
+            return Ok(());
+        }
+        ctx.status.polled();
+        let answer = match fetch(&ctx.client, &request.url, request.accept).await {
+            Ok(body) => source.parse(&body, ctx.clock.now()),
+            Err(r) => Err(r),
+        };
+        match answer {
+            Ok(answer) => {
+                for r in &answer.rejected {
+                    ctx.status.reject(r, false);
+                }
+                let n = answer.records.len() as u64;
+                for record in answer.records {
+                    ctx.writer.append(record);
+                }
+                if answer.success {
+                    ctx.status.succeeded(n);
+                }
+            }
+            Err(r) => {
+                ctx.status.reject(&r, true);
+                ok = false;
+            }
+        }
+    }
+    if ok { Ok(()) } else { Err(()) }
 }
 
 /// How far the wall clock may move against the monotonic clock while a collector waits before it
@@ -235,13 +321,8 @@ async fn wait_watching_clock(d: Duration, cancel: &tokio_util::sync::Cancellatio
 /// monotonic, but a step of the wall clock ends them early (see `Poller::wait_after_clock_set`):
 /// rounds planned from a wrong clock (dates asked for, answers rejected as being "from the
 /// future") are redone as soon as the clock is right.
-pub async fn run_polling(
-    mut source: impl Poller,
-    ctx: super::SourceCtx,
-    every: Duration,
-    mut backoff: Backoff,
-    first_wait: Duration,
-) {
+pub async fn run_polling(mut source: impl Poller, ctx: SourceCtx) {
+    let Schedule { every, mut backoff, first_wait } = source.schedule(ctx.clock.now());
     let mut wait = first_wait;
     loop {
         ctx.status.next_attempt_in(wait);
@@ -263,7 +344,7 @@ pub async fn run_polling(
             }
         }
         let outcome = tokio::select! {
-            r = source.poll_once(&ctx) => r,
+            r = poll_round(&mut source, &ctx) => r,
             _ = ctx.cancel.cancelled() => return,
         };
         wait = match outcome {
@@ -297,17 +378,5 @@ mod tests {
         assert_eq!(clock_was_set(secs(1_700_000_000), Duration::from_secs(1)), Some(secs(1_699_999_999)));
         // ...and one that booted in the future, set back.
         assert_eq!(clock_was_set(secs(-86_400 * 365), Duration::from_secs(2)), Some(secs(-86_400 * 365 - 2)));
-    }
-
-    #[test]
-    fn backoff_grows_exponentially_with_jitter_and_caps() {
-        let mut b = Backoff::new(Duration::from_secs(10), Duration::from_secs(300));
-        let delays: Vec<Duration> = (0..10).map(|_| b.next_delay()).collect();
-        for (i, d) in delays.iter().enumerate() {
-            let full = Duration::from_secs(10 * (1 << i)).min(Duration::from_secs(300));
-            assert!(*d >= full / 2 && *d <= full, "attempt {i}: {d:?} not in [{:?}, {full:?}]", full / 2);
-        }
-        b.reset();
-        assert!(b.next_delay() <= Duration::from_secs(10));
     }
 }

@@ -8,11 +8,14 @@
 //! written by a clock that was wrong: it says nothing about when the last attempt was, and is
 //! ignored rather than blocking the schedule until the clock catches up with it.
 
-use super::SourceCtx;
-use super::poll::{Backoff, Poller, fetch, run_polling};
+use super::iss_position::IssConfig;
+use super::poll::{Answer, Poller, Request, Schedule};
 use super::tle_parse::parse_tle;
+use super::{Rejection, SourceCtx};
+use crate::backoff::Backoff;
 use crate::domain::Record;
-use chrono::Utc;
+use crate::store::Store;
+use chrono::{DateTime, Utc};
 use std::time::Duration;
 
 /// Store mark holding the unix seconds of the last TLE request.
@@ -44,41 +47,39 @@ pub fn first_wait(now_s: i64, last_attempt_s: u64, refresh: Duration) -> Duratio
 }
 
 impl TleSource {
-    pub async fn run(self, ctx: SourceCtx) {
-        let first_wait = first_wait(Utc::now().timestamp(), self.last_attempt_s, self.refresh);
-        // Failures wait 2-4 hours (jittered), doubling up to a day: CelesTrak answers a repeat
-        // within 2 hours with the same refusal, and firewalls clients that keep asking.
-        let backoff = Backoff::new(Duration::from_secs(4 * 3600), Duration::from_secs(86_400));
-        let every = self.refresh;
-        run_polling(self, ctx, every, backoff, first_wait).await
+    pub async fn new(cfg: &IssConfig, store: &Store) -> anyhow::Result<Self> {
+        let last_attempt_s = super::read_store(store, |s| s.cursor(LAST_ATTEMPT_MARK)).await?;
+        Ok(TleSource { url: cfg.tle_url.clone(), refresh: cfg.tle_refresh(), last_attempt_s })
     }
 }
 
 impl Poller for TleSource {
+    const NAME: &'static str = "iss_tle";
+
+    fn schedule(&self, now: DateTime<Utc>) -> Schedule {
+        Schedule {
+            every: self.refresh,
+            // Failures wait 2-4 hours (jittered), doubling up to a day: CelesTrak answers a repeat
+            // within 2 hours with the same refusal, and firewalls clients that keep asking.
+            backoff: Backoff::new(Duration::from_secs(4 * 3600), Duration::from_secs(86_400)),
+            first_wait: first_wait(now.timestamp(), self.last_attempt_s, self.refresh),
+        }
+    }
+
     /// A TLE request does not depend on the clock, and CelesTrak must not be asked again within
     /// 2 hours: the wait goes on.
     fn wait_after_clock_set(&mut self, remaining: Duration) -> Duration {
         remaining
     }
 
-    async fn poll_once(&mut self, ctx: &SourceCtx) -> Result<(), ()> {
-        ctx.status.polled();
-        ctx.writer.set_mark(LAST_ATTEMPT_MARK, Utc::now().timestamp().max(0) as u64);
-        let parsed = match fetch(&ctx.client, &self.url, "text/plain, application/json").await {
-            Ok(body) => parse_tle(&body),
-            Err(r) => Err(r),
-        };
-        match parsed {
-            Ok(tle) => {
-                ctx.writer.append(Record::Tle(tle));
-                ctx.status.succeeded(1);
-                Ok(())
-            }
-            Err(r) => {
-                ctx.status.reject(&r, true);
-                Err(())
-            }
-        }
+    async fn plan(&mut self, ctx: &SourceCtx, now: DateTime<Utc>) -> Vec<Request> {
+        // Marked before asking: a crash mid-request must not turn a restart loop into a request loop.
+        ctx.writer.set_mark(LAST_ATTEMPT_MARK, now.timestamp().max(0) as u64);
+        vec![Request { url: self.url.clone(), accept: "text/plain, application/json" }]
+    }
+
+    fn parse(&mut self, body: &[u8], _now: DateTime<Utc>) -> Result<Answer, Rejection> {
+        Ok(Answer::records(vec![Record::Tle(parse_tle(body)?)]))
     }
 }
 
@@ -106,5 +107,14 @@ mod tests {
         assert_eq!(first_wait(now, 86_400, H2), Duration::ZERO);
         // A clock before 1970 (negative) never underflows.
         assert_eq!(first_wait(-5, 0, H2), H2);
+    }
+
+    #[test]
+    fn the_schedule_follows_the_clock_it_is_given() {
+        let source = TleSource { url: "http://x/tle".into(), refresh: H2, last_attempt_s: 1_700_000_000 };
+        let at = |s| DateTime::from_timestamp(s, 0).unwrap();
+        assert_eq!(source.schedule(at(1_700_000_600)).first_wait, H2 - Duration::from_secs(600));
+        assert_eq!(source.schedule(at(1_700_010_000)).first_wait, Duration::ZERO);
+        assert_eq!(source.schedule(at(1_700_000_000)).every, H2);
     }
 }

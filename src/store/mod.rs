@@ -24,11 +24,13 @@
 //! records are never stored twice (same index key); the log has no seq gaps.
 
 mod codec;
+mod config;
 mod journal;
 mod read;
 mod writer;
 
 pub use codec::{from_e6, to_e6};
+pub use config::StoreConfig;
 pub use read::{StoreSummary, Track, TrackPoint};
 pub use writer::{StoreWriter, WriterHandle, WriterStats};
 

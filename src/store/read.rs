@@ -8,7 +8,7 @@ use crate::domain::{AlertEmail, AlertKind, AvalancheWarning, IssPosition, Kind, 
 use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
 use redb::{ReadableTable, ReadableTableMetadata};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -26,7 +26,7 @@ pub struct Track {
 }
 
 /// Per-kind totals and time span, for `outpost status`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KindSummary {
     pub kind: Kind,
     pub count: u64,
@@ -34,7 +34,7 @@ pub struct KindSummary {
     pub last: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoreSummary {
     pub path: String,
     pub last_seq: u64,
@@ -271,27 +271,33 @@ impl Store {
                 None => None,
             })
         };
-        let kinds = vec![
-            KindSummary {
-                kind: Kind::IssPosition,
-                count: track.len()?,
-                first: track.first()?.and_then(|(_, v)| ms(v.value().0)),
-                last: track.last()?.and_then(|(_, v)| ms(v.value().0)),
-            },
-            KindSummary {
-                kind: Kind::Tle,
-                count: tle.len()?,
-                first: tle.first()?.and_then(|(k, _)| ms(k.value())),
-                last: tle.last()?.and_then(|(k, _)| ms(k.value())),
-            },
-            KindSummary {
-                kind: Kind::AvalancheWarning,
-                count: warnings.len()?,
-                first: warning_time(warnings.first()?.map(|(_, v)| v.value()))?,
-                last: warning_time(warnings.last()?.map(|(_, v)| v.value()))?,
-            },
-            KindSummary { kind: Kind::AlertEmail, count: alerts.len()?, first: None, last: None },
-        ];
+        // Every kind, by its own index: a new kind fails to compile here until it has a summary.
+        let kinds = Kind::ALL
+            .into_iter()
+            .map(|kind| {
+                Ok(match kind {
+                    Kind::IssPosition => KindSummary {
+                        kind,
+                        count: track.len()?,
+                        first: track.first()?.and_then(|(_, v)| ms(v.value().0)),
+                        last: track.last()?.and_then(|(_, v)| ms(v.value().0)),
+                    },
+                    Kind::Tle => KindSummary {
+                        kind,
+                        count: tle.len()?,
+                        first: tle.first()?.and_then(|(k, _)| ms(k.value())),
+                        last: tle.last()?.and_then(|(k, _)| ms(k.value())),
+                    },
+                    Kind::AvalancheWarning => KindSummary {
+                        kind,
+                        count: warnings.len()?,
+                        first: warning_time(warnings.first()?.map(|(_, v)| v.value()))?,
+                        last: warning_time(warnings.last()?.map(|(_, v)| v.value()))?,
+                    },
+                    Kind::AlertEmail => KindSummary { kind, count: alerts.len()?, first: None, last: None },
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let mut cursors = BTreeMap::new();
         for row in txn.open_table(CURSORS)?.iter()? {
             let (k, v) = row?;

@@ -40,8 +40,8 @@ enum Msg {
 /// Live counters of the writer, read by status pages and metrics.
 #[derive(Default)]
 pub struct WriterStats {
-    stored: [AtomicU64; 4],
-    duplicates: [AtomicU64; 4],
+    stored: [AtomicU64; Kind::COUNT],
+    duplicates: [AtomicU64; Kind::COUNT],
     pub last_seq: AtomicU64,
     pub pending: AtomicU64,
     pub commits: AtomicU64,
@@ -58,23 +58,14 @@ pub struct WriterStats {
     pub error: Mutex<Option<String>>,
 }
 
-fn kind_index(kind: Kind) -> usize {
-    match kind {
-        Kind::IssPosition => 0,
-        Kind::Tle => 1,
-        Kind::AvalancheWarning => 2,
-        Kind::AlertEmail => 3,
-    }
-}
-
 impl WriterStats {
     /// Records stored by this process, per kind.
     pub fn stored(&self, kind: Kind) -> u64 {
-        self.stored[kind_index(kind)].load(Relaxed)
+        self.stored[kind.index()].load(Relaxed)
     }
     /// Records refused as already stored, per kind.
     pub fn duplicates(&self, kind: Kind) -> u64 {
-        self.duplicates[kind_index(kind)].load(Relaxed)
+        self.duplicates[kind.index()].load(Relaxed)
     }
     pub fn error(&self) -> Option<String> {
         self.error.lock().map(|e| e.clone()).unwrap_or(None)
@@ -448,15 +439,15 @@ impl StoreWriter {
         let mut txn = self.store.db.begin_write()?;
         txn.set_durability(Durability::None)?;
         let mut entries = Vec::new();
-        let mut stored = [0u64; 4];
-        let mut dups = [0u64; 4];
+        let mut stored = [0u64; Kind::COUNT];
+        let mut dups = [0u64; Kind::COUNT];
         let last_seq;
         {
             let mut t = Tables::open(&txn)?;
             let mut seq = t.next_seq()?;
             for record in &self.batch {
                 let key = index_key(record);
-                let k = kind_index(record.kind());
+                let k = record.kind().index();
                 if t.is_duplicate(&key)? {
                     dups[k] += 1;
                     continue;
@@ -500,7 +491,7 @@ impl StoreWriter {
         self.marks.clear();
         self.counts.clear();
         self.batch_started = None;
-        for k in 0..4 {
+        for k in 0..Kind::COUNT {
             stats.stored[k].fetch_add(stored[k], Relaxed);
             stats.duplicates[k].fetch_add(dups[k], Relaxed);
         }

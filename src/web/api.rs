@@ -90,7 +90,7 @@ pub async fn avalanche(
     Query(q): Query<AvalancheQuery>,
 ) -> Result<Json<Vec<AvalancheWarning>>, WebError> {
     let date = match q.date.as_deref() {
-        None => crate::sources::varsom::norwegian_today(),
+        None => crate::domain::norwegian_today(),
         Some(v) => NaiveDate::parse_from_str(v, "%Y-%m-%d")
             .map_err(|_| WebError::BadRequest(format!("date={v:?} is not a date like 2023-03-01")))?,
     };
@@ -99,8 +99,7 @@ pub async fn avalanche(
 }
 
 pub async fn status(State(app): State<AppState>) -> Result<Json<crate::status::Status>, WebError> {
-    let app2 = app.clone();
-    Ok(Json(blocking(move || crate::status::Status::collect(&app2)).await?))
+    Ok(Json(blocking(move || crate::status::Status::collect(&app.probes)).await?))
 }
 
 #[derive(Deserialize)]

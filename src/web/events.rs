@@ -43,7 +43,7 @@ pub async fn events(State(app): State<AppState>, headers: HeaderMap) -> impl Int
                 let Some(last) = batch.last() else { break };
                 after = last.seq;
                 for rec in &batch {
-                    let data = crate::sinks::message::message(rec).to_string();
+                    let data = crate::message::message(rec).to_string();
                     let event = Event::default().id(rec.seq.to_string()).data(data);
                     if tx.send(Ok(event)).await.is_err() {
                         return; // the browser went away

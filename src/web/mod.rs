@@ -6,19 +6,19 @@
 mod api;
 mod assets;
 mod auth;
+mod config;
 mod error;
 mod events;
 mod metrics;
 mod pages;
 
 pub use api::DEFAULT_MAX_POINTS;
+pub use config::WebConfig;
 
-use crate::sources::SourceStatus;
 use crate::store::{Store, WriterHandle};
 use axum::Router;
 use axum::routing::get;
 use std::sync::Arc;
-use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Runs a blocking store query (every handler's) on the blocking pool.
@@ -36,20 +36,16 @@ async fn blocking<T: Send + 'static>(
 pub struct AppState {
     pub store: Store,
     pub writer: WriterHandle,
-    pub sources: Arc<Vec<Arc<SourceStatus>>>,
-    pub sinks: Arc<Vec<Arc<crate::sinks::SinkStatus>>>,
     pub station: String,
-    pub started: Instant,
+    /// Every part's live status, for `/api/status`, `/status` and `/metrics`.
+    pub probes: crate::status::Probes,
     /// The observer's current location (gpsd, last fix or config), for passes.
     pub location: tokio::sync::watch::Receiver<Option<crate::location::Located>>,
-    pub location_status: Arc<crate::location::LocationStatus>,
     /// `[alerts]` min elevation and sun limit.
     pub pass_options: crate::passes::PassOptions,
     /// The Cassandra keyspace and replication that exports name.
     pub keyspace: String,
     pub replication: String,
-    /// The email alerts' status, when `[email]` is configured.
-    pub email: Option<Arc<crate::alerts::EmailStatus>>,
     /// `[web] tile_url`: the online layer over the bundled basemap ("" = none).
     pub tile_url: String,
     /// Ends the event streams when the appliance shuts down (they would hold the drain).

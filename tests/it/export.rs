@@ -36,7 +36,7 @@ async fn every_format_holds_exactly_the_rows_the_live_sinks_write() {
     let (code, jsonl, err) = export(&cfg_path, &["--format", "jsonl", "--kind", "iss"]);
     assert_eq!(code, 0, "{err}");
     let expected: Vec<String> =
-        positions.iter().map(|r| serde_json::to_string(&outpost::sinks::message::message(r)).unwrap()).collect();
+        positions.iter().map(|r| serde_json::to_string(&outpost::message::message(r)).unwrap()).collect();
     assert_eq!(jsonl.lines().collect::<Vec<_>>(), expected, "jsonl lines are the Kafka message values");
 
     let (code, csv, err) = export(&cfg_path, &["--format", "csv", "--kind", "avalanche"]);
@@ -44,7 +44,7 @@ async fn every_format_holds_exactly_the_rows_the_live_sinks_write() {
     let table = cql_export::Table::AvalancheWarning;
     let mut want = vec![cql_export::csv_header(table)];
     for r in &warnings {
-        want.push(cql_export::csv_line(&cql_export::row(&outpost::sinks::message::message(r)).unwrap()));
+        want.push(cql_export::csv_line(&cql_export::row(&outpost::message::message(r)).unwrap()));
     }
     assert_eq!(csv, want.join("\n") + "\n");
 
@@ -56,7 +56,7 @@ async fn every_format_holds_exactly_the_rows_the_live_sinks_write() {
     assert!(cql.contains("CREATE KEYSPACE IF NOT EXISTS outpost"), "the file is loadable on an empty cluster");
     let inserts: Vec<&str> = cql.lines().filter(|l| l.starts_with("INSERT INTO")).collect();
     assert_eq!(inserts.len(), 300);
-    let row = cql_export::row(&outpost::sinks::message::message(&positions[7])).unwrap();
+    let row = cql_export::row(&outpost::message::message(&positions[7])).unwrap();
     assert_eq!(inserts[7], cql_export::insert_literal(&row, "outpost"));
     assert!(!dir.path().join("iss.partial").exists(), "the temporary file was renamed");
 }

@@ -5,7 +5,10 @@
 //! 400, 404 or 503, never 500 or a dropped connection.
 
 use crate::helpers::*;
-use outpost::config::{Config, KEYS};
+use outpost::app::Config;
+
+/// Every configuration key, `(section, key, type)`.
+static KEYS: std::sync::LazyLock<Vec<outpost::config::Key>> = std::sync::LazyLock::new(Config::keys);
 use outpost::sources::{iss_position_parse, tle_parse, varsom_parse};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;

@@ -23,7 +23,7 @@ impl Request {
             return Err(WebError::BadRequest(format!("unknown parameter {unknown:?}; use date and region")));
         }
         let date = match q.get("date").map(String::as_str) {
-            None | Some("") => crate::sources::varsom::norwegian_today(),
+            None | Some("") => crate::domain::norwegian_today(),
             Some(v) => NaiveDate::parse_from_str(v, "%Y-%m-%d")
                 .map_err(|_| WebError::BadRequest(format!("date={v:?} is not a date like 2023-03-01")))?,
         };

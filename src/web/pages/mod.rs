@@ -87,6 +87,6 @@ pub async fn avalanche(
 }
 
 pub async fn status(State(app): State<AppState>) -> Result<Markup, WebError> {
-    let status = blocking(move || crate::status::Status::collect(&app)).await?;
+    let status = blocking(move || crate::status::Status::collect(&app.probes)).await?;
     Ok(status::page(&status, chrono::Utc::now()))
 }

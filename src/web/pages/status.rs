@@ -2,26 +2,11 @@
 //! the emails, rendered from the same `Status` value as `/api/status` (which never holds secrets).
 
 use super::{Page, layout};
-use crate::status::Status;
+use crate::alerts::EmailSnapshot;
+use crate::location::LocationSnapshot;
+use crate::status::{Part, Status};
 use chrono::{DateTime, Utc};
 use maud::{Markup, html};
-use serde_json::Value;
-
-fn text(v: &Value, key: &str) -> Option<String> {
-    match v.get(key)? {
-        Value::Null => None,
-        Value::String(s) => Some(s.clone()),
-        other => Some(other.to_string()),
-    }
-}
-
-fn num(v: &Value, key: &str) -> u64 {
-    v.get(key).and_then(Value::as_u64).unwrap_or(0)
-}
-
-fn time(v: &Value, key: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(v.get(key)?.as_str()?).ok().map(|t| t.with_timezone(&Utc))
-}
 
 /// "3 min ago", "in 2 h": how people read times on a status page.
 fn ago(t: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Markup {
@@ -64,15 +49,15 @@ pub fn page(s: &Status, now: DateTime<Utc>) -> Markup {
         main.content.status {
             h1 { "Status" }
             p.muted {
-                "Outpost " (s.version) " · station " code { (s.station) } " · up " (uptime(s.uptime_s))
+                "Outpost " (s.version) " · station " code { (s.station) } " · up " (uptime(s.uptime_s.unwrap_or(0)))
                 " · as of " (now.format("%H:%M:%S UTC")) " · "
                 a href="/status" { "refresh" } " · " a href="/api/status" { "JSON" } " · " a href="/metrics" { "metrics" }
             }
             (collectors(s, now))
             (sinks(s, now))
             (store(s, now))
-            (location(&s.location, now))
-            (email(&s.email, now))
+            (location(s.location.as_ref(), now))
+            (email(s.email.as_ref().and_then(Part::on), now))
         }
     };
     layout(Page::Status, "Status", &s.station, html! { meta http-equiv="refresh" content="60"; }, body)
@@ -84,25 +69,25 @@ fn collectors(s: &Status, now: DateTime<Utc>) -> Markup {
             h2 { "Collectors" }
             div.cards {
                 @for (name, v) in &s.sources {
-                    @let failing = text(v, "last_error").is_some() && time(v, "last_error_time") > time(v, "last_success");
+                    @let failing = v.last_error.is_some() && v.last_error_time > v.last_success;
                     article.card {
-                        h3 { (name) " " (health(!failing && time(v, "last_success").is_some(), if failing { "failing" } else if time(v, "last_success").is_some() { "ok" } else { "waiting" })) }
+                        h3 { (name) " " (health(!failing && v.last_success.is_some(), if failing { "failing" } else if v.last_success.is_some() { "ok" } else { "waiting" })) }
                         dl.facts {
-                            dt { "Last success" } dd { (ago(time(v, "last_success"), now)) }
-                            dt { "Polls" } dd { (num(v, "polls")) " (" (num(v, "failures")) " failed)" }
-                            dt { "Records" } dd { (num(v, "records")) }
-                            dt { "Next attempt" } dd { (ago(time(v, "next_attempt"), now)) }
-                            @if let Some(e) = text(v, "last_error") {
-                                dt { "Last error" } dd.error { (e) " " small { (ago(time(v, "last_error_time"), now)) } }
+                            dt { "Last success" } dd { (ago(v.last_success, now)) }
+                            dt { "Polls" } dd { (v.polls) " (" (v.failures) " failed)" }
+                            dt { "Records" } dd { (v.records) }
+                            dt { "Next attempt" } dd { (ago(v.next_attempt, now)) }
+                            @if let Some(e) = &v.last_error {
+                                dt { "Last error" } dd.error { (e) " " small { (ago(v.last_error_time, now)) } }
                             }
                         }
-                        @if let Some(reasons) = v.get("rejections").and_then(Value::as_object).filter(|r| !r.is_empty()) {
+                        @if !v.rejections.is_empty() {
                             h4 { "Rejected inputs" }
                             ul.rejections {
-                                @for (reason, count) in reasons {
+                                @for (reason, count) in &v.rejections {
                                     li {
                                         strong { (count) "× " (reason) }
-                                        @if let Some(d) = v.get("rejection_details").and_then(|d| text(d, reason)) { br; small { (d) } }
+                                        @if let Some(d) = v.rejection_details.get(reason) { br; small { (d) } }
                                     }
                                 }
                             }
@@ -124,14 +109,15 @@ fn sinks(s: &Status, now: DateTime<Utc>) -> Markup {
                     @for (name, v) in &s.sinks {
                         tr {
                             th scope="row" { (name) }
-                            @if v["enabled"] != true {
-                                td colspan="5" .muted { "not configured" }
-                            } @else {
-                                td { (health(v["connected"] == true, if v["connected"] == true { "connected" } else { "unreachable" })) }
-                                td.n { (num(v, "backlog")) }
-                                td.n { (num(v, "delivered")) }
-                                td { (ago(time(v, "last_delivered"), now)) }
-                                td.error { (text(v, "last_error").unwrap_or_default()) }
+                            @match v.on() {
+                                None => td colspan="5" .muted { "not configured" },
+                                Some(v) => {
+                                    td { (health(v.connected, if v.connected { "connected" } else { "unreachable" })) }
+                                    td.n { (v.backlog) }
+                                    td.n { (v.delivered) }
+                                    td { (ago(v.last_delivered, now)) }
+                                    td.error { (v.last_error.clone().unwrap_or_default()) }
+                                }
                             }
                         }
                     }
@@ -142,35 +128,36 @@ fn sinks(s: &Status, now: DateTime<Utc>) -> Markup {
 }
 
 fn store(s: &Status, now: DateTime<Utc>) -> Markup {
-    let st = &s.store;
-    let kinds = st.get("kinds").and_then(Value::as_array).cloned().unwrap_or_default();
+    let st = &s.store.summary;
+    let writer_error = s.writer.as_ref().and_then(|w| w.error.clone());
     html! {
         section #store {
-            h2 { "Store " @if s.writer.error.is_some() { (health(false, "failing")) } @else { (health(true, "ok")) } }
-            @if let Some(e) = &s.writer.error { p.error { (e) } }
+            h2 { "Store " @if writer_error.is_some() { (health(false, "failing")) } @else { (health(true, "ok")) } }
+            @if let Some(e) = &writer_error { p.error { (e) } }
             dl.facts {
-                dt { "Size" } dd #store-size { (bytes(num(st, "size_bytes"))) }
+                dt { "Size" } dd #store-size { (bytes(st.size_bytes)) }
                 dt { "Growth" } dd #store-growth {
-                    @match st.get("growth_bytes_per_day").and_then(Value::as_u64) {
+                    @match s.store.growth_bytes_per_day {
                         Some(g) => { (bytes(g)) " per day" small.muted { " (from the last 24 h of positions)" } }
                         None => span.muted { "measured once positions older than a day are stored" },
                     }
                 }
-                dt { "Journal" } dd { (s.writer.journal_mode) ", " (bytes(s.writer.journal_bytes)) " since the last fold" }
-                dt { "Last commit" } dd { (ago(s.writer.last_commit, now)) }
-                dt { "Last fold" } dd { (ago(s.writer.last_fold, now)) }
+                @if let Some(w) = &s.writer {
+                    dt { "Journal" } dd { (w.journal_mode) ", " (bytes(w.journal_bytes)) " since the last fold" }
+                    dt { "Last commit" } dd { (ago(w.last_commit, now)) }
+                    dt { "Last fold" } dd { (ago(w.last_fold, now)) }
+                }
             }
             table {
                 thead { tr { th { "Kind" } th.n { "Records" } th { "First" } th { "Newest" } th.n { "Stored since start" } } }
                 tbody {
-                    @for k in &kinds {
-                        @let kind = k["kind"].as_str().unwrap_or("?");
+                    @for k in &st.kinds {
                         tr {
-                            th scope="row" { (kind) }
-                            td.n { (num(k, "count")) }
-                            td { (time(k, "first").map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_default()) }
-                            td { (ago(time(k, "last"), now)) }
-                            td.n { (s.writer.stored.get(kind).copied().unwrap_or(0)) }
+                            th scope="row" { (k.kind.as_str()) }
+                            td.n { (k.count) }
+                            td { (k.first.map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_default()) }
+                            td { (ago(k.last, now)) }
+                            td.n { (s.writer.as_ref().and_then(|w| w.stored.get(k.kind.as_str()).copied()).unwrap_or(0)) }
                         }
                     }
                 }
@@ -179,53 +166,53 @@ fn store(s: &Status, now: DateTime<Utc>) -> Markup {
     }
 }
 
-fn location(v: &Value, now: DateTime<Utc>) -> Markup {
-    let current = v.get("current").filter(|c| !c.is_null());
+fn location(v: Option<&LocationSnapshot>, now: DateTime<Utc>) -> Markup {
+    let v = v.cloned().unwrap_or_default();
     html! {
         section #location {
             h2 { "Location" }
             dl.facts {
                 dt { "Observer" } dd {
-                    @match current {
+                    @match &v.current {
                         Some(c) => {
-                            (format!("{:.4}°, {:.4}°", c["observer"]["latitude"].as_f64().unwrap_or(0.0), c["observer"]["longitude"].as_f64().unwrap_or(0.0)))
-                            " from " (text(c, "source").unwrap_or_default())
+                            (format!("{:.4}°, {:.4}°", c.observer.latitude, c.observer.longitude))
+                            " from " (serde_json::to_value(c.source).ok().and_then(|s| s.as_str().map(str::to_owned)).unwrap_or_default())
                         }
                         None => span.error { "unknown: set [location] or attach a GPS" },
                     }
                 }
-                @if v["gpsd_configured"] == true {
-                    dt { "gpsd" } dd { (health(v["gpsd_connected"] == true, if v["gpsd_connected"] == true { "connected" } else { "not connected" })) }
-                    dt { "Last fix" } dd { (ago(time(v, "last_fix_received"), now)) }
-                    @if let Some(e) = text(v, "last_error") { dt { "Last error" } dd.error { (e) } }
+                @if v.gpsd_configured {
+                    dt { "gpsd" } dd { (health(v.gpsd_connected, if v.gpsd_connected { "connected" } else { "not connected" })) }
+                    dt { "Last fix" } dd { (ago(v.last_fix_received, now)) }
+                    @if let Some(e) = &v.last_error { dt { "Last error" } dd.error { (e) } }
                 }
             }
         }
     }
 }
 
-fn email(v: &Value, now: DateTime<Utc>) -> Markup {
+fn email(v: Option<&EmailSnapshot>, now: DateTime<Utc>) -> Markup {
     html! {
         section #email {
             h2 { "Night-pass emails" }
-            @if v["enabled"] != true {
-                p.muted { "Off: set [email] smtp_host, from and to." }
-            } @else {
-                dl.facts {
-                    dt { "Sent" } dd { (num(v, "sent")) " (missed " (num(v, "missed")) ", failed attempts " (num(v, "failures")) ")" }
-                    dt { "Last sent" } dd { (ago(time(v, "last_sent"), now)) }
-                    @if let Some(w) = text(v, "waiting") { dt { "Waiting" } dd { (w) } }
-                    @if let Some(e) = text(v, "last_error") { dt { "Last error" } dd.error { (e) " " small { (ago(time(v, "last_error_time"), now)) } } }
-                }
-                @let pending = v.get("pending").and_then(Value::as_array).cloned().unwrap_or_default();
-                h3 { "Pending (" (pending.len()) ")" }
-                @if pending.is_empty() { p.muted { "No visible pass in the next 24 hours." } }
-                ul {
-                    @for p in &pending {
-                        li {
-                            "Pass rising " (time(p, "pass_rise").map(|t| t.format("%a %H:%M UTC").to_string()).unwrap_or_default())
-                            ", up to " (format!("{:.0}°", p["max_elevation_deg"].as_f64().unwrap_or(0.0)))
-                            ": email " (ago(time(p, "send_at"), now))
+            @match v {
+                None => p.muted { "Off: set [email] smtp_host, from and to." },
+                Some(v) => {
+                    dl.facts {
+                        dt { "Sent" } dd { (v.sent) " (missed " (v.missed) ", failed attempts " (v.failures) ")" }
+                        dt { "Last sent" } dd { (ago(v.last_sent, now)) }
+                        @if let Some(w) = &v.waiting { dt { "Waiting" } dd { (w) } }
+                        @if let Some(e) = &v.last_error { dt { "Last error" } dd.error { (e) " " small { (ago(v.last_error_time, now)) } } }
+                    }
+                    h3 { "Pending (" (v.pending.len()) ")" }
+                    @if v.pending.is_empty() { p.muted { "No visible pass in the next 24 hours." } }
+                    ul {
+                        @for p in &v.pending {
+                            li {
+                                "Pass rising " (p.pass_rise.format("%a %H:%M UTC"))
+                                ", up to " (format!("{:.0}°", p.max_elevation_deg))
+                                ": email " (ago(Some(p.send_at), now))
+                            }
                         }
                     }
                 }

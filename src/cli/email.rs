@@ -3,7 +3,7 @@
 //! refused or timed out), never the password.
 
 use crate::alerts::smtp::Mailer;
-use crate::config::Config;
+use crate::app::Config;
 
 pub async fn run(config: &Config) -> anyhow::Result<()> {
     let e = &config.email;

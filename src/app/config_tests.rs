@@ -1,4 +1,8 @@
 use super::*;
+use crate::config::{Secret, line_of};
+use crate::sources::varsom::CLASS_A_REGIONS;
+use std::path::PathBuf;
+use std::time::Duration;
 
 fn parse(text: &str) -> Result<Config, ConfigError> {
     Config::parse(text, "test.toml", Vec::<(String, String)>::new())
@@ -15,9 +19,9 @@ fn the_embedded_default_is_valid_and_matches_the_documented_defaults() {
     assert_eq!(c.to_toml(), empty.to_toml(), "example file and code defaults disagree");
     assert_eq!(c.store.commit_interval_s, 10);
     assert!(c.store.verify_on_start, "a damaged store is refused unless the user opts out");
-    assert_eq!(c.iss.poll_interval_s, 10);
-    assert_eq!(c.varsom.backfill_days, 7);
-    assert_eq!(c.varsom.regions, CLASS_A_REGIONS);
+    assert_eq!(c.sources.iss.poll_interval_s, 10);
+    assert_eq!(c.sources.varsom.backfill_days, 7);
+    assert_eq!(c.sources.varsom.regions, CLASS_A_REGIONS);
     assert_eq!(c.web.listen, "127.0.0.1:8080");
     assert_eq!(c.store.path, PathBuf::from("./data"));
     assert!(!c.station.id.is_empty());
@@ -25,7 +29,7 @@ fn the_embedded_default_is_valid_and_matches_the_documented_defaults() {
 
 #[test]
 fn every_key_in_the_schema_is_documented_in_the_example() {
-    for (section, key, _) in KEYS {
+    for (section, key, _) in Config::keys() {
         assert!(
             line_of(DEFAULT_TOML, &format!("{section}.{key}")).is_some()
                 || DEFAULT_TOML.contains(&format!("# {key} =")),
@@ -105,7 +109,7 @@ fn environment_overrides_the_file_with_typed_values() {
     )
     .unwrap();
     assert_eq!(c.store.commit_interval_s, 30);
-    assert_eq!(c.varsom.regions, vec![3011, 3022]);
+    assert_eq!(c.sources.varsom.regions, vec![3011, 3022]);
     assert_eq!(c.location.latitude, Some(69.65));
     assert_eq!(c.web.listen, "0.0.0.0:9000");
     assert_eq!(c.station.id, "pi-1");
@@ -131,10 +135,10 @@ fn secrets_never_print() {
 #[test]
 fn celestrak_refresh_is_never_under_two_hours() {
     let c = parse("[iss]\ntle_refresh_h = 0.5\n").unwrap();
-    assert_eq!(c.tle_refresh(), Duration::from_secs(7200));
+    assert_eq!(c.sources.iss.tle_refresh(), Duration::from_secs(7200));
     assert!(c.warnings().iter().any(|w| w.contains("2 h")));
     let c = parse("[iss]\ntle_refresh_h = 0.5\ntle_url = \"http://127.0.0.1:1/tle\"\n").unwrap();
-    assert_eq!(c.tle_refresh(), Duration::from_secs(1800));
+    assert_eq!(c.sources.iss.tle_refresh(), Duration::from_secs(1800));
 }
 
 #[test]
@@ -147,13 +151,63 @@ fn secrets_come_from_a_file_or_the_environment_and_never_print() {
         file.display()
     );
     let c = parse(&text).unwrap();
-    assert_eq!(c.kafka.sasl_password.expose(), "s3cret-from-file");
+    assert_eq!(c.sinks.kafka.sasl_password.expose(), "s3cret-from-file");
     let c2 = parse_env("", &[("OUTPOST_MQTT_URL", "mqtt://h:1883"), ("OUTPOST_MQTT_PASSWORD", "hunter2")]).unwrap();
-    assert_eq!(c2.mqtt.password.expose(), "hunter2");
+    assert_eq!(c2.sinks.mqtt.password.expose(), "hunter2");
     for shown in [c.to_toml(), format!("{c:?}"), c2.to_toml(), format!("{c2:?}")] {
         assert!(!shown.contains("s3cret") && !shown.contains("hunter2"), "{shown}");
     }
     let e = parse("[kafka]\nsasl_password_file = \"/nonexistent/p\"\n").unwrap_err();
     assert_eq!(e.key.as_deref(), Some("kafka.sasl_password_file"));
     assert!(!e.to_string().contains("hunter2"));
+}
+
+#[test]
+fn every_key_of_every_section_is_in_the_readme_table() {
+    let readme = include_str!("../../README.md");
+    let table: Vec<&str> = readme.lines().filter(|l| l.starts_with("| `")).collect();
+    for (section, key, _) in Config::keys() {
+        let name = format!("`{section}.{key}`");
+        assert!(
+            table.iter().any(|row| row.split('|').nth(1).is_some_and(|c| c.contains(&name))),
+            "{name} is not in the README's configuration table"
+        );
+    }
+}
+
+#[test]
+fn choices_are_parsed_once_into_their_enums() {
+    use crate::alerts::Security;
+    use crate::sinks::cassandra::Consistency;
+    use crate::sinks::kafka::{Compression, SaslMechanism};
+    let c = parse(
+        "[kafka]\ncompression = \"zstd\"\nsasl_mechanism = \"scram-sha-512\"\n[cassandra]\nconsistency = \"local_one\"\n[email]\nsecurity = \"tls\"\n",
+    )
+    .unwrap();
+    assert_eq!(c.sinks.kafka.compression, Compression::Zstd);
+    assert_eq!(c.sinks.kafka.sasl_mechanism, SaslMechanism::ScramSha512);
+    assert_eq!(c.sinks.cassandra.consistency, Consistency::LocalOne);
+    assert_eq!(c.email.security, Security::Tls);
+    for (text, key) in [
+        ("[kafka]\ncompression = \"brotli\"\n", "kafka.compression"),
+        ("[kafka]\nsasl_mechanism = \"gssapi\"\n", "kafka.sasl_mechanism"),
+        ("[cassandra]\nconsistency = \"most\"\n", "cassandra.consistency"),
+        ("[email]\nsecurity = \"ssl\"\n", "email.security"),
+    ] {
+        let e = parse(text).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some(key), "{text}: {e}");
+        assert_eq!(e.line, Some(2), "{text}: {e}");
+        assert!(e.message.contains("unknown variant"), "{text}: {e}");
+    }
+}
+
+#[test]
+fn host_port_lists_are_checked_at_load_and_name_the_key() {
+    let c = parse("[kafka]\nbrokers = [\"k1:9092\", \"[::1]:9093\"]\n").unwrap();
+    assert_eq!(c.sinks.kafka.brokers.iter().map(ToString::to_string).collect::<Vec<_>>(), ["k1:9092", "[::1]:9093"]);
+    let e = parse("[cassandra]\nnodes = [\"c1:9042\", \"c2\"]\n").unwrap_err();
+    assert_eq!((e.key.as_deref(), e.line), (Some("cassandra.nodes"), Some(2)), "{e}");
+    assert!(e.message.contains("\"c2\" is not host:port"), "{e}");
+    let e = parse_env("", &[("OUTPOST_KAFKA_BROKERS", "k1:9092,oops")]).unwrap_err();
+    assert!(e.to_string().contains("OUTPOST_KAFKA_BROKERS"), "{e}");
 }

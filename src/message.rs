@@ -8,7 +8,8 @@
 use crate::domain::StoredRecord;
 use serde_json::{Map, Value};
 
-pub const SCHEMA_VERSION: u64 = 1;
+/// One schema version for what Outpost publishes and what cql-export maps.
+pub use cql_export::SCHEMA_VERSION;
 
 pub fn message(rec: &StoredRecord) -> Value {
     let mut out = Map::new();

@@ -4,7 +4,7 @@
 //! configured location. While `outpost run` holds the store, the running appliance answers
 //! (its /api/passes, which also knows the GPS location).
 
-use crate::config::Config;
+use crate::app::Config;
 use crate::passes::{Observer, Pass, PassQuery, table_line};
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
@@ -94,7 +94,7 @@ async fn from_daemon(
     from: DateTime<Utc>,
     a: &PassesArgs,
 ) -> anyhow::Result<Vec<Pass>> {
-    let mut url = crate::daemon_client::url(config, "/api/passes")?;
+    let mut url = super::daemon::url(config, "/api/passes")?;
     {
         let mut q = url.query_pairs_mut();
         q.append_pair("from", &from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
@@ -113,7 +113,7 @@ async fn from_daemon(
             q.append_pair("alt_m", &o.altitude_m.to_string());
         }
     }
-    let response = crate::daemon_client::get(config, url, None)?
+    let response = super::daemon::get(config, url, None)?
         .send()
         .await
         .context("the store is in use, and the running appliance did not answer")?;

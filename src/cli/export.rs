@@ -2,7 +2,7 @@
 //! it, streams the same export from the running appliance's /api/export. Writes to a temporary
 //! file renamed into place at the end, so a half-written export never looks complete.
 
-use crate::config::Config;
+use crate::app::Config;
 use crate::export::{ExportRequest, export};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -72,8 +72,8 @@ async fn from_daemon(config: &Config, req: &ExportRequest, out: Option<&Path>) -
     if let Some(t) = req.to {
         path.push_str(&format!("&to={t}"));
     }
-    let url = crate::daemon_client::url(config, &path)?;
-    let mut response = crate::daemon_client::get(config, url, None)?
+    let url = super::daemon::url(config, &path)?;
+    let mut response = super::daemon::get(config, url, None)?
         .send()
         .await
         .context("the store is in use, and the running appliance did not answer on web.listen")?

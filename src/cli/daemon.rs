@@ -1,7 +1,7 @@
 //! How CLI commands reach a running `outpost run`: at `web.listen` (an all-interfaces address
 //! becomes localhost), signed in with `[web]`'s basic-auth credentials when they are set.
 
-use crate::config::Config;
+use crate::app::Config;
 use anyhow::Context;
 
 /// `http://<web.listen>/<path>`.

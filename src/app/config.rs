@@ -1,0 +1,142 @@
+//! The appliance's whole configuration: its own sections (station, store, location, web,
+//! alerts, email) plus the `sources` and `sinks` groups, each section owned by its part. The
+//! loader (`crate::config`) reads all of them from one file; this file only lists them.
+
+use crate::alerts::{AlertsConfig, EmailConfig};
+use crate::config::{ConfigError, Group, Invalid, Key, KeyType, Loaded, Section, sections};
+use crate::location::LocationConfig;
+use crate::store::StoreConfig;
+use crate::web::WebConfig;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// The configuration used when `--config` is not given: works offline, no upstream needed.
+pub const DEFAULT_TOML: &str = include_str!("../../outpost.example.toml");
+
+/// `[station]`: who this appliance is in every record id, topic and row.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StationConfig {
+    #[serde(default = "hostname")]
+    pub id: String,
+}
+
+fn hostname() -> String {
+    gethostname::gethostname().to_string_lossy().trim().to_owned()
+}
+
+impl Section for StationConfig {
+    const KEYS: &'static [(&'static str, KeyType)] = &[("id", KeyType::Str)];
+
+    fn validate(&self) -> Result<(), Invalid> {
+        if self.id.is_empty() || self.id.contains(['/', ' ', '+', '#']) {
+            return Err(Invalid::new("id", "must be non-empty, without '/', '+', '#' or spaces"));
+        }
+        Ok(())
+    }
+}
+
+sections! {
+    /// The appliance's own sections, besides the sources' and the sinks'.
+    struct Core {
+        station: StationConfig,
+        store: StoreConfig,
+        location: LocationConfig,
+        web: WebConfig,
+        alerts: AlertsConfig,
+        email: EmailConfig,
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub station: StationConfig,
+    pub store: StoreConfig,
+    pub location: LocationConfig,
+    pub web: WebConfig,
+    pub alerts: AlertsConfig,
+    pub email: EmailConfig,
+    /// `[iss]`, `[varsom]`, `[http]`: one section per source.
+    pub sources: crate::sources::Sections,
+    /// `[kafka]`, `[cassandra]`, `[mqtt]`: one section per sink.
+    pub sinks: crate::sinks::Sections,
+}
+
+impl Config {
+    /// Every key of every section, `(section, key, type)`.
+    pub fn keys() -> Vec<Key> {
+        let mut keys = Vec::new();
+        Core::keys(&mut keys);
+        crate::sources::Sections::keys(&mut keys);
+        crate::sinks::Sections::keys(&mut keys);
+        keys
+    }
+
+    /// Loads `path` (or the embedded default) and applies `OUTPOST_*` overrides from `env`.
+    pub fn load(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+        let (text, source_name) = crate::config::read(path, DEFAULT_TOML)?;
+        Self::parse(&text, &source_name, env)
+    }
+
+    pub fn parse(
+        text: &str,
+        source_name: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let loaded = Loaded::new(text, source_name, env, &Self::keys())?;
+        let core: Core = loaded.group()?;
+        Ok(Config {
+            station: core.station,
+            store: core.store,
+            location: core.location,
+            web: core.web,
+            alerts: core.alerts,
+            email: core.email,
+            sources: loaded.group()?,
+            sinks: loaded.group()?,
+        })
+    }
+
+    fn core(&self) -> Core {
+        Core {
+            station: self.station.clone(),
+            store: self.store.clone(),
+            location: self.location.clone(),
+            web: self.web.clone(),
+            alerts: self.alerts.clone(),
+            email: self.email.clone(),
+        }
+    }
+
+    /// Where a command on this machine reaches the running appliance (`web.listen`, with an
+    /// all-interfaces address replaced by localhost).
+    pub fn local_web_addr(&self) -> Option<std::net::SocketAddr> {
+        self.web.local_addr()
+    }
+
+    /// The effective configuration as TOML, secrets masked.
+    pub fn to_toml(&self) -> String {
+        let table = || -> Result<toml::Table, toml::ser::Error> {
+            let mut all = toml::Table::try_from(self.core())?;
+            all.extend(toml::Table::try_from(&self.sources)?);
+            all.extend(toml::Table::try_from(&self.sinks)?);
+            Ok(all)
+        };
+        match table().and_then(|t| toml::to_string(&t)) {
+            Ok(s) => s,
+            Err(e) => format!("# cannot render the configuration: {e}\n"),
+        }
+    }
+
+    /// Warnings about values that are allowed but probably not meant.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = self.core().warnings();
+        out.extend(self.sources.warnings());
+        out.extend(self.sinks.warnings());
+        out
+    }
+}
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;

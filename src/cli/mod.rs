@@ -1,0 +1,235 @@
+//! The `outpost` command line: the clap definitions and one function per command. Each command
+//! loads the configuration, sets up logging and runs; `main.rs` only calls `cli::main`.
+//! Exit codes: 0 ok, 1 runtime error, 2 configuration error.
+
+mod daemon;
+mod email;
+mod export;
+mod passes;
+mod status;
+
+use crate::app::Config;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "outpost", version, about = "ISS and avalanche-warning collector with a durable local log and map")]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the appliance: collectors, store and web server.
+    Run {
+        /// Configuration file (default: the embedded configuration).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Validate a configuration and print it as it will be used (secrets masked).
+    CheckConfig {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Export one kind of record: CQL INSERTs (cqlsh -f), CSV (cqlsh COPY FROM) or the Kafka
+    /// message JSON lines. Streams in constant memory; works while `outpost run` is running.
+    Export {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long, value_enum)]
+        format: crate::export::Format,
+        #[arg(long, value_enum)]
+        kind: crate::export::KindArg,
+        /// First day to include (YYYY-MM-DD, UTC; for warnings the day they are valid for).
+        #[arg(long)]
+        from: Option<chrono::NaiveDate>,
+        /// Last day to include.
+        #[arg(long)]
+        to: Option<chrono::NaiveDate>,
+        /// Output file (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Upcoming ISS passes for a place: a table in local time, or JSON.
+    Passes {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// A TLE file (CelesTrak text or wheretheiss.at JSON); default: the newest stored TLE.
+        #[arg(long)]
+        tle: Option<PathBuf>,
+        /// Observer latitude in degrees (default: the configured location).
+        #[arg(long, allow_hyphen_values = true)]
+        lat: Option<f64>,
+        /// Observer longitude in degrees.
+        #[arg(long, allow_hyphen_values = true)]
+        lon: Option<f64>,
+        /// Observer altitude in metres.
+        #[arg(long, allow_hyphen_values = true)]
+        alt_m: Option<f64>,
+        /// Start of the window (RFC 3339; default: now).
+        #[arg(long)]
+        from: Option<chrono::DateTime<chrono::Utc>>,
+        /// Length of the window in hours.
+        #[arg(long, default_value_t = 72.0)]
+        hours: f64,
+        /// Lowest culmination that counts, degrees (default: [alerts] min_elevation_deg).
+        #[arg(long, allow_hyphen_values = true)]
+        min_elevation: Option<f64>,
+        /// Sun altitude below which the sky counts as dark (default: [alerts] sun_limit_deg).
+        #[arg(long, allow_hyphen_values = true)]
+        sun_limit: Option<f64>,
+        /// Include passes that are not visible.
+        #[arg(long)]
+        all: bool,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the [email] settings: send one test email to email.to.
+    SendTestEmail {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Show what the store holds and how the collectors are doing.
+    Status {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Print JSON instead of a summary.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn load(path: Option<&PathBuf>) -> Result<Config, ExitCode> {
+    Config::load(path.map(PathBuf::as_path), std::env::vars()).map_err(|e| {
+        eprintln!("outpost: configuration error: {e}");
+        ExitCode::from(2)
+    })
+}
+
+fn init_tracing(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("OUTPOST_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colours only on a terminal: journald and log files get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+/// Parses the arguments and runs the command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    crate::install_tls_provider();
+    let config = match load(cli.command.config()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if let Command::CheckConfig { .. } = cli.command {
+        for w in config.warnings() {
+            eprintln!("outpost: warning: {w}");
+        }
+        print!("{}", config.to_toml());
+        return ExitCode::SUCCESS;
+    }
+    init_tracing(cli.log_format);
+    report(runtime().and_then(|rt| rt.block_on(execute(cli.command, config))))
+}
+
+impl Command {
+    fn config(&self) -> Option<&PathBuf> {
+        match self {
+            Command::Run { config }
+            | Command::CheckConfig { config }
+            | Command::Export { config, .. }
+            | Command::Passes { config, .. }
+            | Command::SendTestEmail { config }
+            | Command::Status { config, .. } => config.as_ref(),
+        }
+    }
+}
+
+async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::CheckConfig { .. } => Ok(()),
+        Command::Run { .. } => {
+            for w in config.warnings() {
+                tracing::warn!("{w}");
+            }
+            run(config).await
+        }
+        Command::Export { format, kind, from, to, out, .. } => {
+            let cassandra = &config.sinks.cassandra;
+            let req = crate::export::ExportRequest {
+                kind,
+                format,
+                from,
+                to,
+                keyspace: cassandra.keyspace.clone(),
+                replication: cassandra.replication.clone(),
+            };
+            export::run(&config, req, out).await
+        }
+        Command::Passes { tle, lat, lon, alt_m, from, hours, min_elevation, sun_limit, all, json, .. } => {
+            let args = passes::PassesArgs { tle, lat, lon, alt_m, from, hours, min_elevation, sun_limit, all, json };
+            passes::run(&config, args).await
+        }
+        Command::SendTestEmail { .. } => email::run(&config).await,
+        Command::Status { json, .. } => status::print(&config, json).await,
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("outpost: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(&config.web.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {} (web.listen): {e}", config.web.listen))?;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        signal.cancel();
+    });
+    crate::app::run(config, listener, shutdown).await
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

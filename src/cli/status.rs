@@ -1,0 +1,136 @@
+//! `outpost status`: asks the running appliance (over its own web API) or, when none is running,
+//! reads the store directly. Both give the same `Status` model.
+
+use crate::app::Config;
+use crate::status::{Part, Status};
+use std::fmt::Write as _;
+
+pub async fn print(config: &Config, json: bool) -> anyhow::Result<()> {
+    let status = match from_daemon(config).await {
+        Some(s) => s,
+        None => from_store(config).await?,
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+    } else {
+        print!("{}", render(&status));
+    }
+    Ok(())
+}
+
+/// The running daemon's /api/status, if one answers on `web.listen`.
+async fn from_daemon(config: &Config) -> Option<Status> {
+    let url = super::daemon::url(config, "/api/status").ok()?;
+    let request = super::daemon::get(config, url, Some(std::time::Duration::from_secs(5))).ok()?;
+    let response = request.send().await.ok()?;
+    let mut status: Status = response.error_for_status().ok()?.json().await.ok()?;
+    status.source = Some("running appliance".into());
+    Some(status)
+}
+
+async fn from_store(config: &Config) -> anyhow::Result<Status> {
+    let config = config.clone();
+    tokio::task::spawn_blocking(move || {
+        let store = crate::app::open_store_if_free(&config)?
+            .ok_or_else(|| crate::store::StoreInUse(config.store.path.clone()))?;
+        Status::from_store(&store, &config.station.id)
+    })
+    .await?
+}
+
+fn or_never<T: std::fmt::Display>(v: &Option<T>) -> String {
+    v.as_ref().map_or_else(|| "null".to_owned(), T::to_string)
+}
+
+fn render(s: &Status) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "Outpost status ({})", s.source.as_deref().unwrap_or("running appliance"));
+    let _ = writeln!(out, "station: {}", s.station);
+    if let Some(up) = s.uptime_s {
+        let _ = writeln!(out, "version {}, up {}h{:02}m", s.version, up / 3600, up / 60 % 60);
+    }
+    let store = &s.store.summary;
+    let _ = writeln!(
+        out,
+        "store: {} ({:.1} MB on disk, last seq {})",
+        store.path,
+        store.size_bytes as f64 / 1e6,
+        store.last_seq
+    );
+    for k in &store.kinds {
+        let _ = writeln!(
+            out,
+            "  {:<18} {:>9} records  first {}  last {}",
+            k.kind.as_str(),
+            k.count,
+            or_never(&k.first.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))),
+            or_never(&k.last.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)))
+        );
+    }
+    if let Some(e) = s.writer.as_ref().and_then(|w| w.error.as_ref()) {
+        let _ = writeln!(out, "  STORE ERROR: {e}");
+    }
+    let rejected: Vec<_> = store.counters.iter().filter(|(k, _)| k.starts_with("rejected.")).collect();
+    if !rejected.is_empty() {
+        let _ = writeln!(out, "rejections (all time):");
+        for (k, n) in rejected {
+            let _ = writeln!(out, "  {:<50} {n}", k.trim_start_matches("rejected."));
+        }
+    }
+    let time = |t: &Option<chrono::DateTime<chrono::Utc>>| {
+        or_never(&t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)))
+    };
+    for (name, src) in &s.sources {
+        let _ = writeln!(
+            out,
+            "source {name}: {} polls, {} ok, {} failed, last success {}, last error {}",
+            src.polls,
+            src.successes,
+            src.failures,
+            time(&src.last_success),
+            or_never(&src.last_error)
+        );
+    }
+    if let Some(location) = &s.location {
+        match &location.current {
+            Some(cur) => {
+                let source = serde_json::to_value(cur.source).ok().and_then(|v| v.as_str().map(str::to_owned));
+                let _ = writeln!(
+                    out,
+                    "location: {}, {} ({})",
+                    cur.observer.latitude,
+                    cur.observer.longitude,
+                    source.unwrap_or_default()
+                );
+            }
+            None => {
+                let _ = writeln!(out, "location: unknown (set [location] or gpsd)");
+            }
+        }
+    }
+    if let Some(Part::On(email)) = &s.email {
+        let _ = writeln!(
+            out,
+            "email: {} sent, {} missed, {} pending, last error {}",
+            email.sent,
+            email.missed,
+            email.pending.len(),
+            or_never(&email.last_error)
+        );
+    }
+    for (name, sink) in &s.sinks {
+        let Part::On(sink) = sink else {
+            let _ = writeln!(out, "sink {name}: off");
+            continue;
+        };
+        let _ = writeln!(
+            out,
+            "sink {name}: {}, backlog {}, last delivered {}, last error {}",
+            if sink.connected { "connected" } else { "not connected" },
+            sink.backlog,
+            time(&sink.last_delivered),
+            or_never(&sink.last_error)
+        );
+    }
+    out
+}

@@ -109,9 +109,18 @@ pub async fn run(config: Config, listener: tokio::net::TcpListener, shutdown: Ca
         sinks.push(spawn_sink(&tracker, sink, &store, &handle, config.cassandra.batch_size, &shutdown).await?);
     }
     if config.mqtt.enabled() {
+        // Only the MQTT sink reads the current state, so its feed runs only with it.
+        let feed = crate::current::CurrentFeed {
+            store: store.clone(),
+            writer: handle.clone(),
+            location: location.clone(),
+            regions: config.varsom.regions.clone(),
+            pass_options: config.alerts.pass_options(),
+            now: chrono::Utc::now,
+        };
+        let current = feed.spawn(&tracker, shutdown.clone()).await?;
         let sink =
-            MqttSink::new(config.mqtt.clone(), config.station.id.clone(), store.clone(), config.varsom.regions.clone())
-                .with_passes(location.clone(), config.alerts.pass_options());
+            MqttSink::new(config.mqtt.clone(), config.station.id.clone(), config.varsom.regions.clone(), current);
         sinks.push(spawn_sink(&tracker, sink, &store, &handle, 1000, &shutdown).await?);
     }
 

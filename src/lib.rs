@@ -11,6 +11,7 @@ pub mod cli_export;
 pub mod cli_passes;
 pub mod cli_status;
 pub mod config;
+pub mod current;
 pub mod daemon_client;
 pub mod domain;
 pub mod export;

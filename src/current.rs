@@ -77,14 +77,18 @@ impl CurrentFeed {
         let mut location_open = true;
         let mut last_error = None;
         loop {
-            tokio::select! {
+            let by_commit = tokio::select! {
                 _ = cancel.cancelled() => return,
-                r = committed.changed() => if r.is_err() { return },
-                r = self.location.changed(), if location_open => location_open = r.is_ok(),
-                _ = tick.tick() => {}
-            }
+                r = committed.changed() => if r.is_err() { return } else { true },
+                r = self.location.changed(), if location_open => { location_open = r.is_ok(); false }
+                _ = tick.tick() => false,
+            };
             // Marked seen before the read, so a commit during the read wakes the next round.
             let seq = *committed.borrow_and_update();
+            // Commits of cursor moves only (sinks draining a backlog) change nothing here.
+            if by_commit && seq == tx.borrow().seq && last_error.is_none() {
+                continue;
+            }
             match self.read(seq).await {
                 Ok(new) => {
                     last_error = None;

@@ -9,6 +9,13 @@ pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> DateTime<Utc>;
 }
 
+/// A function is a clock too (tests pass a `fn() -> DateTime<Utc>`).
+impl<F: Fn() -> DateTime<Utc> + Send + Sync + 'static> Clock for F {
+    fn now(&self) -> DateTime<Utc> {
+        self()
+    }
+}
+
 /// What the system says.
 pub struct SystemClock;
 

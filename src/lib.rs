@@ -13,6 +13,7 @@ pub mod cell;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod current;
 pub mod domain;
 pub mod export;
 pub mod location;

@@ -56,6 +56,20 @@ pub async fn run(config: Config, listener: tokio::net::TcpListener, shutdown: Ca
 
     let (location, location_status) = crate::location::spawn(&config.location, shutdown.clone());
 
+    // Only state sinks (MQTT) read the current state, so its feed runs only with them.
+    let current = if config.sinks.mqtt.enabled() {
+        let feed = crate::current::CurrentFeed {
+            store: store.clone(),
+            writer: handle.clone(),
+            location: location.clone(),
+            regions: config.sources.varsom.regions.clone(),
+            pass_options: config.alerts.pass_options(),
+            clock: clock.clone(),
+        };
+        Some(feed.spawn(&tracker, shutdown.clone()).await?)
+    } else {
+        None
+    };
     let sinks = crate::sinks::spawn_all(
         &config.sinks,
         &crate::sinks::Spawn {
@@ -65,8 +79,7 @@ pub async fn run(config: Config, listener: tokio::net::TcpListener, shutdown: Ca
             cancel: &shutdown,
             station: &config.station.id,
             regions: &config.sources.varsom.regions,
-            location: &location,
-            pass_options: config.alerts.pass_options(),
+            current,
         },
     )
     .await?;

@@ -158,3 +158,234 @@ impl<S: Sink> Forwarder<S> {
         Outcome::Failed { permanent: matches!(e, SinkError::Permanent(_)) }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{IssPosition, Record, StoredRecord};
+    use crate::store::StoreOptions;
+    use std::collections::VecDeque;
+
+    /// What the fake sink answers to one `send`.
+    enum Reply {
+        Ack,
+        Partial(Option<u64>, SinkError),
+        /// Never answers (an upstream that accepted the socket and went quiet).
+        Hang,
+    }
+
+    /// Records every call and answers from a script (then `Ack`, and `Ok` to connect).
+    #[derive(Default)]
+    struct FakeSink {
+        connects: VecDeque<Result<(), SinkError>>,
+        replies: VecDeque<Reply>,
+        /// (the batch's seqs, live_from) per `send`.
+        sent: Vec<(Vec<u64>, u64)>,
+        connect_calls: usize,
+        disconnects: usize,
+    }
+
+    impl Sink for FakeSink {
+        const NAME: &'static str = "fake";
+
+        async fn connect(&mut self) -> Result<(), SinkError> {
+            self.connect_calls += 1;
+            self.connects.pop_front().unwrap_or(Ok(()))
+        }
+
+        async fn send(&mut self, batch: &[StoredRecord], live_from: u64) -> Result<(), Partial> {
+            self.sent.push((batch.iter().map(|r| r.seq).collect(), live_from));
+            match self.replies.pop_front().unwrap_or(Reply::Ack) {
+                Reply::Ack => Ok(()),
+                Reply::Partial(acked, error) => Err(Partial { acked, error }),
+                Reply::Hang => std::future::pending().await,
+            }
+        }
+
+        fn disconnect(&mut self) {
+            self.disconnects += 1;
+        }
+    }
+
+    struct Log {
+        _dir: tempfile::TempDir,
+        store: Store,
+        writer: WriterHandle,
+        /// Seconds of the next position's time (positions must move forward to be stored).
+        next: i64,
+    }
+
+    /// An empty store in a tempdir with its writer running (it stops with the last handle).
+    fn log() -> Log {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, writer, _) = Store::open(dir.path(), "test", StoreOptions::default()).unwrap();
+        let handle = writer.handle();
+        writer.spawn().unwrap();
+        Log { _dir: dir, store, writer: handle, next: 0 }
+    }
+
+    impl Log {
+        /// Stores `n` new positions; returns the last seq.
+        async fn append(&mut self, n: usize) -> u64 {
+            for _ in 0..n {
+                self.next += 10;
+                let time = chrono::DateTime::from_timestamp(1_700_000_000 + self.next, 0).unwrap();
+                self.writer.append(Record::IssPosition(IssPosition {
+                    time,
+                    latitude: 1.0,
+                    longitude: 2.0,
+                    altitude_km: None,
+                    velocity_kmh: None,
+                    visibility: None,
+                }));
+            }
+            self.writer.flush().await.unwrap()
+        }
+
+        fn forwarder(&self, sink: FakeSink, batch_size: usize) -> Forwarder<FakeSink> {
+            let cursor = self.store.cursor(&cursor_name("fake")).unwrap();
+            let status = Arc::new(SinkStatus::new("fake", cursor));
+            Forwarder::new(sink, self.store.clone(), self.writer.clone(), status, batch_size)
+        }
+
+        fn persisted_cursor(&self) -> u64 {
+            self.store.cursor(&cursor_name("fake")).unwrap()
+        }
+    }
+
+    fn seqs(f: &Forwarder<FakeSink>) -> Vec<Vec<u64>> {
+        f.sink.sent.iter().map(|(s, _)| s.clone()).collect()
+    }
+
+    #[tokio::test]
+    async fn an_ack_moves_the_cursor_to_the_batch_end_and_more_says_whether_a_backlog_remains() {
+        let mut log = log();
+        log.append(5).await;
+        let mut f = log.forwarder(FakeSink::default(), 2);
+
+        assert_eq!(f.try_forward_once().await, Outcome::Sent { more: true });
+        assert_eq!(f.status.cursor(), 2);
+        // While draining, the cursor is durable before the next batch is sent.
+        assert_eq!(log.persisted_cursor(), 2);
+        assert_eq!(f.try_forward_once().await, Outcome::Sent { more: true });
+        assert_eq!(f.status.cursor(), 4);
+        assert_eq!(f.try_forward_once().await, Outcome::Sent { more: false }, "a short batch: the end of the log");
+        assert_eq!(f.status.cursor(), 5);
+        assert_eq!(f.try_forward_once().await, Outcome::Idle);
+        assert_eq!(seqs(&f), [vec![1, 2], vec![3, 4], vec![5]], "in order, no gaps, nothing twice");
+        assert_eq!(f.sink.connect_calls, 4, "every step makes sure of the connection");
+        let s = f.status.snapshot(5);
+        assert_eq!((s.delivered, s.backlog, s.connected), (5, 0, true));
+        assert!(s.last_delivered.is_some() && s.last_error.is_none(), "{s:?}");
+
+        // A full batch that happens to end the log says `more`; the next step finds nothing.
+        log.append(2).await;
+        assert_eq!(f.try_forward_once().await, Outcome::Sent { more: true });
+        assert_eq!(f.try_forward_once().await, Outcome::Idle);
+        assert_eq!(f.status.cursor(), 7);
+    }
+
+    #[tokio::test]
+    async fn a_partial_ack_advances_exactly_to_the_acked_seq_and_fails() {
+        let mut log = log();
+        log.append(5).await;
+        let mut sink = FakeSink::default();
+        sink.replies.push_back(Reply::Partial(Some(3), SinkError::Transient("broker hiccup".into())));
+        sink.replies.push_back(Reply::Partial(None, SinkError::Permanent("quota".into())));
+        let mut f = log.forwarder(sink, 10);
+
+        assert_eq!(f.try_forward_once().await, Outcome::Failed { permanent: false });
+        assert_eq!(f.status.cursor(), 3);
+        assert_eq!(log.persisted_cursor(), 3, "a partial ack is made durable at once");
+        let s = f.status.snapshot(5);
+        assert_eq!((s.delivered, s.backlog, s.connected), (3, 2, false));
+        assert_eq!(s.last_error.as_deref(), Some("broker hiccup"));
+        assert_eq!(f.sink.disconnects, 1, "the next connect starts afresh");
+
+        // Nothing acked: the cursor stays; a permanent error says so.
+        assert_eq!(f.try_forward_once().await, Outcome::Failed { permanent: true });
+        assert_eq!(f.status.cursor(), 3);
+        assert_eq!(f.try_forward_once().await, Outcome::Sent { more: false });
+        assert_eq!(seqs(&f), [vec![1, 2, 3, 4, 5], vec![4, 5], vec![4, 5]], "resent from after the ack");
+        assert_eq!(f.status.cursor(), 5);
+        assert_eq!(f.status.snapshot(5).delivered, 5);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_send_that_never_answers_times_out_without_moving_the_cursor() {
+        let mut log = log();
+        log.append(3).await;
+        let mut sink = FakeSink::default();
+        sink.replies.push_back(Reply::Hang);
+        let mut f = log.forwarder(sink, 10);
+
+        let started = tokio::time::Instant::now();
+        // The store read runs on the blocking pool, which holds paused time still meanwhile;
+        // the hung send then lets the 30 s pass at once.
+        assert_eq!(f.try_forward_once().await, Outcome::Failed { permanent: false });
+        assert!(started.elapsed() >= SEND_TIMEOUT, "{:?}", started.elapsed());
+        assert_eq!(seqs(&f), [vec![1, 2, 3]], "the batch was read and handed over");
+        assert_eq!(f.status.cursor(), 0);
+        let s = f.status.snapshot(3);
+        assert_eq!((s.delivered, s.backlog), (0, 3));
+        assert_eq!(s.last_error.as_deref(), Some("no acknowledgement within 30s"));
+        assert_eq!(f.sink.disconnects, 1);
+
+        assert_eq!(f.try_forward_once().await, Outcome::Sent { more: false }, "resent whole");
+        assert_eq!(seqs(&f)[1], [1, 2, 3]);
+        assert_eq!(f.status.cursor(), 3);
+    }
+
+    #[tokio::test]
+    async fn records_stored_before_the_start_or_after_a_failure_are_replays_and_the_rest_live() {
+        let mut log = log();
+        log.append(3).await;
+        let mut f = log.forwarder(FakeSink::default(), 10);
+
+        // Stored before the forwarder started: a backlog, marked as replays.
+        assert_eq!(f.try_forward_once().await, Outcome::Sent { more: false });
+        assert_eq!(f.sink.sent[0], (vec![1, 2, 3], 4));
+        assert_eq!((f.status.snapshot(3).delivered, f.status.snapshot(3).replayed), (3, 3));
+
+        // Stored after it caught up: live.
+        log.append(2).await;
+        assert_eq!(f.try_forward_once().await, Outcome::Sent { more: false });
+        assert_eq!(f.sink.sent[1], (vec![4, 5], 4));
+        assert_eq!((f.status.snapshot(5).delivered, f.status.snapshot(5).replayed), (5, 3));
+
+        // After a failure everything waiting is backlog, until the forwarder catches up again.
+        log.append(1).await;
+        f.sink.replies.push_back(Reply::Partial(None, SinkError::Transient("down".into())));
+        assert_eq!(f.try_forward_once().await, Outcome::Failed { permanent: false });
+        assert_eq!(f.try_forward_once().await, Outcome::Sent { more: false });
+        assert_eq!(f.sink.sent[2], (vec![6], 6), "live when first sent");
+        assert_eq!(f.sink.sent[3], (vec![6], u64::MAX), "a replay when resent after the failure");
+        assert_eq!(f.status.snapshot(6).replayed, 4);
+        log.append(1).await;
+        assert_eq!(f.try_forward_once().await, Outcome::Sent { more: false });
+        assert_eq!(f.sink.sent[4], (vec![7], 7), "live again");
+        assert_eq!((f.status.snapshot(7).delivered, f.status.snapshot(7).replayed), (7, 4));
+    }
+
+    #[tokio::test]
+    async fn a_connect_error_fails_by_its_kind_and_reads_nothing() {
+        let mut log = log();
+        log.append(2).await;
+        let mut sink = FakeSink::default();
+        sink.connects.push_back(Err(SinkError::Permanent("bad password".into())));
+        sink.connects.push_back(Err(SinkError::Transient("unreachable".into())));
+        let mut f = log.forwarder(sink, 10);
+
+        assert_eq!(f.try_forward_once().await, Outcome::Failed { permanent: true });
+        assert_eq!(f.status.snapshot(2).last_error.as_deref(), Some("bad password"));
+        assert_eq!(f.try_forward_once().await, Outcome::Failed { permanent: false });
+        let s = f.status.snapshot(2);
+        assert_eq!((s.last_error.as_deref(), s.connected, s.cursor), (Some("unreachable"), false, 0));
+        assert!(f.sink.sent.is_empty(), "no batch without a connection");
+        assert_eq!(f.sink.disconnects, 2);
+        assert_eq!(f.live_from, u64::MAX, "no read, so not caught up either");
+
+        assert_eq!(f.try_forward_once().await, Outcome::Sent { more: false });
+        assert_eq!(f.sink.sent, [(vec![1, 2], u64::MAX)], "after failures, what waited is a replay");
+    }
+}

@@ -43,8 +43,8 @@ pub struct Spawn<'a> {
     pub station: &'a str,
     /// The avalanche regions followed (`[varsom] regions`), for the MQTT state topics.
     pub regions: &'a [u32],
-    pub location: &'a tokio::sync::watch::Receiver<Option<crate::location::Located>>,
-    pub pass_options: crate::passes::PassOptions,
+    /// The current-state feed, for state sinks; started only when one is configured.
+    pub current: Option<tokio::sync::watch::Receiver<crate::current::Current>>,
 }
 
 /// Starts every configured sink, one line each; returns every sink of the list (the status
@@ -66,10 +66,10 @@ pub async fn spawn_all(cfg: &Sections, at: &Spawn<'_>) -> anyhow::Result<Vec<Sin
         .await?,
         spawn(
             at,
-            cfg.mqtt.enabled().then(|| {
-                mqtt::MqttSink::new(cfg.mqtt.clone(), station.clone(), at.store.clone(), at.regions.to_vec())
-                    .with_passes(at.location.clone(), at.pass_options)
-            }),
+            at.current
+                .clone()
+                .filter(|_| cfg.mqtt.enabled())
+                .map(|current| mqtt::MqttSink::new(cfg.mqtt.clone(), station.clone(), at.regions.to_vec(), current)),
             mqtt::BATCH_SIZE,
         )
         .await?,

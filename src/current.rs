@@ -1,0 +1,344 @@
+//! The "what is true now" feed: the newest ISS position, today's avalanche warnings (Norwegian
+//! date, configured regions) and the next visible pass, on a watch channel.
+//!
+//! One task owns it: it rereads the store when the writer commits, when the location changes and
+//! once a minute (the date changes, the next pass moves on), and publishes only real changes.
+//! State consumers (the MQTT sink) read this instead of the store, so they need neither the
+//! store nor pass prediction. Never writes to the store; the clock is passed in, so the rules
+//! are tested with a fixed time.
+
+use crate::clock::SharedClock;
+use crate::domain::{AvalancheWarning, IssPosition};
+use crate::location::Located;
+use crate::passes::{Pass, PassOptions, PassQuery};
+use crate::store::{Store, WriterHandle};
+use chrono::NaiveDate;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// How often the feed rereads without a commit: the date and the next pass depend on time.
+const TICK: Duration = Duration::from_secs(60);
+
+/// How far ahead the next visible pass is looked for.
+const PASS_HOURS: f64 = 72.0;
+
+/// A snapshot of the current state.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Current {
+    /// Every record with a seq up to this one is reflected (the writer's last commit seen
+    /// before the read); a consumer holding a batch waits until `seq` reaches its last record.
+    pub seq: u64,
+    pub position: Option<IssPosition>,
+    /// The Norwegian date `warnings` are for.
+    pub date: NaiveDate,
+    /// The newest warning per configured region valid on `date` (no entry: none stored yet).
+    pub warnings: Vec<AvalancheWarning>,
+    /// The next pass still visible after now, within 3 days; `None` without a TLE or location.
+    pub next_pass: Option<Pass>,
+}
+
+/// What the feed reads from; `spawn` starts it.
+pub struct CurrentFeed {
+    pub store: Store,
+    pub writer: WriterHandle,
+    pub location: watch::Receiver<Option<Located>>,
+    pub regions: Vec<u32>,
+    pub pass_options: PassOptions,
+    pub clock: SharedClock,
+}
+
+impl CurrentFeed {
+    /// Reads the state once (an error here is a store that cannot be read at all), then keeps
+    /// the returned receiver fresh from a task on `tracker` until `cancel` or the writer stops.
+    pub async fn spawn(
+        mut self,
+        tracker: &TaskTracker,
+        cancel: CancellationToken,
+    ) -> anyhow::Result<watch::Receiver<Current>> {
+        let mut committed = self.writer.subscribe();
+        let seq = *committed.borrow_and_update();
+        let first = self.read(seq).await?;
+        let (tx, rx) = watch::channel(first);
+        self.location.borrow_and_update();
+        tracker.spawn(async move {
+            use tracing::Instrument;
+            self.run(committed, tx, cancel).instrument(tracing::info_span!("current")).await
+        });
+        Ok(rx)
+    }
+
+    async fn run(mut self, mut committed: watch::Receiver<u64>, tx: watch::Sender<Current>, cancel: CancellationToken) {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + TICK, TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut location_open = true;
+        let mut last_error = None;
+        loop {
+            let by_commit = tokio::select! {
+                _ = cancel.cancelled() => return,
+                r = committed.changed() => if r.is_err() { return } else { true },
+                r = self.location.changed(), if location_open => { location_open = r.is_ok(); false }
+                _ = tick.tick() => false,
+            };
+            // Marked seen before the read, so a commit during the read wakes the next round.
+            let seq = *committed.borrow_and_update();
+            // Commits of cursor moves only (sinks draining a backlog) change nothing here.
+            if by_commit && seq == tx.borrow().seq && last_error.is_none() {
+                continue;
+            }
+            match self.read(seq).await {
+                Ok(new) => {
+                    last_error = None;
+                    tx.send_if_modified(|old| {
+                        let changed = *old != new;
+                        *old = new;
+                        changed
+                    });
+                }
+                Err(e) => {
+                    // Kept as it was; consumers waiting for `seq` fail their step meanwhile.
+                    let text = format!("{e:#}");
+                    if last_error.as_ref() != Some(&text) {
+                        tracing::warn!(error = %text, "cannot read the current state; retrying within a minute");
+                    }
+                    last_error = Some(text);
+                }
+            }
+        }
+    }
+
+    /// The state as of now, reflecting at least every record up to `seq` (committed already).
+    pub async fn read(&self, seq: u64) -> anyhow::Result<Current> {
+        let now = self.clock.now();
+        let date = crate::domain::norwegian_date(now);
+        let observer = self.location.borrow().map(|l| l.observer);
+        let (store, regions, options) = (self.store.clone(), self.regions.clone(), self.pass_options);
+        tokio::task::spawn_blocking(move || -> anyhow::Result<Current> {
+            let position = store.latest_position()?;
+            let mut warnings = store.avalanche_for_date(date)?;
+            warnings.retain(|w| regions.contains(&w.region_id));
+            let next_pass = match (store.latest_tle()?, observer) {
+                (Some(tle), Some(observer)) => {
+                    let query = PassQuery { observer, from: now, hours: PASS_HOURS, options, all: false };
+                    // A TLE the predictor refuses means no pass to tell, as before.
+                    let passes = query.run(&tle).unwrap_or_default();
+                    passes.into_iter().find(|p| p.visible_to.is_some_and(|t| t > now))
+                }
+                _ => None,
+            };
+            Ok(Current { seq, position, date, warnings, next_pass })
+        })
+        .await?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Danger, Record, Tle};
+    use crate::location::LocationSource;
+    use crate::passes::Observer;
+    use crate::store::StoreOptions;
+    use chrono::{DateTime, TimeZone, Utc};
+    use std::sync::atomic::{AtomicI64, Ordering::SeqCst};
+
+    fn warning(region: u32, date: NaiveDate, reg_id: u64, level: u8) -> Record {
+        let midnight = Utc.from_utc_datetime(&date.and_hms_opt(0, 0, 0).unwrap());
+        Record::AvalancheWarning(AvalancheWarning {
+            reg_id,
+            region_id: region,
+            region_name: format!("R{region}"),
+            region_type: Some("A".into()),
+            lang: 2,
+            danger_level: Danger::Level(level),
+            valid_date: date,
+            valid_from: midnight,
+            valid_to: midnight + chrono::Duration::hours(24),
+            publish_time: midnight - chrono::Duration::hours(8),
+            next_warning_time: None,
+            main_text: format!("v{reg_id}"),
+            avalanche_danger: None,
+            advice: vec![],
+            problems: vec![],
+        })
+    }
+
+    fn position(t: DateTime<Utc>) -> Record {
+        Record::IssPosition(IssPosition {
+            time: t,
+            latitude: 1.5,
+            longitude: 2.5,
+            altitude_km: None,
+            velocity_kmh: None,
+            visibility: None,
+        })
+    }
+
+    /// 2024-01-15 23:30 in Oslo (22:30 UTC).
+    fn evening() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2024, 1, 15, 22, 30, 0).unwrap()
+    }
+    /// 40 minutes later: still the 15th in UTC, the 16th in Oslo.
+    fn after_midnight() -> DateTime<Utc> {
+        evening() + chrono::Duration::minutes(40)
+    }
+
+    fn tle() -> Tle {
+        let text = std::fs::read("tests/fixtures/celestrak_gp_CATNR25544_FORMAT_TLE.txt").unwrap();
+        crate::sources::tle_parse::parse_tle(&text).unwrap()
+    }
+
+    /// The fixture TLE's epoch: prediction is good for days around it.
+    fn at_epoch() -> DateTime<Utc> {
+        tle().epoch
+    }
+
+    fn oslo() -> Located {
+        Located {
+            observer: Observer { latitude: 59.91, longitude: 10.75, altitude_m: 0.0 },
+            source: LocationSource::Config,
+            fix_time: None,
+        }
+    }
+
+    fn day(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        store: Store,
+        writer: WriterHandle,
+    }
+
+    fn open() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, writer, _) = Store::open(dir.path(), "test", StoreOptions::default()).unwrap();
+        let handle = writer.handle();
+        // The thread stops when the last handle is dropped.
+        writer.spawn().unwrap();
+        Fixture { _dir: dir, store, writer: handle }
+    }
+
+    impl Fixture {
+        fn feed(
+            &self,
+            location: Option<Located>,
+            now: fn() -> DateTime<Utc>,
+        ) -> (CurrentFeed, watch::Sender<Option<Located>>) {
+            let (tx, rx) = watch::channel(location);
+            let feed = CurrentFeed {
+                store: self.store.clone(),
+                writer: self.writer.clone(),
+                location: rx,
+                regions: vec![3022, 3023],
+                pass_options: PassOptions::default(),
+                clock: std::sync::Arc::new(now),
+            };
+            (feed, tx)
+        }
+    }
+
+    #[tokio::test]
+    async fn the_state_is_the_newest_position_and_the_norwegian_days_warnings_of_the_configured_regions() {
+        let f = open();
+        f.writer.append(position(evening() - chrono::Duration::seconds(20)));
+        f.writer.append(position(evening() - chrono::Duration::seconds(10)));
+        f.writer.append(warning(3022, day("2024-01-15"), 1, 2));
+        f.writer.append(warning(3022, day("2024-01-16"), 2, 4));
+        f.writer.append(warning(3023, day("2024-01-16"), 3, 1));
+        f.writer.append(warning(3099, day("2024-01-16"), 4, 5));
+        let seq = f.writer.flush().await.unwrap();
+        assert_eq!(seq, 6);
+
+        let (feed, _location) = f.feed(None, evening);
+        let c = feed.read(seq).await.unwrap();
+        assert_eq!(c.seq, 6);
+        assert_eq!(c.position.map(|p| p.time), Some(evening() - chrono::Duration::seconds(10)));
+        assert_eq!(c.date, day("2024-01-15"));
+        assert_eq!(c.warnings.iter().map(|w| w.reg_id).collect::<Vec<_>>(), [1]);
+        assert_eq!(c.next_pass, None, "no TLE, no location");
+
+        // After midnight in Oslo: the 16th's warnings, region 3099 (not configured) left out.
+        let (feed, _location) = f.feed(None, after_midnight);
+        let c = feed.read(seq).await.unwrap();
+        assert_eq!(c.date, day("2024-01-16"));
+        assert_eq!(c.warnings.iter().map(|w| w.reg_id).collect::<Vec<_>>(), [2, 3]);
+    }
+
+    #[tokio::test]
+    async fn the_next_pass_is_the_first_visible_one_not_over_yet_and_needs_a_location() {
+        let f = open();
+        let tle = tle();
+        f.writer.append(Record::Tle(tle.clone()));
+        let seq = f.writer.flush().await.unwrap();
+        let now = at_epoch();
+
+        let (without, _l) = f.feed(None, at_epoch);
+        assert_eq!(without.read(seq).await.unwrap().next_pass, None, "no location, no pass");
+
+        let (feed, _l) = f.feed(Some(oslo()), at_epoch);
+        let next = feed.read(seq).await.unwrap().next_pass.expect("a visible pass within 3 days of the epoch");
+        assert!(next.visible && next.visible_to.unwrap() > now, "{next:?}");
+        assert!(next.rise.time < now + chrono::Duration::hours(72), "{next:?}");
+        // Every visible pass that rises before it has ended already.
+        let query =
+            PassQuery { observer: oslo().observer, from: now, hours: 72.0, options: PassOptions::default(), all: true };
+        let all = query.run(&tle).unwrap();
+        let earlier: Vec<_> = all.iter().filter(|p| p.visible && p.rise.time < next.rise.time).collect();
+        assert!(earlier.iter().all(|p| p.visible_to.unwrap() <= now), "{earlier:?}");
+    }
+
+    #[tokio::test]
+    async fn a_commit_or_a_location_change_refreshes_the_feed_and_cancel_stops_it() {
+        let f = open();
+        f.writer.append(Record::Tle(tle()));
+        f.writer.flush().await.unwrap();
+        let (feed, location) = f.feed(None, at_epoch);
+        let tracker = TaskTracker::new();
+        let cancel = CancellationToken::new();
+        let mut rx = feed.spawn(&tracker, cancel.clone()).await.unwrap();
+        assert_eq!(rx.borrow_and_update().seq, 1, "read before spawn returns");
+        let wait = Duration::from_secs(30);
+
+        f.writer.append(position(evening()));
+        f.writer.flush().await.unwrap();
+        let c = tokio::time::timeout(wait, rx.wait_for(|c| c.seq == 2)).await.unwrap().unwrap().clone();
+        assert_eq!(c.position.map(|p| p.time), Some(evening()));
+        assert_eq!(c.next_pass, None, "no location yet");
+
+        // No commit: the location alone makes the feed read again.
+        location.send_replace(Some(oslo()));
+        let c = tokio::time::timeout(wait, rx.wait_for(|c| c.next_pass.is_some())).await.unwrap().unwrap().clone();
+        assert_eq!(c.seq, 2);
+
+        cancel.cancel();
+        tracker.close();
+        tokio::time::timeout(wait, tracker.wait()).await.expect("the feed stops on cancel");
+    }
+
+    static CLOCK: AtomicI64 = AtomicI64::new(0);
+    fn test_clock() -> DateTime<Utc> {
+        DateTime::from_timestamp(CLOCK.load(SeqCst), 0).unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_minute_tick_moves_the_warnings_to_the_new_date_without_a_commit() {
+        let f = open();
+        f.writer.append(warning(3022, day("2024-01-15"), 1, 2));
+        f.writer.append(warning(3022, day("2024-01-16"), 2, 4));
+        f.writer.flush().await.unwrap();
+        CLOCK.store(evening().timestamp(), SeqCst);
+        let (feed, _location) = f.feed(None, test_clock);
+        let tracker = TaskTracker::new();
+        let mut rx = feed.spawn(&tracker, CancellationToken::new()).await.unwrap();
+        assert_eq!(rx.borrow_and_update().warnings.iter().map(|w| w.reg_id).collect::<Vec<_>>(), [1]);
+
+        CLOCK.store(after_midnight().timestamp(), SeqCst);
+        let started = tokio::time::Instant::now();
+        let c = rx.wait_for(|c| c.date == day("2024-01-16")).await.unwrap().clone();
+        assert_eq!(c.warnings.iter().map(|w| w.reg_id).collect::<Vec<_>>(), [2]);
+        assert!(started.elapsed() >= TICK - Duration::from_secs(1), "it was the tick: {:?}", started.elapsed());
+    }
+}

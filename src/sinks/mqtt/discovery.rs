@@ -1,0 +1,87 @@
+//! Home Assistant MQTT discovery: the retained configs under `homeassistant/…/config` that
+//! announce the ISS latitude and longitude sensors, an ISS device tracker, the next-pass sensor
+//! and one danger sensor per configured region. Pure: builds messages, never publishes them.
+
+use super::{Msg, Topics};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+
+/// One discovery config, with what every entity shares.
+fn entity(topics: &Topics, component: &str, object_id: &str, mut config: Value) -> Msg {
+    let shared = json!({
+        "unique_id": format!("{}_{object_id}", topics.node),
+        "availability_topic": topics.status(),
+        "payload_available": "online",
+        "payload_not_available": "offline",
+        "device": {
+            "identifiers": [topics.node],
+            "name": format!("Outpost {}", topics.station),
+            "manufacturer": "Outpost",
+            "sw_version": env!("CARGO_PKG_VERSION"),
+        },
+    });
+    if let (Value::Object(c), Value::Object(s)) = (&mut config, shared) {
+        c.extend(s);
+    }
+    (format!("homeassistant/{component}/{}/{object_id}/config", topics.node), config.to_string().into_bytes())
+}
+
+/// A region's danger sensor, named after the region (its id until a warning told the name).
+pub(super) fn region(topics: &Topics, region: u32, name: Option<&str>) -> Msg {
+    let name = name.map_or_else(|| region.to_string(), str::to_owned);
+    let topic = topics.region(region);
+    entity(
+        topics,
+        "sensor",
+        &format!("avalanche_{region}"),
+        json!({
+            "name": format!("Avalanche danger {name}"),
+            "state_topic": topic,
+            "value_template": "{{ value_json.danger_level }}",
+            "json_attributes_topic": topic,
+            "icon": "mdi:alert",
+        }),
+    )
+}
+
+/// Every config, for a fresh connection.
+pub(super) fn all(topics: &Topics, regions: &[u32], names: &HashMap<u32, String>) -> Vec<Msg> {
+    let pos = topics.position();
+    let sensor = |name: &str, field: &str| {
+        json!({
+            "name": name,
+            "state_topic": pos,
+            "value_template": format!("{{{{ value_json.{field} }}}}"),
+            "unit_of_measurement": "°",
+            "state_class": "measurement",
+            "icon": "mdi:space-station",
+        })
+    };
+    let next_pass = topics.next_pass();
+    let mut out = vec![
+        entity(topics, "sensor", "iss_latitude", sensor("ISS latitude", "latitude")),
+        entity(topics, "sensor", "iss_longitude", sensor("ISS longitude", "longitude")),
+        // The tracker reads latitude/longitude from the position JSON: the ISS on HA's map.
+        entity(
+            topics,
+            "device_tracker",
+            "iss",
+            json!({"name": "ISS", "json_attributes_topic": pos, "source_type": "gps", "icon": "mdi:space-station"}),
+        ),
+        entity(
+            topics,
+            "sensor",
+            "iss_next_pass",
+            json!({
+                "name": "ISS next visible pass",
+                "state_topic": next_pass,
+                "value_template": "{{ value_json.visible_from | default(None) }}",
+                "device_class": "timestamp",
+                "json_attributes_topic": next_pass,
+                "icon": "mdi:telescope",
+            }),
+        ),
+    ];
+    out.extend(regions.iter().map(|r| region(topics, *r, names.get(r).map(String::as_str))));
+    out
+}

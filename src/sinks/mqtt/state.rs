@@ -1,0 +1,350 @@
+//! The coalescing: what this connection has published, and which messages a fresh connection,
+//! a batch or an idle step yields given the current state. Pure: no I/O, no clock, no store;
+//! the sink publishes what it returns.
+//!
+//! Rules: a batch yields at most one position (its newest, and only if newer than the one
+//! published), and a warning or next pass only when its payload differs from the published one;
+//! a connection starts from nothing, so it republishes everything; a new Norwegian date in the
+//! current state republishes today's warnings.
+
+use super::{Msg, Topics, discovery};
+use crate::current::Current;
+use crate::domain::{AvalancheWarning, IssPosition, Record, StoredRecord};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde_json::json;
+use std::collections::HashMap;
+
+/// What the current connection has published; reset on connect.
+#[derive(Default)]
+struct Published {
+    position_time: Option<DateTime<Utc>>,
+    warnings: HashMap<u32, Vec<u8>>,
+    warnings_date: Option<NaiveDate>,
+    next_pass: Option<Vec<u8>>,
+}
+
+pub(super) struct State {
+    topics: Topics,
+    regions: Vec<u32>,
+    ha_discovery: bool,
+    published: Published,
+    /// Region names the discovery configs announce (learned from warnings; the id until then).
+    /// Kept across connections.
+    names: HashMap<u32, String>,
+}
+
+impl State {
+    pub(super) fn new(topics: Topics, regions: Vec<u32>, ha_discovery: bool) -> Self {
+        State { topics, regions, ha_discovery, published: Published::default(), names: HashMap::new() }
+    }
+
+    pub(super) fn topics(&self) -> &Topics {
+        &self.topics
+    }
+
+    /// A fresh connection: online, discovery, and the whole current state.
+    pub(super) fn on_connect(&mut self, now: &Current) -> Vec<Msg> {
+        self.published = Published::default();
+        // Names first, so the discovery configs carry them from the start.
+        for w in now.warnings.iter().filter(|w| self.regions.contains(&w.region_id)) {
+            self.names.insert(w.region_id, w.region_name.clone());
+        }
+        let mut msgs = vec![(self.topics.status(), b"online".to_vec())];
+        if self.ha_discovery {
+            msgs.extend(discovery::all(&self.topics, &self.regions, &self.names));
+        }
+        msgs.extend(now.position.as_ref().and_then(|p| self.position_msg(p)));
+        msgs.extend(self.warning_msgs(&now.warnings, now.date));
+        msgs.extend(self.next_pass_msg(now));
+        msgs
+    }
+
+    /// A batch on a live connection; `now` reflects at least every record in it.
+    pub(super) fn on_batch(&mut self, batch: &[StoredRecord], now: &Current) -> Vec<Msg> {
+        let mut msgs: Vec<Msg> = newest_position(batch).and_then(|p| self.position_msg(p)).into_iter().collect();
+        let has_warnings = batch.iter().any(|r| matches!(r.record, Record::AvalancheWarning(_)));
+        if has_warnings || self.published.warnings_date != Some(now.date) {
+            msgs.extend(self.warning_msgs(&now.warnings, now.date));
+        }
+        msgs.extend(self.next_pass_msg(now));
+        msgs
+    }
+
+    /// A step without a batch on a live connection (at least every minute): what depends on time.
+    pub(super) fn on_idle(&mut self, now: &Current) -> Vec<Msg> {
+        let mut msgs: Vec<Msg> = self.next_pass_msg(now).into_iter().collect();
+        if self.published.warnings_date != Some(now.date) {
+            msgs.extend(self.warning_msgs(&now.warnings, now.date));
+        }
+        msgs
+    }
+
+    /// The position message, unless this connection already published one at least as new
+    /// (a replayed backlog must not move the retained value back in time).
+    fn position_msg(&mut self, p: &IssPosition) -> Option<Msg> {
+        if self.published.position_time.is_some_and(|t| t >= p.time) {
+            return None;
+        }
+        self.published.position_time = Some(p.time);
+        Some((self.topics.position(), serde_json::to_vec(p).ok()?))
+    }
+
+    /// The warnings of `date` for the configured regions that changed since this connection
+    /// published them, with a renamed region's discovery config first.
+    fn warning_msgs(&mut self, warnings: &[AvalancheWarning], date: NaiveDate) -> Vec<Msg> {
+        self.published.warnings_date = Some(date);
+        let mut out = Vec::new();
+        for w in warnings.iter().filter(|w| self.regions.contains(&w.region_id)) {
+            if self.names.get(&w.region_id) != Some(&w.region_name) {
+                self.names.insert(w.region_id, w.region_name.clone());
+                if self.ha_discovery {
+                    out.push(discovery::region(&self.topics, w.region_id, Some(&w.region_name)));
+                }
+            }
+            let payload = warning_payload(w);
+            if self.published.warnings.get(&w.region_id) != Some(&payload) {
+                self.published.warnings.insert(w.region_id, payload.clone());
+                out.push((self.topics.region(w.region_id), payload));
+            }
+        }
+        out
+    }
+
+    /// The next visible pass as JSON, `{}` when there is none; `None` when unchanged since this
+    /// connection published it.
+    fn next_pass_msg(&mut self, now: &Current) -> Option<Msg> {
+        let payload = now.next_pass.as_ref().and_then(|p| serde_json::to_vec(p).ok()).unwrap_or_else(|| b"{}".to_vec());
+        if self.published.next_pass.as_ref() == Some(&payload) {
+            return None;
+        }
+        self.published.next_pass = Some(payload.clone());
+        Some((self.topics.next_pass(), payload))
+    }
+}
+
+/// The batch's newest position: the only one worth publishing.
+fn newest_position(batch: &[StoredRecord]) -> Option<&IssPosition> {
+    let positions = batch.iter().filter_map(|r| match &r.record {
+        Record::IssPosition(p) => Some(p),
+        _ => None,
+    });
+    positions.max_by_key(|p| p.time)
+}
+
+fn warning_payload(w: &AvalancheWarning) -> Vec<u8> {
+    json!({
+        "region_id": w.region_id,
+        "region_name": w.region_name,
+        "danger_level": w.danger_level,
+        "valid_date": w.valid_date,
+        "publish_time": w.publish_time,
+        "main_text": w.main_text,
+    })
+    .to_string()
+    .into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Danger, Tle};
+    use crate::passes::{Pass, PassPoint};
+
+    fn state(ha_discovery: bool) -> State {
+        State::new(Topics::new("outpost", "pi"), vec![3022], ha_discovery)
+    }
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000 + secs, 0).unwrap()
+    }
+
+    fn position(secs: i64) -> IssPosition {
+        let time = DateTime::from_timestamp(secs, 0).unwrap();
+        IssPosition { time, latitude: 0.5, longitude: 1.0, altitude_km: None, velocity_kmh: None, visibility: None }
+    }
+
+    fn warning(region: u32, name: &str, date: &str, level: u8) -> AvalancheWarning {
+        let valid_date: NaiveDate = date.parse().unwrap();
+        AvalancheWarning {
+            reg_id: 7,
+            region_id: region,
+            region_name: name.into(),
+            region_type: None,
+            lang: 2,
+            danger_level: Danger::Level(level),
+            valid_date,
+            valid_from: at(0),
+            valid_to: at(86_400),
+            publish_time: at(-3600),
+            next_warning_time: None,
+            main_text: "Snow.".into(),
+            avalanche_danger: None,
+            advice: vec![],
+            problems: vec![],
+        }
+    }
+
+    fn current(date: &str, warnings: Vec<AvalancheWarning>) -> Current {
+        Current { seq: 1, position: None, date: date.parse().unwrap(), warnings, next_pass: None }
+    }
+
+    fn records(records: Vec<Record>) -> Vec<StoredRecord> {
+        let stored = |(i, record)| StoredRecord { seq: i as u64 + 1, station: "pi".into(), record };
+        records.into_iter().enumerate().map(stored).collect()
+    }
+
+    fn topics(msgs: &[Msg]) -> Vec<&str> {
+        msgs.iter().map(|(t, _)| t.as_str()).collect()
+    }
+
+    fn json(msg: &Msg) -> serde_json::Value {
+        serde_json::from_slice(&msg.1).unwrap()
+    }
+
+    #[test]
+    fn a_batch_publishes_its_newest_position_and_never_an_older_one() {
+        let mut s = state(true);
+        let batch = records([30, 50, 40].into_iter().map(|t| Record::IssPosition(position(t))).collect());
+        assert_eq!(newest_position(&batch).map(|p| p.time.timestamp()), Some(50));
+        let (topic, payload) = s.position_msg(&position(50)).unwrap();
+        assert_eq!(topic, "outpost/pi/iss/position");
+        assert_eq!(payload, br#"{"time":"1970-01-01T00:00:50Z","latitude":0.5,"longitude":1.0}"#);
+        assert!(s.position_msg(&position(50)).is_none(), "already published");
+        assert!(s.position_msg(&position(40)).is_none(), "a replayed older position");
+        assert!(s.position_msg(&position(60)).is_some());
+    }
+
+    #[test]
+    fn a_connection_publishes_online_first_then_the_whole_state() {
+        let mut s = state(false);
+        let mut now = current("2024-01-15", vec![warning(3022, "Trollheimen", "2024-01-15", 3)]);
+        now.position = Some(position(100));
+        let msgs = s.on_connect(&now);
+        assert_eq!(
+            topics(&msgs),
+            ["outpost/pi/status", "outpost/pi/iss/position", "outpost/pi/avalanche/3022", "outpost/pi/iss/next_pass"]
+        );
+        assert_eq!(msgs[0].1, b"online");
+        assert_eq!(json(&msgs[1])["time"], "1970-01-01T00:01:40Z");
+        let w = json(&msgs[2]);
+        assert_eq!((w["danger_level"].as_u64(), w["valid_date"].as_str()), (Some(3), Some("2024-01-15")), "{w}");
+        assert_eq!(w["region_name"], "Trollheimen");
+        assert_eq!(msgs[3].1, b"{}", "no next pass yet");
+
+        // Nothing changed: an idle step publishes nothing; a new connection everything again.
+        assert!(s.on_idle(&now).is_empty());
+        assert_eq!(s.on_connect(&now).len(), 4, "a restarted broker is refilled");
+    }
+
+    #[test]
+    fn a_replayed_backlog_older_than_the_published_position_publishes_no_position() {
+        let mut s = state(false);
+        let mut now = current("2024-01-15", vec![]);
+        now.position = Some(position(100));
+        s.on_connect(&now);
+        let backlog = records(vec![Record::IssPosition(position(60)), Record::IssPosition(position(100))]);
+        assert!(s.on_batch(&backlog, &now).is_empty(), "a backlog older than the retained position");
+        let live = records(vec![Record::IssPosition(position(110)), Record::IssPosition(position(105))]);
+        let msgs = s.on_batch(&live, &now);
+        assert_eq!(topics(&msgs), ["outpost/pi/iss/position"]);
+        assert_eq!(json(&msgs[0])["time"], "1970-01-01T00:01:50Z", "the batch's newest");
+    }
+
+    #[test]
+    fn an_unchanged_warning_is_not_republished_and_a_changed_one_is() {
+        let mut s = state(false);
+        let now = current("2024-01-15", vec![warning(3022, "Trollheimen", "2024-01-15", 3)]);
+        s.on_connect(&now);
+        // A batch with the same warning again (a replay): nothing new to say.
+        let batch = records(vec![Record::AvalancheWarning(warning(3022, "Trollheimen", "2024-01-15", 3))]);
+        assert!(s.on_batch(&batch, &now).is_empty());
+        // A new version of today's warning.
+        let now = current("2024-01-15", vec![warning(3022, "Trollheimen", "2024-01-15", 4)]);
+        let batch = records(vec![Record::AvalancheWarning(warning(3022, "Trollheimen", "2024-01-15", 4))]);
+        let msgs = s.on_batch(&batch, &now);
+        assert_eq!(topics(&msgs), ["outpost/pi/avalanche/3022"]);
+        assert_eq!(json(&msgs[0])["danger_level"], 4);
+        // A region that is not configured is never published.
+        let now = current(
+            "2024-01-15",
+            vec![warning(3022, "Trollheimen", "2024-01-15", 4), warning(3011, "Lofoten", "2024-01-15", 2)],
+        );
+        let batch = records(vec![Record::AvalancheWarning(warning(3011, "Lofoten", "2024-01-15", 2))]);
+        assert!(s.on_batch(&batch, &now).is_empty());
+    }
+
+    #[test]
+    fn a_new_date_republishes_the_warnings_without_a_new_record() {
+        let mut s = state(false);
+        s.on_connect(&current("2024-01-15", vec![warning(3022, "Trollheimen", "2024-01-15", 3)]));
+        let tomorrow = current("2024-01-16", vec![warning(3022, "Trollheimen", "2024-01-16", 2)]);
+        let msgs = s.on_idle(&tomorrow);
+        assert_eq!(topics(&msgs), ["outpost/pi/avalanche/3022"]);
+        assert_eq!(json(&msgs[0])["valid_date"], "2024-01-16");
+        assert!(s.on_idle(&tomorrow).is_empty(), "once per date");
+        // The same through a batch without warnings (a position), on the following day.
+        let next = current("2024-01-17", vec![warning(3022, "Trollheimen", "2024-01-17", 1)]);
+        let msgs = s.on_batch(&records(vec![Record::IssPosition(position(5))]), &next);
+        assert_eq!(topics(&msgs), ["outpost/pi/iss/position", "outpost/pi/avalanche/3022"]);
+    }
+
+    fn pass(rise: i64) -> Pass {
+        let point = |secs: i64, elevation_deg| PassPoint { time: at(secs), azimuth_deg: 200.0, elevation_deg };
+        Pass {
+            rise: point(rise, 10.0),
+            culmination: point(rise + 300, 60.0),
+            set: point(rise + 600, 10.0),
+            visible: true,
+            visible_from: Some(at(rise + 60)),
+            visible_to: Some(at(rise + 500)),
+        }
+    }
+
+    #[test]
+    fn the_next_pass_is_empty_json_when_there_is_none_and_published_when_it_changes() {
+        let mut s = state(false);
+        let mut now = current("2024-01-15", vec![]);
+        let msgs = s.on_connect(&now);
+        assert_eq!(
+            msgs.last().map(|(t, p)| (t.as_str(), p.as_slice())),
+            Some(("outpost/pi/iss/next_pass", &b"{}"[..]))
+        );
+        now.next_pass = Some(pass(1000));
+        let msgs = s.on_idle(&now);
+        assert_eq!(topics(&msgs), ["outpost/pi/iss/next_pass"]);
+        assert_eq!(json(&msgs[0])["visible_from"], "2023-11-14T22:31:00Z");
+        assert_eq!(json(&msgs[0])["rise"]["elevation_deg"], 10.0);
+        // A TLE-only batch with the same next pass publishes nothing.
+        let tle = Tle { epoch: at(0), norad_id: 25544, name: None, line1: "1".into(), line2: "2".into() };
+        assert!(s.on_batch(&records(vec![Record::Tle(tle)]), &now).is_empty());
+        now.next_pass = None;
+        assert_eq!(s.on_idle(&now).first().map(|m| m.1.clone()), Some(b"{}".to_vec()), "the pass is over");
+    }
+
+    #[test]
+    fn a_renamed_region_gets_its_discovery_config_before_its_warning() {
+        let mut s = state(true);
+        let msgs = s.on_connect(&current("2024-01-15", vec![]));
+        let config = "homeassistant/sensor/outpost_pi/avalanche_3022/config";
+        let announced = msgs.iter().find(|(t, _)| t == config).expect("a danger sensor per configured region");
+        assert_eq!(json(announced)["name"], "Avalanche danger 3022", "the id until a warning names it");
+
+        let now = current("2024-01-15", vec![warning(3022, "Trollheimen", "2024-01-15", 3)]);
+        let batch = records(vec![Record::AvalancheWarning(warning(3022, "Trollheimen", "2024-01-15", 3))]);
+        let msgs = s.on_batch(&batch, &now);
+        assert_eq!(topics(&msgs), [config, "outpost/pi/avalanche/3022"]);
+        assert_eq!(json(&msgs[0])["name"], "Avalanche danger Trollheimen");
+
+        // The name is kept across connections: the next connect announces it from the start,
+        // and does not announce it twice.
+        let msgs = s.on_connect(&now);
+        let configs: Vec<_> = msgs.iter().filter(|(t, _)| t == config).collect();
+        assert_eq!(configs.len(), 1);
+        assert_eq!(json(configs[0])["name"], "Avalanche danger Trollheimen");
+
+        // Without discovery, a rename publishes only the warning.
+        let mut plain = state(false);
+        plain.on_connect(&current("2024-01-15", vec![]));
+        assert_eq!(topics(&plain.on_batch(&batch, &now)), ["outpost/pi/avalanche/3022"]);
+    }
+}

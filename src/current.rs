@@ -136,7 +136,7 @@ impl CurrentFeed {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Danger, Record, Tle};
+    use crate::domain::{Record, Tle};
     use crate::location::LocationSource;
     use crate::passes::Observer;
     use crate::store::StoreOptions;
@@ -144,24 +144,7 @@ mod tests {
     use std::sync::atomic::{AtomicI64, Ordering::SeqCst};
 
     fn warning(region: u32, date: NaiveDate, reg_id: u64, level: u8) -> Record {
-        let midnight = Utc.from_utc_datetime(&date.and_hms_opt(0, 0, 0).unwrap());
-        Record::AvalancheWarning(AvalancheWarning {
-            reg_id,
-            region_id: region,
-            region_name: format!("R{region}"),
-            region_type: Some("A".into()),
-            lang: 2,
-            danger_level: Danger::Level(level),
-            valid_date: date,
-            valid_from: midnight,
-            valid_to: midnight + chrono::Duration::hours(24),
-            publish_time: midnight - chrono::Duration::hours(8),
-            next_warning_time: None,
-            main_text: format!("v{reg_id}"),
-            avalanche_danger: None,
-            advice: vec![],
-            problems: vec![],
-        })
+        crate::domain::test_warning(region, &date.to_string(), -8, reg_id, Some(level))
     }
 
     fn position(t: DateTime<Utc>) -> Record {

@@ -356,3 +356,28 @@ pub struct AlertEmail {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
 }
+
+/// A warning for tests: region `R{region}`, valid on `date`, published `publish_h` hours after its
+/// midnight, danger `level` (`None` = not assessed).
+#[cfg(test)]
+pub(crate) fn test_warning(region: u32, date: &str, publish_h: i64, reg_id: u64, level: Option<u8>) -> Record {
+    let d: NaiveDate = date.parse().unwrap();
+    let midnight = chrono::TimeZone::from_utc_datetime(&Utc, &d.and_hms_opt(0, 0, 0).unwrap());
+    Record::AvalancheWarning(AvalancheWarning {
+        reg_id,
+        region_id: region,
+        region_name: format!("R{region}"),
+        region_type: Some("A".into()),
+        lang: 2,
+        danger_level: level.map_or(Danger::NotAssessed, Danger::Level),
+        valid_date: d,
+        valid_from: midnight,
+        valid_to: midnight + chrono::Duration::hours(24),
+        publish_time: midnight + chrono::Duration::hours(publish_h),
+        next_warning_time: None,
+        main_text: format!("v{reg_id}"),
+        avalanche_danger: None,
+        advice: vec![],
+        problems: vec![],
+    })
+}

@@ -1,6 +1,6 @@
 use super::*;
-use crate::domain::{AvalancheWarning, Danger, IssPosition, Kind, Tle};
-use chrono::{DateTime, Duration as Days, TimeZone, Utc};
+use crate::domain::{IssPosition, Kind, Tle};
+use chrono::{DateTime, TimeZone, Utc};
 use std::time::Duration;
 
 fn t(secs: i64) -> DateTime<Utc> {
@@ -21,27 +21,7 @@ fn pos(secs: i64) -> Record {
     )
 }
 
-fn warning(region: u32, date: &str, publish_h: i64, reg_id: u64, level: Option<u8>) -> Record {
-    let d: NaiveDate = date.parse().unwrap();
-    let midnight = Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).unwrap());
-    Record::AvalancheWarning(AvalancheWarning {
-        reg_id,
-        region_id: region,
-        region_name: format!("R{region}"),
-        region_type: Some("A".into()),
-        lang: 2,
-        danger_level: level.map_or(Danger::NotAssessed, Danger::Level),
-        valid_date: d,
-        valid_from: midnight,
-        valid_to: midnight + Days::hours(24),
-        publish_time: midnight + Days::hours(publish_h),
-        next_warning_time: None,
-        main_text: format!("v{reg_id}"),
-        avalanche_danger: None,
-        advice: vec![],
-        problems: vec![],
-    })
-}
+use crate::domain::test_warning as warning;
 
 fn opts() -> StoreOptions {
     StoreOptions {

@@ -339,3 +339,88 @@ impl EmailAlerts {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::FakeClock;
+    use crate::passes::Observer;
+    use crate::store::StoreOptions;
+
+    const OSLO: Observer = Observer { latitude: 59.9139, longitude: 10.7522, altitude_m: 20.0 };
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    /// Scheduling follows the clock it is given: with SMTP down, the email due before Oslo's
+    /// 19:38 UTC pass (Skyfield reference, tests/fixtures/passes) is retried, and recorded as
+    /// missed once the clock passes the start of visibility.
+    #[tokio::test]
+    async fn a_failing_email_is_retried_on_the_clock_and_recorded_missed_when_the_pass_begins() {
+        crate::install_tls_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let (store, writer, _) = Store::open(dir.path(), "t", StoreOptions::default()).unwrap();
+        let handle = writer.handle();
+        writer.spawn().unwrap();
+        let tle =
+            crate::sources::tle_parse::parse_tle(include_bytes!("../../tests/fixtures/passes/iss-2023-09-18.tle"))
+                .unwrap();
+        handle.append(Record::Tle(tle));
+        handle.flush().await.unwrap();
+        // A port nothing listens on: every send fails at once.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let email: EmailConfig = toml::from_str(&format!(
+            "smtp_host = \"127.0.0.1\"\nsmtp_port = {closed}\nsecurity = \"none\"\nfrom = \"o@example.org\"\nto = [\"me@example.org\"]\n"
+        ))
+        .unwrap();
+        let clock = FakeClock::at(t("2023-09-18T19:20:00Z"));
+        let (_tx, location) = watch::channel(crate::location::configured(&crate::location::LocationConfig {
+            latitude: Some(OSLO.latitude),
+            longitude: Some(OSLO.longitude),
+            altitude_m: OSLO.altitude_m,
+            gpsd: None,
+        }));
+        let mut alerts = EmailAlerts {
+            map_url: "http://outpost.local:8080/".into(),
+            pass_options: crate::passes::PassOptions::default(),
+            clock: clock.clone(),
+            store: store.clone(),
+            writer: handle.clone(),
+            location,
+            status: Arc::new(EmailStatus::default()),
+            email,
+        };
+        let mailer = smtp::Mailer::new(&alerts.email).unwrap();
+        let rules = Rules { lead: Span::minutes(15), overhead_elevation_deg: None };
+        let (mut failing, mut done) = (HashMap::new(), HashSet::new());
+        let mut check =
+            async |alerts: &mut EmailAlerts, failing: &mut HashMap<Key, Failing>, done: &mut HashSet<Key>| {
+                alerts.check(&mailer, &rules, "http://outpost.local:8080/", failing, done).await.unwrap()
+            };
+
+        // 19:20 is before the lead window (19:23:31): nothing is sent, the email is pending.
+        check(&mut alerts, &mut failing, &mut done).await;
+        let s = alerts.status.snapshot();
+        assert_eq!((s.failures, s.sent), (0, 0));
+        assert_eq!(s.pending.first().map(|p| p.send_at), Some(t("2023-09-18T19:23:31Z")));
+
+        // In the window: the send fails and is retried later, nothing is recorded yet.
+        clock.set(t("2023-09-18T19:25:00Z"));
+        check(&mut alerts, &mut failing, &mut done).await;
+        let s = alerts.status.snapshot();
+        assert_eq!((s.failures, s.retrying, s.missed), (1, 1, 0), "{s:?}");
+        assert!(s.last_error.is_some());
+        assert!(store.alert_emails_since(t("2023-09-18T00:00:00Z")).unwrap().is_empty());
+
+        // Once visibility began, it is too late: recorded as missed, once.
+        clock.set(t("2023-09-18T19:39:00Z"));
+        check(&mut alerts, &mut failing, &mut done).await;
+        check(&mut alerts, &mut failing, &mut done).await;
+        let recorded = store.alert_emails_since(t("2023-09-18T00:00:00Z")).unwrap();
+        assert_eq!(recorded.len(), 1, "{recorded:?}");
+        assert_eq!(recorded[0].outcome, AlertOutcome::Missed);
+        assert_eq!(recorded[0].pass_rise, t("2023-09-18T19:38:31Z"));
+        assert_eq!(alerts.status.snapshot().missed, 1);
+    }
+}

@@ -394,7 +394,7 @@ mod tests {
         let mailer = smtp::Mailer::new(&alerts.email).unwrap();
         let rules = Rules { lead: Span::minutes(15), overhead_elevation_deg: None };
         let (mut failing, mut done) = (HashMap::new(), HashSet::new());
-        let mut check =
+        let check =
             async |alerts: &mut EmailAlerts, failing: &mut HashMap<Key, Failing>, done: &mut HashSet<Key>| {
                 alerts.check(&mailer, &rules, "http://outpost.local:8080/", failing, done).await.unwrap()
             };

@@ -25,7 +25,7 @@ install_server() {
         echo "== installing $name $version from Maven Central into $dir" >&2
         rm -rf "$dir"
         mkdir -p "$dir"
-        mvn -q -B -f "$pom" dependency:copy-dependencies -DoutputDirectory="$dir/lib" >&2
+        mvn -q -B -Dstyle.color=never -f "$pom" dependency:copy-dependencies -DoutputDirectory="$dir/lib" >&2
         date -u +%FT%TZ >"$dir/.complete"
     fi
     echo "$dir/lib"

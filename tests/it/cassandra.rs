@@ -35,6 +35,14 @@ async fn an_unreachable_cluster_is_reported_and_the_backlog_waits() {
 async fn round_trip_against_a_real_node() {
     let cassandra = Cassandra::start(CassandraOpts::default()).await;
     let node = cassandra.node();
+    // cqlsh (PyPI) talks to it too: it is the real thing, at the version tests/servers names.
+    let out = tokio::process::Command::new(cqlsh())
+        .args(["127.0.0.1", &cassandra.port.to_string(), "-e", "SELECT release_version FROM system.local"])
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains(" 5.0."), "cqlsh: {text}{}", String::from_utf8_lossy(&out.stderr));
     let dir = tempfile::tempdir().unwrap();
     let total = fill_store(dir.path(), 2_000).await;
     // A copy taken before any sync: replaying it later resends every record.
@@ -65,7 +73,12 @@ async fn round_trip_against_a_real_node() {
     app.wait_for("the replay", 180, |s| sink(s)["backlog"] == 0 && sink(s)["connected"] == true).await;
     assert!(app.stop().await.success());
     assert_eq!(count("iss_position").await + count("avalanche_warning").await, total as i64, "a replay upserts");
-    let warnings: Vec<_> = cassandra.log().lines().filter(|l| l.starts_with("WARN") || l.starts_with("ERROR")).map(str::to_owned).collect();
+    let warnings: Vec<_> = cassandra
+        .log()
+        .lines()
+        .filter(|l| l.starts_with("WARN") || l.starts_with("ERROR"))
+        .map(str::to_owned)
+        .collect();
     eprintln!("Cassandra WARN/ERROR lines:\n{}", warnings.join("\n"));
 }
 

@@ -5,8 +5,8 @@
 
 use crate::drills::{new_warnings, read_log, rng};
 use crate::helpers::*;
-use crate::servers::*;
 use crate::kafka::read_all;
+use crate::servers::*;
 use crate::upstreams::*;
 use chrono::{Duration, Utc};
 use serde_json::Value;
@@ -27,9 +27,12 @@ async fn drills_a_flapping_broker_link_leaves_no_gap_in_kafka() {
     fill_store(dir.path(), 3_000).await;
     let broker_port = free_port();
     let proxy = Proxy::start(broker_port).await;
-    let broker =
-        ApacheKafka::start(KafkaOpts { port: Some(broker_port), advertised_port: Some(proxy.port), ..KafkaOpts::default() })
-            .await;
+    let broker = ApacheKafka::start(KafkaOpts {
+        port: Some(broker_port),
+        advertised_port: Some(proxy.port),
+        ..KafkaOpts::default()
+    })
+    .await;
 
     let fx = FixtureServer::start().await;
     let live_start = Utc::now() - Duration::minutes(50);

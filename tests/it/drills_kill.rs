@@ -5,8 +5,8 @@
 
 use crate::drills::{new_warnings, read_log, rng};
 use crate::helpers::*;
-use crate::servers::*;
 use crate::kafka::read_all;
+use crate::servers::*;
 use crate::upstreams::*;
 use chrono::{Duration, Utc};
 use serde_json::Value;

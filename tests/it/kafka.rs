@@ -123,9 +123,12 @@ async fn a_broker_lost_mid_batch_leaves_no_gap_and_resends_at_most_one_batch() {
     // Every client connection, bootstrap and produce alike, goes through the proxy.
     let broker_port = free_port();
     let proxy = Proxy::start(broker_port).await;
-    let broker =
-        ApacheKafka::start(KafkaOpts { port: Some(broker_port), advertised_port: Some(proxy.port), ..KafkaOpts::default() })
-            .await;
+    let broker = ApacheKafka::start(KafkaOpts {
+        port: Some(broker_port),
+        advertised_port: Some(proxy.port),
+        ..KafkaOpts::default()
+    })
+    .await;
     // The connection dies part-way through a produce request, about a third into the backlog.
     proxy.cut_after(2_000_000);
     let fx = FixtureServer::start().await;

@@ -82,6 +82,36 @@ async fn round_trip_against_a_real_node() {
     eprintln!("Cassandra WARN/ERROR lines:\n{}", warnings.join("\n"));
 }
 
+#[tokio::test]
+async fn password_authentication_is_used_and_a_wrong_password_is_reported() {
+    let cassandra = Cassandra::start(CassandraOpts { password_auth: true }).await;
+    let node = cassandra.node();
+    let dir = tempfile::tempdir().unwrap();
+    let total = fill_store(dir.path(), 300).await;
+    let fx = FixtureServer::start().await;
+    let keyspace = format!("outpost_auth_{}", std::process::id());
+    let cassandra_toml = |password: &str| {
+        format!(
+            "[cassandra]\nnodes = [\"{node}\"]\nkeyspace = \"{keyspace}\"\nconsistency = \"one\"\n\
+             username = \"cassandra\"\npassword = \"{password}\"\n"
+        )
+    };
+    let app = Outpost::start(dir.path(), &config(&fx, dir.path(), &cassandra_toml("not-the-password"))).await;
+    let s = app.wait_for("the sink to report the refusal", 60, |s| sink(s)["last_error"].is_string()).await;
+    assert_eq!(sink(&s)["connected"], false);
+    assert_eq!(sink(&s)["backlog"].as_u64(), Some(total));
+    let error = sink(&s)["last_error"].as_str().unwrap().to_owned();
+    assert!(error.contains("bad credentials"), "the node refused the password: {error}");
+    assert!(!app.log().contains("not-the-password"), "no secret in the log");
+    assert!(app.stop().await.success());
+
+    let app = Outpost::start(dir.path(), &config(&fx, dir.path(), &cassandra_toml("cassandra"))).await;
+    app.wait_for("the sync", 180, |s| sink(s)["backlog"] == 0 && sink(s)["connected"] == true).await;
+    assert!(app.stop().await.success());
+    let rows = cassandra.query(&format!("SELECT count(*) AS n FROM {keyspace}.iss_position")).await;
+    assert_eq!(rows[0]["n"].as_i64().unwrap() + 5, total as i64);
+}
+
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {

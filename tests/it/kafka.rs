@@ -185,3 +185,33 @@ async fn compressed_batches_arrive_intact() {
         }
     }
 }
+
+#[tokio::test]
+async fn sasl_ssl_with_scram_sha_512_delivers_and_a_wrong_password_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let total = fill_store(dir.path(), 500).await;
+    let users = vec![("alice".to_owned(), "alice-secret".to_owned())];
+    let broker = ApacheKafka::start(KafkaOpts { scram_users: users, ..KafkaOpts::default() }).await;
+    let (port, ca) = (broker.sasl_ssl_port.unwrap(), broker.ca.clone().unwrap());
+    let fx = FixtureServer::start().await;
+    // Outpost trusts the test CA through SSL_CERT_FILE (its TLS roots are the system's).
+    let env = [("SSL_CERT_FILE", ca.as_path())];
+    let kafka = |password: &str| {
+        format!(
+            "[kafka]\nbrokers = [\"127.0.0.1:{port}\"]\ntls = true\nsasl_mechanism = \"scram-sha-512\"\n\
+             sasl_username = \"alice\"\nsasl_password = \"{password}\"\n"
+        )
+    };
+
+    let app = Outpost::start_env(dir.path(), &config(&fx, dir.path(), &kafka("not-alices")), &[bin()], &env).await;
+    let s = app.wait_for("the sink to report the refusal", 60, |s| sink(s)["last_error"].is_string()).await;
+    assert_eq!(sink(&s)["connected"], false);
+    assert_eq!(backlog(&s), total);
+    let error = sink(&s)["last_error"].as_str().unwrap().to_owned();
+    assert!(error.contains("SaslAuthenticationFailed"), "TLS held and SCRAM refused: {error}");
+    assert!(!app.log().contains("not-alices"), "no secret in the log");
+    assert!(app.stop().await.success());
+
+    let app = Outpost::start_env(dir.path(), &config(&fx, dir.path(), &kafka("alice-secret")), &[bin()], &env).await;
+    drain_then_check(app, dir.path(), broker.port, total, 0).await;
+}

@@ -122,6 +122,55 @@ fn kafka_cluster_id() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(fastrand::u128(..).to_be_bytes())
 }
 
+/// A test CA and a server certificate it signed for 127.0.0.1 and localhost, made with the
+/// openssl CLI (EC P-256, PEM, unencrypted PKCS#8 key).
+pub struct TestCa {
+    /// The CA certificate (what a client trusts: SSL_CERT_FILE for Outpost).
+    pub ca: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+}
+
+impl TestCa {
+    pub fn new(dir: &Path) -> TestCa {
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl runs");
+            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+        openssl(
+            &[
+                &["req", "-x509", "-subj", "/CN=outpost test CA", "-days", "2"][..],
+                &ec,
+                &["-keyout", "ca.key", "-out", "ca.pem"],
+            ]
+            .concat(),
+        );
+        openssl(
+            &[&["req", "-subj", "/CN=localhost"][..], &ec, &["-keyout", "server.key", "-out", "server.csr"]].concat(),
+        );
+        std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "server.pem",
+        ]);
+        TestCa { ca: dir.join("ca.pem"), server_cert: dir.join("server.pem"), server_key: dir.join("server.key") }
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct KafkaOpts {
     /// The client listener's port (picked with free_port() when None).
@@ -130,6 +179,9 @@ pub struct KafkaOpts {
     pub advertised_port: Option<u16>,
     /// `auto.create.topics.enable` (off by default: Outpost creates its topics).
     pub auto_create_topics: bool,
+    /// A second client listener, SASL_SSL with SCRAM-SHA-512 for these (user, password) pairs
+    /// (created at format time) and a certificate from a test CA.
+    pub scram_users: Vec<(String, String)>,
 }
 
 /// Apache Kafka 4 in KRaft combined mode, node 1, one PLAINTEXT client listener and a CONTROLLER
@@ -139,6 +191,10 @@ pub struct ApacheKafka {
     _jvm: Jvm,
     lib: PathBuf,
     pub port: u16,
+    /// The SASL_SSL listener's port, when `scram_users` asked for one.
+    pub sasl_ssl_port: Option<u16>,
+    /// The CA that signed the SASL_SSL listener's certificate.
+    pub ca: Option<PathBuf>,
     dir: tempfile::TempDir,
 }
 
@@ -152,17 +208,44 @@ impl ApacheKafka {
         let advertised = opts.advertised_port.unwrap_or(port);
         let data = dir.path().join("data");
         let props = dir.path().join("server.properties");
+        let (mut listeners, mut advertised_listeners) = (
+            format!("PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}"),
+            format!("PLAINTEXT://127.0.0.1:{advertised}"),
+        );
+        let (mut sasl_ssl_port, mut ca, mut sasl_props) = (None, None, String::new());
+        if !opts.scram_users.is_empty() {
+            let p = free_port();
+            let tls = TestCa::new(dir.path());
+            // A PEM keystore: the unencrypted PKCS#8 key, then the certificate chain.
+            let keystore = dir.path().join("keystore.pem");
+            let key = std::fs::read_to_string(&tls.server_key).unwrap();
+            let cert = std::fs::read_to_string(&tls.server_cert).unwrap();
+            std::fs::write(&keystore, format!("{key}{cert}")).unwrap();
+            listeners.push_str(&format!(",SASL_SSL://127.0.0.1:{p}"));
+            advertised_listeners.push_str(&format!(",SASL_SSL://127.0.0.1:{p}"));
+            sasl_props = format!(
+                "sasl.enabled.mechanisms=SCRAM-SHA-512\n\
+                 listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=\
+                 org.apache.kafka.common.security.scram.ScramLoginModule required;\n\
+                 listener.name.sasl_ssl.ssl.keystore.type=PEM\n\
+                 listener.name.sasl_ssl.ssl.keystore.location={}\n",
+                keystore.display()
+            );
+            sasl_ssl_port = Some(p);
+            ca = Some(tls.ca);
+        }
         std::fs::write(
             &props,
             format!(
                 "process.roles=broker,controller\n\
                  node.id=1\n\
                  controller.quorum.bootstrap.servers=127.0.0.1:{controller_port}\n\
-                 listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}\n\
-                 advertised.listeners=PLAINTEXT://127.0.0.1:{advertised}\n\
+                 listeners={listeners}\n\
+                 advertised.listeners={advertised_listeners}\n\
                  controller.listener.names=CONTROLLER\n\
                  inter.broker.listener.name=PLAINTEXT\n\
-                 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
+                 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL\n\
+                 {sasl_props}\
                  log.dirs={}\n\
                  num.partitions=1\n\
                  auto.create.topics.enable={}\n\
@@ -198,13 +281,16 @@ impl ApacheKafka {
 
         // The storage must be formatted before the first start (KRaft); a short-lived JVM.
         let format_log = dir.path().join("format.log");
-        let out = Command::new(java())
+        let mut format = Command::new(java());
+        format
             .args(["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", &log_prop, "-cp", &classpath(&lib)])
             .args(["kafka.tools.StorageTool", "format", "-t", &kafka_cluster_id(), "-c"])
             .arg(&props)
-            .arg("--standalone")
-            .output()
-            .expect("java runs");
+            .arg("--standalone");
+        for (user, password) in &opts.scram_users {
+            format.args(["--add-scram", &format!("SCRAM-SHA-512=[name={user},password={password}]")]);
+        }
+        let out = format.output().expect("java runs");
         std::fs::write(&format_log, [&out.stdout[..], &out.stderr[..]].concat()).unwrap();
         assert!(out.status.success(), "kafka-storage format failed:\n{}", tail(&format_log, 40));
 
@@ -222,7 +308,7 @@ impl ApacheKafka {
         .await;
         let startup = started.elapsed();
         eprintln!("Apache Kafka on 127.0.0.1:{port} (advertised {advertised}) ready in {:.1} s", startup.as_secs_f64());
-        ApacheKafka { _jvm: jvm, lib, port, dir }
+        ApacheKafka { _jvm: jvm, lib, port, sasl_ssl_port, ca, dir }
     }
 
     pub fn data_dir(&self) -> PathBuf {

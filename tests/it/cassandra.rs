@@ -84,7 +84,7 @@ async fn round_trip_against_a_real_node() {
 
 #[tokio::test]
 async fn password_authentication_is_used_and_a_wrong_password_is_reported() {
-    let cassandra = Cassandra::start(CassandraOpts { password_auth: true }).await;
+    let cassandra = Cassandra::start(CassandraOpts { password_auth: true, ..CassandraOpts::default() }).await;
     let node = cassandra.node();
     let dir = tempfile::tempdir().unwrap();
     let total = fill_store(dir.path(), 300).await;
@@ -110,6 +110,27 @@ async fn password_authentication_is_used_and_a_wrong_password_is_reported() {
     assert!(app.stop().await.success());
     let rows = cassandra.query(&format!("SELECT count(*) AS n FROM {keyspace}.iss_position")).await;
     assert_eq!(rows[0]["n"].as_i64().unwrap() + 5, total as i64);
+}
+
+#[tokio::test]
+async fn client_tls_with_a_test_ca_delivers() {
+    let cassandra = Cassandra::start(CassandraOpts { client_tls: true, ..CassandraOpts::default() }).await;
+    let node = cassandra.node();
+    let ca = cassandra.ca.clone().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let total = fill_store(dir.path(), 300).await;
+    let fx = FixtureServer::start().await;
+    let keyspace = format!("outpost_tls_{}", std::process::id());
+    let extra =
+        format!("[cassandra]\nnodes = [\"{node}\"]\nkeyspace = \"{keyspace}\"\nconsistency = \"one\"\ntls = true\n");
+    let cfg = config(&fx, dir.path(), &extra);
+    // Outpost trusts the test CA through SSL_CERT_FILE (its TLS roots are the system's).
+    let app = Outpost::start_env(dir.path(), &cfg, &[bin()], &[("SSL_CERT_FILE", ca.as_path())]).await;
+    app.wait_for("the sync", 180, |s| sink(s)["backlog"] == 0 && sink(s)["connected"] == true).await;
+    assert!(app.stop().await.success());
+    let rows = cassandra.query(&format!("SELECT count(*) AS n FROM {keyspace}.iss_position")).await;
+    assert_eq!(rows[0]["n"].as_i64().unwrap() + 5, total as i64);
+    assert!(cassandra.log().contains("(encrypted)"), "the node listened with TLS only");
 }
 
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {

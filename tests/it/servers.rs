@@ -351,6 +351,9 @@ impl ApacheKafka {
 pub struct CassandraOpts {
     /// PasswordAuthenticator and CassandraAuthorizer (superuser cassandra/cassandra).
     pub password_auth: bool,
+    /// Client-to-node TLS only (not optional), with a certificate from a test CA (PEM, through
+    /// Cassandra's PEMBasedSslContextFactory).
+    pub client_tls: bool,
 }
 
 /// One Apache Cassandra 5.0 node on 127.0.0.1 (SimpleSnitch, one token), CQL on `port`.
@@ -358,6 +361,8 @@ pub struct Cassandra {
     /// Killed on drop, before `dir` is removed.
     _jvm: Jvm,
     pub port: u16,
+    /// The CA that signed the node's certificate, with `client_tls`.
+    pub ca: Option<PathBuf>,
     pub opts: CassandraOpts,
     dir: tempfile::TempDir,
 }
@@ -375,6 +380,21 @@ impl Cassandra {
         } else {
             ("AllowAllAuthenticator", "AllowAllAuthorizer")
         };
+        let (mut tls_yaml, mut ca) = (String::new(), None);
+        if opts.client_tls {
+            let tls = TestCa::new(d);
+            let keystore = d.join("keystore.pem");
+            let key = std::fs::read_to_string(&tls.server_key).unwrap();
+            let cert = std::fs::read_to_string(&tls.server_cert).unwrap();
+            std::fs::write(&keystore, format!("{key}{cert}")).unwrap();
+            tls_yaml = format!(
+                "client_encryption_options:\n  enabled: true\n  optional: false\n  require_client_auth: false\n  \
+                 ssl_context_factory:\n    class_name: org.apache.cassandra.security.PEMBasedSslContextFactory\n  \
+                 keystore: {}\n",
+                keystore.display()
+            );
+            ca = Some(tls.ca);
+        }
         let yaml = d.join("cassandra.yaml");
         std::fs::write(
             &yaml,
@@ -401,7 +421,8 @@ impl Cassandra {
                  authenticator: {authenticator}\n\
                  authorizer: {authorizer}\n\
                  role_manager: CassandraRoleManager\n\
-                 disk_access_mode: mmap_index_only\n",
+                 disk_access_mode: mmap_index_only\n\
+                 {tls_yaml}",
                 d = d.display()
             ),
         )
@@ -432,9 +453,15 @@ impl Cassandra {
         let mut jvm = Jvm::spawn(cmd, d.join("stdout.log"));
         // Ready when a CQL session opens (and, with auth on, the default superuser exists).
         let user = opts.password_auth;
+        let ca_ref = ca.as_deref();
         wait_ready(&mut jvm, "Cassandra", CASSANDRA_START_SECS, &system_log, || async move {
             if !file_contains(&d.join("system.log"), "Starting listening for CQL clients") {
                 return false;
+            }
+            if let Some(ca) = ca_ref {
+                // Over TLS: the Python driver trusts the test CA.
+                let out = cql_command(port, user, Some(ca), "SELECT release_version FROM system.local").output().await;
+                return out.is_ok_and(|o| o.status.success());
             }
             let mut b = scylla::client::session_builder::SessionBuilder::new().known_node(format!("127.0.0.1:{port}"));
             if user {
@@ -445,7 +472,7 @@ impl Cassandra {
         .await;
         let startup = started.elapsed();
         eprintln!("Apache Cassandra on 127.0.0.1:{port} ready in {:.1} s", startup.as_secs_f64());
-        Cassandra { _jvm: jvm, port, opts, dir }
+        Cassandra { _jvm: jvm, port, ca, opts, dir }
     }
 
     pub fn node(&self) -> String {
@@ -460,15 +487,25 @@ impl Cassandra {
     /// The rows `cql` returns, as JSON objects, read by the DataStax Python driver
     /// (tests/tools/cql_read.py), as the superuser when password auth is on.
     pub async fn query(&self, cql: &str) -> Vec<Value> {
-        let mut cmd = tokio::process::Command::new(home_tool("OUTPOST_PYTHON", "venv/bin/python"));
-        cmd.arg(repo_file("tests/tools/cql_read.py")).arg(self.node()).arg(cql);
-        if self.opts.password_auth {
-            cmd.args(["--user", "cassandra", "--password", "cassandra"]);
-        }
-        let out = cmd.output().await.unwrap();
+        let out = cql_command(self.port, self.opts.password_auth, self.ca.as_deref(), cql).output().await.unwrap();
         assert!(out.status.success(), "cql_read.py failed: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
     }
+}
+
+/// tests/tools/cql_read.py running `cql` on the node at `port`, as the superuser when `superuser`,
+/// over TLS trusting `ca` when given.
+fn cql_command(port: u16, superuser: bool, ca: Option<&Path>, cql: &str) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(home_tool("OUTPOST_PYTHON", "venv/bin/python"));
+    cmd.arg(repo_file("tests/tools/cql_read.py")).arg(format!("127.0.0.1:{port}")).arg(cql);
+    if superuser {
+        cmd.args(["--user", "cassandra", "--password", "cassandra"]);
+    }
+    if let Some(ca) = ca {
+        cmd.arg("--ca").arg(ca);
+    }
+    cmd.kill_on_drop(true);
+    cmd
 }
 
 /// cqlsh from the test venv (PyPI's cqlsh, next to the venv's python).

@@ -7,7 +7,7 @@
 //! - **rss**: `outpost run` at the default settings on a store holding a week of history (the
 //!   sync bench's backlog), collectors polling a local fixture server (open-notify answers with
 //!   the current time, the recorded TLE and NVE answers), the observer set (passes for MQTT), and
-//!   every sink on: Kafka = tansu, MQTT = mosquitto, Cassandra = a closed local port (no CQL
+//!   every sink on: Kafka = Apache Kafka 4, MQTT = mosquitto, Cassandra = a closed local port (no CQL
 //!   server can run here: the sink is on, failing to connect and retrying with back-off). The
 //!   week drains to Kafka and MQTT first. VmRSS is sampled every second; `/api/status` is read
 //!   every second and the map page and a day's track once a minute (a browser on the map).
@@ -101,7 +101,7 @@ fn rss(seconds: u64) {
     let store = work.path().join("store");
     let f = fill(&store, Utc::now() - TimeDelta::minutes(5), 60_480, true);
     let kafka_port = free_port();
-    let _tansu = tansu(kafka_port);
+    let _kafka = apache_kafka(kafka_port);
     let mqtt_port = free_port();
     let _mosquitto = mosquitto(work.path(), mqtt_port);
     let fx = fixture_server();

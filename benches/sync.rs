@@ -1,11 +1,11 @@
-//! Draining a one-week backlog to tansu (Kafka) and to mosquitto (MQTT) with the release
-//! `outpost` binary, and kafka-python producing the same messages to the same tansu as the peer.
+//! Draining a one-week backlog to Apache Kafka 4 (KRaft) and to mosquitto (MQTT) with the release
+//! `outpost` binary, and kafka-python producing the same messages to the same broker as the peer.
 //!
 //!     cargo bench --bench sync                    # kafka (batch_size 1000), the peer, mqtt
 //!     cargo bench --bench sync -- kafka 1000 5000 # kafka only, at each batch_size given
 //!     cargo bench --bench sync -- mqtt
 //!
-//! Needs tansu (~/.cache/outpost/tools/bin/tansu or $OUTPOST_TANSU), the kafka-python venv
+//! Needs Apache Kafka's jars (scripts/servers.sh, or $OUTPOST_KAFKA_LIB), the kafka-python venv
 //! (~/.cache/outpost/venv or $OUTPOST_PYTHON) and mosquitto + mosquitto_sub (Debian):
 //! scripts/test.sh installs them all.
 //!
@@ -127,7 +127,7 @@ fn read_topic(port: u16, topic: &str) -> Vec<Value> {
 
 fn kafka(backlog: &Backlog, work: &Path, batch: usize, peer: bool) {
     let port = free_port();
-    let broker = tansu(port);
+    let broker = apache_kafka(port);
     let toml = format!("[kafka]\nbrokers = [\"127.0.0.1:{port}\"]\nbatch_size = {batch}\n");
     let d = drain(backlog, work, &format!("kafka-{batch}"), "kafka", &toml, broker.pid());
     // Verify: every seq exactly once across the three topics.
@@ -169,7 +169,7 @@ fn kafka(backlog: &Backlog, work: &Path, batch: usize, peer: bool) {
         let n = r["messages"].as_u64().unwrap();
         let s = r["seconds"].as_f64().unwrap();
         println!(
-            "peer: kafka-python producer, the same {n} messages to the same tansu: {s:.2} s = {:.0} messages/s ({} failed); CPU: broker {broker_cpu:.2} s, kafka-python {:.2} s",
+            "peer: kafka-python producer, the same {n} messages to the same broker: {s:.2} s = {:.0} messages/s ({} failed); CPU: broker {broker_cpu:.2} s, kafka-python {:.2} s",
             n as f64 / s,
             r["failed"],
             r["cpu_s"].as_f64().unwrap_or(f64::NAN)

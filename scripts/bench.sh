@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every benchmark of BENCHMARKS.md (release builds), after installing what they need:
-# tansu, the kafka-python venv and mosquitto (as scripts/test.sh does), and a Skyfield venv with
-# its offline data (skyfield-data) for the passes comparison. Not part of CI: the figures depend on
+# Apache Kafka (scripts/servers.sh), the kafka-python venv and mosquitto (as scripts/test.sh
+# does), and a Skyfield venv with its offline data (skyfield-data) for the passes comparison. Not part of CI: the figures depend on
 # the machine and on how busy it is (each bench prints the load average at its start and end).
 #
 #   scripts/bench.sh                 # all: store_wear, store, passes, sync, footprint (~12 min on 2 cores, after the build)
@@ -26,14 +26,13 @@ if wants sync || wants footprint; then
     [ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null || missing+=(mosquitto)
     command -v mosquitto_sub >/dev/null || missing+=(mosquitto-clients)
     python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+    command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
+    command -v mvn >/dev/null || missing+=(maven)
     if [ ${#missing[@]} -gt 0 ]; then
         as_root apt-get update -qq
         as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     fi
-    if [ -z "${OUTPOST_TANSU:-}" ] && [ ! -x "$TOOLS/tools/bin/tansu" ]; then
-        echo "== installing tansu (Kafka-compatible broker; about 20 minutes the first time)"
-        cargo install tansu --version 0.6.0 --locked --features dynostore --root "$TOOLS/tools"
-    fi
+    . scripts/servers.sh # Apache Kafka's jars from Maven Central, once per version
     if [ -z "${OUTPOST_PYTHON:-}" ] && ! "$TOOLS/venv/bin/python" -c 'import kafka, lz4, zstandard, snappy' 2>/dev/null; then
         echo "== installing the Kafka reader (kafka-python)"
         python3 -m venv "$TOOLS/venv"

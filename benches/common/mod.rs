@@ -286,18 +286,93 @@ impl Drop for Proc {
     }
 }
 
-/// A tansu broker with in-memory storage on 127.0.0.1:`port`.
-pub fn tansu(port: u16) -> Proc {
-    let url = format!("tcp://127.0.0.1:{port}");
-    let child = Command::new(home_tool("OUTPOST_TANSU", "tools/bin/tansu"))
-        .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
-        .args(["--storage-engine", "memory://tansu/"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+/// Apache Kafka (KRaft combined mode, node 1) on 127.0.0.1:`port`, from the jars scripts/servers.sh
+/// installs ($OUTPOST_KAFKA_LIB, or the version of tests/servers/kafka/pom.xml under
+/// ~/.cache/outpost/servers). The same set-up as tests/it/servers.rs; killed and its data dir
+/// removed when dropped.
+pub struct Kafka {
+    proc: Proc,
+    _dir: tempfile::TempDir,
+}
+
+impl Kafka {
+    /// The broker JVM's pid (for its CPU time).
+    pub fn pid(&self) -> u32 {
+        self.proc.pid()
+    }
+}
+
+fn kafka_lib() -> PathBuf {
+    if let Ok(p) = std::env::var("OUTPOST_KAFKA_LIB") {
+        return PathBuf::from(p);
+    }
+    let pom = std::fs::read_to_string(manifest_dir().join("tests/servers/kafka/pom.xml")).unwrap();
+    let version = pom.split("<kafka.version>").nth(1).and_then(|s| s.split('<').next()).unwrap();
+    home_tool("OUTPOST_KAFKA_LIB", &format!("servers/kafka-{version}/lib"))
+}
+
+pub fn apache_kafka(port: u16) -> Kafka {
+    let lib = kafka_lib();
+    let cp = format!("{}/*", lib.display());
+    let dir = tempfile::Builder::new().prefix("outpost-bench-kafka-").tempdir().unwrap();
+    let controller = free_port();
+    let props = dir.path().join("server.properties");
+    std::fs::write(
+        &props,
+        format!(
+            "process.roles=broker,controller\nnode.id=1\n\
+             controller.quorum.bootstrap.servers=127.0.0.1:{controller}\n\
+             listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}\n\
+             advertised.listeners=PLAINTEXT://127.0.0.1:{port}\ncontroller.listener.names=CONTROLLER\n\
+             inter.broker.listener.name=PLAINTEXT\n\
+             listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
+             log.dirs={}\nnum.partitions=1\nauto.create.topics.enable=false\n\
+             offsets.topic.replication.factor=1\ntransaction.state.log.replication.factor=1\n\
+             transaction.state.log.min.isr=1\nshare.coordinator.state.topic.replication.factor=1\n\
+             share.coordinator.state.topic.min.isr=1\ngroup.initial.rebalance.delay.ms=0\n\
+             log.retention.ms=-1\n", // no time retention: see tests/it/servers.rs
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let log4j = dir.path().join("log4j2.properties");
+    std::fs::write(
+        &log4j,
+        "appender.out.type = Console\nappender.out.name = out\nappender.out.layout.type = PatternLayout\n\
+         appender.out.layout.pattern = [%d] %p %m (%c)%n\nrootLogger.level = INFO\nrootLogger.appenderRef.out.ref = out\n",
+    )
+    .unwrap();
+    let log_prop = format!("-Dlog4j2.configurationFile={}", log4j.display());
+    // A cluster id as `kafka-storage random-uuid` prints it: 16 bytes, base64url, no padding.
+    let id = {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(fastrand::u128(..).to_be_bytes())
+    };
+    let out = Command::new("java")
+        .args(["-XX:TieredStopAtLevel=1", &log_prop, "-cp", &cp, "kafka.tools.StorageTool", "format", "-t", &id, "-c"])
+        .arg(&props)
+        .arg("--standalone")
+        .output()
+        .expect("java runs");
+    assert!(out.status.success(), "kafka-storage format failed: {}", String::from_utf8_lossy(&out.stdout));
+    let log = dir.path().join("server.log");
+    let file = std::fs::File::create(&log).unwrap();
+    let child = Command::new("java")
+        .args(["-Xms256m", "-Xmx512m", &log_prop, "-cp", &cp, "kafka.Kafka"])
+        .arg(&props)
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
         .spawn()
-        .expect("tansu starts");
-    wait_listening(port, "tansu");
-    Proc(child)
+        .expect("java starts");
+    let mut proc = Proc(child);
+    let deadline = Instant::now() + std::time::Duration::from_secs(120);
+    while !std::fs::read_to_string(&log).unwrap_or_default().contains("Kafka Server started") {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(proc.0.try_wait().unwrap().is_none(), "Kafka exited during start-up:\n{text}");
+        assert!(Instant::now() < deadline, "Kafka not ready after 120 s:\n{text}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    Kafka { proc, _dir: dir }
 }
 
 /// A mosquitto on 127.0.0.1:`port` with its own config in `dir`, logging publishes to

@@ -1,4 +1,4 @@
-//! Fault drill: the link to the Kafka broker flaps. A TCP proxy between Outpost and tansu cuts
+//! Fault drill: the link to the Kafka broker flaps. A TCP proxy between Outpost and the broker cuts
 //! every connection (at once, or part-way through a request) and restores it, again and again at
 //! random moments, while a backlog drains and live records flow. The cuts must be felt (the sink
 //! reports failures); afterwards Kafka holds every record of the log, with no gap.
@@ -6,6 +6,7 @@
 use crate::drills::{new_warnings, read_log, rng};
 use crate::helpers::*;
 use crate::kafka::read_all;
+use crate::servers::*;
 use crate::upstreams::*;
 use chrono::{Duration, Utc};
 use serde_json::Value;
@@ -26,7 +27,12 @@ async fn drills_a_flapping_broker_link_leaves_no_gap_in_kafka() {
     fill_store(dir.path(), 3_000).await;
     let broker_port = free_port();
     let proxy = Proxy::start(broker_port).await;
-    let broker = Tansu::start_advertising(broker_port, proxy.port).await;
+    let broker = ApacheKafka::start(KafkaOpts {
+        port: Some(broker_port),
+        advertised_port: Some(proxy.port),
+        ..KafkaOpts::default()
+    })
+    .await;
 
     let fx = FixtureServer::start().await;
     let live_start = Utc::now() - Duration::minutes(50);

@@ -1,11 +1,12 @@
 //! Fault drill: `kill -9` a hundred times at random moments while the appliance collects and
-//! syncs a backlog and live records to Kafka (tansu). Afterwards the log has no gap and no
+//! syncs a backlog and live records to Kafka (Apache Kafka 4, KRaft). Afterwards the log has no gap and no
 //! duplicate, every position committed before any kill is still there unchanged, and Kafka holds
 //! every record of the log under its key (and nothing the log lost).
 
 use crate::drills::{new_warnings, read_log, rng};
 use crate::helpers::*;
 use crate::kafka::read_all;
+use crate::servers::*;
 use crate::upstreams::*;
 use chrono::{Duration, Utc};
 use serde_json::Value;
@@ -32,7 +33,7 @@ async fn drills_kill_9_a_hundred_times_while_collecting_and_syncing() {
     let dir = tempfile::tempdir().unwrap();
     // A backlog, so the first runs are killed in the middle of a catch-up.
     let backlog = fill_store(dir.path(), 5_000).await;
-    let broker = Tansu::start(free_port()).await;
+    let broker = ApacheKafka::start(KafkaOpts::default()).await;
 
     let fx = FixtureServer::start().await;
     // Positions one second apart, after the backlog's last (an hour ago). The test moves the

@@ -181,6 +181,11 @@ impl Outpost {
     /// `start` with `command` (a program and its first arguments) in place of this build's
     /// binary, e.g. qemu-aarch64 running the Raspberry Pi build.
     pub async fn start_with(dir: &Path, config: &str, command: &[&str]) -> Outpost {
+        Outpost::start_env(dir, config, command, &[]).await
+    }
+
+    /// `start_with`, with extra environment variables (e.g. SSL_CERT_FILE naming a test CA).
+    pub async fn start_env(dir: &Path, config: &str, command: &[&str], env: &[(&str, &Path)]) -> Outpost {
         let config_path = dir.join("outpost.toml");
         std::fs::write(&config_path, config).unwrap();
         let mut child = Command::new(command[0])
@@ -188,6 +193,7 @@ impl Outpost {
             .args(["--log-format", "json", "run", "--config"])
             .arg(&config_path)
             .env("OUTPOST_LOG", std::env::var("OUTPOST_TEST_LOG").unwrap_or_else(|_| "info,outpost=debug".into()))
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true)

@@ -1,6 +1,8 @@
-//! Kafka sync against a real tansu broker, read back with kafka-python.
+//! Kafka sync against a real Apache Kafka 4 broker (KRaft, tests/it/servers.rs), read back with
+//! kafka-python.
 
 use crate::helpers::*;
+use crate::servers::*;
 use crate::upstreams::*;
 use chrono::{Duration, Utc};
 use serde_json::Value;
@@ -86,7 +88,7 @@ async fn a_week_offline_is_synced_once_per_key_in_log_order_when_the_broker_come
     assert_eq!(sink(&s)["connected"], false);
     assert_eq!(sink(&s)["enabled"], true);
 
-    let _broker = Tansu::start(port).await;
+    let _broker = ApacheKafka::start(KafkaOpts { port: Some(port), ..KafkaOpts::default() }).await;
     let seen = Mutex::new(Vec::new());
     let s = app
         .wait_for("the backlog to drain", 180, |s| {
@@ -121,7 +123,12 @@ async fn a_broker_lost_mid_batch_leaves_no_gap_and_resends_at_most_one_batch() {
     // Every client connection, bootstrap and produce alike, goes through the proxy.
     let broker_port = free_port();
     let proxy = Proxy::start(broker_port).await;
-    let broker = Tansu::start_advertising(broker_port, proxy.port).await;
+    let broker = ApacheKafka::start(KafkaOpts {
+        port: Some(broker_port),
+        advertised_port: Some(proxy.port),
+        ..KafkaOpts::default()
+    })
+    .await;
     // The connection dies part-way through a produce request, about a third into the backlog.
     proxy.cut_after(2_000_000);
     let fx = FixtureServer::start().await;
@@ -144,7 +151,7 @@ async fn a_broker_lost_mid_batch_leaves_no_gap_and_resends_at_most_one_batch() {
 async fn kill_9_mid_sync_resends_at_most_one_batch() {
     let dir = tempfile::tempdir().unwrap();
     let total = fill_store(dir.path(), 20_000).await;
-    let broker = Tansu::start(free_port()).await;
+    let broker = ApacheKafka::start(KafkaOpts::default()).await;
     let fx = FixtureServer::start().await;
     let cfg =
         config(&fx, dir.path(), &format!("[kafka]\nbrokers = [\"127.0.0.1:{}\"]\nbatch_size = 200\n", broker.port));
@@ -166,10 +173,45 @@ async fn compressed_batches_arrive_intact() {
     for codec in ["lz4", "zstd", "gzip", "snappy"] {
         let dir = tempfile::tempdir().unwrap();
         let total = fill_store(dir.path(), 2_000).await;
-        let broker = Tansu::start(free_port()).await;
+        let broker = ApacheKafka::start(KafkaOpts::default()).await;
         let fx = FixtureServer::start().await;
         let extra = format!("[kafka]\nbrokers = [\"127.0.0.1:{}\"]\ncompression = \"{codec}\"\n", broker.port);
         let app = Outpost::start(dir.path(), &config(&fx, dir.path(), &extra)).await;
         drain_then_check(app, dir.path(), broker.port, total, 0).await;
+        // The broker stored the batches as sent (compression.type=producer): the codec was used.
+        for topic in ["outpost.iss.position", "outpost.avalanche.warning"] {
+            let codecs = broker.stored_codecs(topic);
+            assert_eq!(codecs, [codec.to_owned()].into(), "{topic}: batches stored with {codecs:?}, not {codec}");
+        }
     }
+}
+
+#[tokio::test]
+async fn sasl_ssl_with_scram_sha_512_delivers_and_a_wrong_password_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let total = fill_store(dir.path(), 500).await;
+    let users = vec![("alice".to_owned(), "alice-secret".to_owned())];
+    let broker = ApacheKafka::start(KafkaOpts { scram_users: users, ..KafkaOpts::default() }).await;
+    let (port, ca) = (broker.sasl_ssl_port.unwrap(), broker.ca.clone().unwrap());
+    let fx = FixtureServer::start().await;
+    // Outpost trusts the test CA through SSL_CERT_FILE (its TLS roots are the system's).
+    let env = [("SSL_CERT_FILE", ca.as_path())];
+    let kafka = |password: &str| {
+        format!(
+            "[kafka]\nbrokers = [\"127.0.0.1:{port}\"]\ntls = true\nsasl_mechanism = \"scram-sha-512\"\n\
+             sasl_username = \"alice\"\nsasl_password = \"{password}\"\n"
+        )
+    };
+
+    let app = Outpost::start_env(dir.path(), &config(&fx, dir.path(), &kafka("not-alices")), &[bin()], &env).await;
+    let s = app.wait_for("the sink to report the refusal", 60, |s| sink(s)["last_error"].is_string()).await;
+    assert_eq!(sink(&s)["connected"], false);
+    assert_eq!(backlog(&s), total);
+    let error = sink(&s)["last_error"].as_str().unwrap().to_owned();
+    assert!(error.contains("SaslAuthenticationFailed"), "TLS held and SCRAM refused: {error}");
+    assert!(!app.log().contains("not-alices"), "no secret in the log");
+    assert!(app.stop().await.success());
+
+    let app = Outpost::start_env(dir.path(), &config(&fx, dir.path(), &kafka("alice-secret")), &[bin()], &env).await;
+    drain_then_check(app, dir.path(), broker.port, total, 0).await;
 }

@@ -4,6 +4,7 @@
 //! (tests/fixtures) and the real `outpost` binary against it, on ports the OS picks.
 
 mod helpers;
+mod servers;
 mod upstreams;
 
 mod api;

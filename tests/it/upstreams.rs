@@ -1,6 +1,7 @@
-//! Real upstream servers the tests start on loopback: the tansu Kafka-compatible broker, an
-//! independent Kafka reader (kafka-python), a TCP proxy that can cut connections, and a way to
-//! fill a store with a simulated week of records. scripts/test.sh installs tansu and the reader.
+//! Helpers around the upstreams the tests talk to: an independent Kafka reader (kafka-python),
+//! a TCP proxy that can cut connections, and a way to fill a store with a simulated week of
+//! records. The real Kafka and Cassandra servers are in servers.rs; scripts/test.sh installs them
+//! and the reader.
 
 use crate::helpers::*;
 use chrono::{Duration, Utc};
@@ -8,14 +9,13 @@ use outpost::domain::{IssPosition, Record};
 use outpost::store::{Store, StoreOptions};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
-fn home_tool(env: &str, default: &str) -> PathBuf {
+pub fn home_tool(env: &str, default: &str) -> PathBuf {
     if let Ok(p) = std::env::var(env) {
         return PathBuf::from(p);
     }
@@ -26,43 +26,6 @@ fn home_tool(env: &str, default: &str) -> PathBuf {
 
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// Waits until something accepts TCP connections on `port`.
-pub async fn wait_listening(port: u16, what: &str) {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        assert!(tokio::time::Instant::now() < deadline, "{what} did not start listening on {port}");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-}
-
-/// A tansu broker with in-memory storage; stopped when dropped.
-pub struct Tansu {
-    _child: Child,
-    pub port: u16,
-}
-
-impl Tansu {
-    pub async fn start(port: u16) -> Tansu {
-        Self::start_advertising(port, port).await
-    }
-
-    /// A broker that tells clients to connect to `advertised` (a proxy in front of it).
-    pub async fn start_advertising(port: u16, advertised: u16) -> Tansu {
-        let url = format!("tcp://127.0.0.1:{port}");
-        let advertised = format!("tcp://127.0.0.1:{advertised}");
-        let child = Command::new(home_tool("OUTPOST_TANSU", "tools/bin/tansu"))
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &advertised])
-            .args(["--storage-engine", "memory://tansu/"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("tansu starts");
-        wait_listening(port, "tansu").await;
-        Tansu { _child: child, port }
-    }
 }
 
 /// Every message of `topic`, read by kafka-python (offsets from the fetch high watermark).

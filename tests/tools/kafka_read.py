@@ -2,8 +2,8 @@
 """Reads every message of a topic with an independent Kafka client (kafka-python) and prints
 one JSON object per message: {"partition", "offset", "key", "value", "headers"}.
 
-The end of the topic is the fetch response's high watermark: tansu answers ListOffsets "latest"
-wrongly, so end_offsets() is never used.
+The end of the topic is the fetch response's high watermark (end_offsets() is not used: the
+tansu broker the tests once ran answered ListOffsets "latest" wrongly).
 
     kafka_read.py BOOTSTRAP TOPIC [--timeout SECONDS]
 """

@@ -123,6 +123,12 @@ pub enum SinkError {
     /// Configuration or authentication is wrong: retry rarely; an operator must act.
     #[error("{0}")]
     Permanent(String),
+    /// The upstream refuses this one record for what it is (it cannot be mapped, it is too
+    /// large, the server rejects it): retrying cannot help. The forwarder sets it aside in the
+    /// store's dead-letter list and goes on. Every record before `seq` in the batch must have
+    /// been acknowledged (return it in a `Partial` whose `acked` is the record before it).
+    #[error("record {seq} refused: {reason}")]
+    Refused { seq: u64, reason: String },
 }
 
 /// A failed send, with how far the batch got: `acked` is the highest seq such that it and every

@@ -34,7 +34,7 @@ fn log_records(dir: &Path) -> Vec<StoredRecord> {
     store.read_after(0, 10_000_000).unwrap()
 }
 
-/// A day's `iss_position` partition as cql_trace.py reports it: (live rows, tombstone cells).
+/// A day's `iss_position` partition as cql_read.py --trace reports it: (live rows, tombstone cells).
 fn read_counts(trace: &[String]) -> (u64, u64) {
     let line = trace
         .iter()
@@ -236,11 +236,7 @@ async fn a_weeks_backlog_writes_no_tombstone_no_warning_and_the_logs_values_and_
 /// A store of positions in 2020 with one record cql-export cannot map at index `poison` (a
 /// latitude of 95°: the domain type holds any f64, the mapping checks the range).
 async fn store_with_poison(dir: &Path, n: usize, poison: usize) -> u64 {
-    let dir = dir.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let (_store, writer, _) = Store::open(&dir, "it", StoreOptions::default()).unwrap();
-        let handle = writer.handle();
-        let thread = writer.spawn().unwrap();
+    write_store(dir, move |handle| {
         let start = Utc.with_ymd_and_hms(2020, 6, 29, 0, 0, 0).unwrap();
         for i in 0..n {
             handle.append(Record::IssPosition(IssPosition {
@@ -252,13 +248,8 @@ async fn store_with_poison(dir: &Path, n: usize, poison: usize) -> u64 {
                 visibility: None,
             }));
         }
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        let last = rt.block_on(handle.shutdown()).unwrap();
-        thread.join().unwrap();
-        last
     })
     .await
-    .unwrap()
 }
 
 #[tokio::test]

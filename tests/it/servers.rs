@@ -596,10 +596,10 @@ impl Cassandra {
         eprintln!("Apache Cassandra on 127.0.0.1:{port} restarted in {:.1} s", started.elapsed().as_secs_f64());
     }
 
-    /// The events of the trace of `cql` (run unpaged by tests/tools/cql_trace.py), in order.
+    /// The events of the trace of `cql` (run unpaged by tests/tools/cql_read.py --trace), in order.
     pub async fn trace(&self, cql: &str) -> Vec<String> {
         let mut cmd = tokio::process::Command::new(home_tool("OUTPOST_PYTHON", "venv/bin/python"));
-        cmd.arg(repo_file("tests/tools/cql_trace.py")).arg(self.node()).arg(cql).kill_on_drop(true);
+        cmd.arg(repo_file("tests/tools/cql_read.py")).arg(self.node()).arg(cql).arg("--trace").kill_on_drop(true);
         if self.opts.password_auth {
             cmd.args(["--user", "cassandra", "--password", "cassandra"]);
         }
@@ -607,7 +607,7 @@ impl Cassandra {
             cmd.arg("--ca").arg(ca);
         }
         let out = cmd.output().await.unwrap();
-        assert!(out.status.success(), "cql_trace.py failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "cql_read.py --trace failed: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap().lines().map(str::to_owned).collect()
     }
 }

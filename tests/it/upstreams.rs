@@ -135,15 +135,29 @@ impl Proxy {
     }
 }
 
-/// Fills a new store in `dir` with `n` positions 10 s apart, ending an hour ago (a simulated
-/// offline stretch), plus the recorded avalanche warnings. Returns the number of records.
-pub async fn fill_store(dir: &Path, n: usize) -> u64 {
+/// Writes what `fill` appends into a new store in `dir`, through the store's own writer thread
+/// (as the daemon does); returns the last seq.
+pub async fn write_store(dir: &Path, fill: impl FnOnce(&outpost::store::WriterHandle) + Send + 'static) -> u64 {
     let dir = dir.to_owned();
     tokio::task::spawn_blocking(move || {
         let opts = StoreOptions { max_batch: 10_000, ..StoreOptions::default() };
         let (_store, writer, _) = Store::open(&dir, "it", opts).unwrap();
         let handle = writer.handle();
         let thread = writer.spawn().unwrap();
+        fill(&handle);
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let last = rt.block_on(handle.shutdown()).unwrap();
+        thread.join().unwrap();
+        last
+    })
+    .await
+    .unwrap()
+}
+
+/// Fills a new store in `dir` with `n` positions 10 s apart, ending an hour ago (a simulated
+/// offline stretch), plus the recorded avalanche warnings. Returns the number of records.
+pub async fn fill_store(dir: &Path, n: usize) -> u64 {
+    write_store(dir, move |handle| {
         let start = Utc::now() - Duration::hours(1) - Duration::seconds(10 * n as i64);
         for i in 0..n {
             handle.append(Record::IssPosition(
@@ -163,13 +177,8 @@ pub async fn fill_store(dir: &Path, n: usize) -> u64 {
         for w in parsed.unwrap().warnings {
             handle.append(Record::AvalancheWarning(w));
         }
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        let last = rt.block_on(handle.shutdown()).unwrap();
-        thread.join().unwrap();
-        last
     })
     .await
-    .unwrap()
 }
 
 /// A sink's cursor as persisted in a store that no process holds.

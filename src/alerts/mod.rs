@@ -394,10 +394,9 @@ mod tests {
         let mailer = smtp::Mailer::new(&alerts.email).unwrap();
         let rules = Rules { lead: Span::minutes(15), overhead_elevation_deg: None };
         let (mut failing, mut done) = (HashMap::new(), HashSet::new());
-        let check =
-            async |alerts: &mut EmailAlerts, failing: &mut HashMap<Key, Failing>, done: &mut HashSet<Key>| {
-                alerts.check(&mailer, &rules, "http://outpost.local:8080/", failing, done).await.unwrap()
-            };
+        let check = async |alerts: &mut EmailAlerts, failing: &mut HashMap<Key, Failing>, done: &mut HashSet<Key>| {
+            alerts.check(&mailer, &rules, "http://outpost.local:8080/", failing, done).await.unwrap()
+        };
 
         // 19:20 is before the lead window (19:23:31): nothing is sent, the email is pending.
         check(&mut alerts, &mut failing, &mut done).await;

@@ -182,6 +182,8 @@ pub struct KafkaOpts {
     /// A second client listener, SASL_SSL with SCRAM-SHA-512 for these (user, password) pairs
     /// (created at format time) and a certificate from a test CA.
     pub scram_users: Vec<(String, String)>,
+    /// Lines appended to server.properties (a later line overrides an earlier one).
+    pub extra_properties: String,
 }
 
 /// Apache Kafka 4 in KRaft combined mode, node 1, one PLAINTEXT client listener and a CONTROLLER
@@ -255,9 +257,11 @@ impl ApacheKafka {
                  transaction.state.log.replication.factor=1\n\
                  transaction.state.log.min.isr=1\n\
                  group.initial.rebalance.delay.ms=0\n\
-                 log.retention.ms=-1\n",
+                 log.retention.ms=-1\n\
+                 {}",
                 data.display(),
-                opts.auto_create_topics
+                opts.auto_create_topics,
+                opts.extra_properties
             ),
         )
         .unwrap();
@@ -511,4 +515,61 @@ fn cql_command(port: u16, superuser: bool, ca: Option<&Path>, cql: &str) -> toki
 /// cqlsh from the test venv (PyPI's cqlsh, next to the venv's python).
 pub fn cqlsh() -> PathBuf {
     home_tool("OUTPOST_PYTHON", "venv/bin/python").with_file_name("cqlsh")
+}
+
+impl TestCa {
+    /// A test CA and a server certificate for `san` (an openssl subjectAltName list such as
+    /// `DNS:kafka.other.invalid`), files prefixed with `prefix` in `dir`.
+    pub fn for_names(dir: &Path, prefix: &str, san: &str) -> TestCa {
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl runs");
+            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        let f = |name: &str| format!("{prefix}{name}");
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+        let (ca, ca_key) = (f("ca.pem"), f("ca.key"));
+        let (key, csr, cert, ext) = (f("server.key"), f("server.csr"), f("server.pem"), f("san.ext"));
+        openssl(
+            &[
+                &["req", "-x509", "-subj", "/CN=outpost other test CA", "-days", "2"][..],
+                &ec,
+                &["-keyout", &ca_key, "-out", &ca],
+            ]
+            .concat(),
+        );
+        openssl(&[&["req", "-subj", "/CN=other"][..], &ec, &["-keyout", &key, "-out", &csr]].concat());
+        std::fs::write(dir.join(&ext), format!("subjectAltName={san}\n")).unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+            "-out",
+            &cert,
+        ]);
+        TestCa { ca: dir.join(ca), server_cert: dir.join(cert), server_key: dir.join(key) }
+    }
+}
+
+/// tests/tools/kafka_admin.py: topics and ACLs made on the broker at 127.0.0.1:`port` by an
+/// independent admin client (confluent-kafka), as the PLAINTEXT listener's super user.
+pub async fn kafka_admin(port: u16, args: &[&str]) {
+    let out = tokio::process::Command::new(home_tool("OUTPOST_PYTHON", "venv/bin/python"))
+        .arg(repo_file("tests/tools/kafka_admin.py"))
+        .arg(format!("127.0.0.1:{port}"))
+        .args(args)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "kafka_admin.py {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
 }

@@ -43,6 +43,16 @@ kinds! {
     AvalancheWarning = "avalanche.warning",
     /// Local bookkeeping of sent alert emails (never forwarded upstream as data).
     AlertEmail = "alert.email",
+    /// Local bookkeeping: a record an upstream refused, set aside (never forwarded).
+    DeadLetter = "sink.dead_letter",
+}
+
+impl Kind {
+    /// Whether records of this kind go upstream. Alert emails and dead letters are the
+    /// appliance's own bookkeeping: they stay in the local log (docs/messages.md).
+    pub fn is_forwarded(self) -> bool {
+        !matches!(self, Kind::AlertEmail | Kind::DeadLetter)
+    }
 }
 
 /// The Norwegian calendar date at `t`: NVE's warnings are for Norwegian days, so "today" for
@@ -74,6 +84,8 @@ pub enum Record {
     AvalancheWarning(AvalancheWarning),
     #[serde(rename = "alert.email")]
     AlertEmail(AlertEmail),
+    #[serde(rename = "sink.dead_letter")]
+    DeadLetter(DeadLetter),
 }
 
 impl Record {
@@ -83,6 +95,7 @@ impl Record {
             Record::Tle(_) => Kind::Tle,
             Record::AvalancheWarning(_) => Kind::AvalancheWarning,
             Record::AlertEmail(_) => Kind::AlertEmail,
+            Record::DeadLetter(_) => Kind::DeadLetter,
         }
     }
 
@@ -104,6 +117,7 @@ impl Record {
             Record::AlertEmail(a) => {
                 format!("{station}/alert.email/{}/{}", a.alert.as_str(), a.pass_rise.timestamp_millis())
             }
+            Record::DeadLetter(d) => format!("{station}/sink.dead_letter/{}/{}", d.sink, d.seq),
         }
     }
 
@@ -114,6 +128,7 @@ impl Record {
             Record::Tle(t) => t.epoch,
             Record::AvalancheWarning(w) => w.publish_time,
             Record::AlertEmail(a) => a.at,
+            Record::DeadLetter(d) => d.at,
         }
     }
 }
@@ -355,6 +370,23 @@ pub struct AlertEmail {
     /// For a missed email: the last SMTP error (never a password).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+}
+
+/// A record that an upstream refused for what it is (it cannot be mapped, it is too large, the
+/// server rejects it), set aside so that the sink goes on. Its identity is (sink, seq): a record
+/// is set aside once per sink.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// The sink that refused it (`kafka`, `cassandra`, `mqtt`).
+    pub sink: String,
+    /// The refused record's seq in the log.
+    pub seq: u64,
+    /// The refused record's kind.
+    pub record_kind: Kind,
+    /// Why, as the upstream or the mapping said it (never a secret or an address).
+    pub reason: String,
+    /// When it was set aside.
+    pub at: DateTime<Utc>,
 }
 
 /// A warning for tests: region `R{region}`, valid on `date`, published `publish_h` hours after its

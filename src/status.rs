@@ -7,7 +7,7 @@
 //! compile error, not a silently missing value.
 
 use crate::alerts::{EmailSnapshot, EmailStatus};
-use crate::domain::Kind;
+use crate::domain::{DeadLetter, Kind};
 use crate::location::{LocationSnapshot, LocationStatus};
 use crate::sinks::{SinkEntry, SinkSnapshot};
 use crate::sources::{SourceSnapshot, SourceStatus};
@@ -119,9 +119,21 @@ pub struct Status {
     /// Night-pass email alerts: sent, missed, pending, last error (`enabled: false` when off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<Part<EmailSnapshot>>,
+    /// Records the sinks set aside, newest last (at most `DEAD_LETTERS_SHOWN`; the counts per
+    /// sink are in `sinks`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dead_letters: Vec<DeadLetter>,
     /// Where `outpost status` read this: "running appliance" or "store (appliance not running)".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+}
+
+/// How many dead letters the status lists (the newest).
+pub const DEAD_LETTERS_SHOWN: usize = 50;
+
+fn newest_dead_letters(store: &Store) -> anyhow::Result<Vec<DeadLetter>> {
+    let mut all = store.dead_letters(None)?;
+    Ok(all.split_off(all.len().saturating_sub(DEAD_LETTERS_SHOWN)))
 }
 
 fn ms_time(ms: u64) -> Option<chrono::DateTime<chrono::Utc>> {
@@ -174,6 +186,7 @@ impl Status {
                 Some(e) => Part::On(e.snapshot()),
                 None => Part::Off,
             }),
+            dead_letters: newest_dead_letters(&p.store)?,
             source: None,
         })
     }
@@ -182,12 +195,15 @@ impl Status {
     /// is what its persisted cursor has not reached.
     pub fn from_store(store: &Store, station: &str) -> anyhow::Result<Status> {
         let summary = store.summary()?;
+        let dead_letters = store.dead_letters(None)?;
         let sinks = summary
             .cursors
             .iter()
             .filter_map(|(name, cursor)| {
                 let sink = name.strip_prefix("sink.")?;
-                Some((sink.to_owned(), Part::On(SinkSnapshot::offline(*cursor, summary.last_seq))))
+                let mut snapshot = SinkSnapshot::offline(*cursor, summary.last_seq);
+                snapshot.dead_letters = dead_letters.iter().filter(|d| d.sink == sink).count() as u64;
+                Some((sink.to_owned(), Part::On(snapshot)))
             })
             .collect();
         Ok(Status {
@@ -200,6 +216,7 @@ impl Status {
             sinks,
             location: None,
             email: None,
+            dead_letters: newest_dead_letters(store)?,
             source: Some("store (appliance not running)".into()),
         })
     }

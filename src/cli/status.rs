@@ -125,12 +125,27 @@ fn render(s: &Status) -> String {
         };
         let _ = writeln!(
             out,
-            "sink {name}: {}, backlog {}, last delivered {}, last error {}",
+            "sink {name}: {}, backlog {}, last delivered {}, last error {}, dead letters {}",
             if sink.connected { "connected" } else { "not connected" },
             sink.backlog,
             time(&sink.last_delivered),
-            or_never(&sink.last_error)
+            or_never(&sink.last_error),
+            sink.dead_letters
         );
+    }
+    if !s.dead_letters.is_empty() {
+        let _ = writeln!(out, "dead letters (records an upstream refused; `outpost resend --sink NAME` retries them):");
+        for d in &s.dead_letters {
+            let _ = writeln!(
+                out,
+                "  {} seq {} ({}) at {}: {}",
+                d.sink,
+                d.seq,
+                d.record_kind,
+                d.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                d.reason
+            );
+        }
     }
     out
 }

@@ -7,9 +7,14 @@
 //!   durable (a journal commit) before the next batch is sent. When caught up, it rides the next
 //!   regular commit, which happens before the next record can be read.
 //! - Collection never waits: the forwarder only reads the store and queues cursor moves.
+//! - One bad record never stops a sink: a record the upstream refuses for what it is
+//!   (`SinkError::Refused`) is set aside in the store's dead-letter list, in the same commit as
+//!   the cursor moving past it; transient failures are retried for ever.
+//! - The appliance's own bookkeeping (alert emails, dead letters) is never sent upstream.
 
 use super::{Partial, Sink, SinkError, SinkStatus};
 use crate::backoff::Backoff;
+use crate::domain::{DeadLetter, Record, StoredRecord};
 use crate::store::{Store, WriterHandle};
 use std::sync::Arc;
 use std::time::Duration;
@@ -113,6 +118,15 @@ impl<S: Sink> Forwarder<S> {
             return Outcome::Idle;
         };
         let more = batch.len() == self.batch_size;
+        // The appliance's own bookkeeping (alert emails, dead letters) stays local.
+        let batch: Vec<StoredRecord> = batch.into_iter().filter(|r| r.record.kind().is_forwarded()).collect();
+        if batch.is_empty() {
+            self.advance(&[], last, more).await;
+            if !more {
+                self.live_from = last + 1;
+            }
+            return Outcome::Sent { more };
+        }
         let live_from = self.live_from;
         let result = match tokio::time::timeout(SEND_TIMEOUT, self.sink.send(&batch, live_from)).await {
             Ok(r) => r,
@@ -127,6 +141,7 @@ impl<S: Sink> Forwarder<S> {
                 }
                 Outcome::Sent { more }
             }
+            Err(Partial { error: SinkError::Refused { seq, reason }, .. }) => self.set_aside(&batch, seq, reason).await,
             Err(Partial { acked, error }) => {
                 if let Some(acked) = acked.filter(|a| *a > cursor) {
                     let done: Vec<_> = batch.iter().take_while(|r| r.seq <= acked).cloned().collect();
@@ -137,7 +152,28 @@ impl<S: Sink> Forwarder<S> {
         }
     }
 
-    async fn advance(&mut self, sent: &[crate::domain::StoredRecord], up_to: u64, durable_now: bool) {
+    /// The upstream refused record `seq` for what it is, after acknowledging everything before
+    /// it: the record goes to the dead-letter list and the cursor moves past it, in one commit.
+    async fn set_aside(&mut self, batch: &[StoredRecord], seq: u64, reason: String) -> Outcome {
+        let Some(refused) = batch.iter().find(|r| r.seq == seq) else {
+            return self.fail(SinkError::Transient(format!("the sink refused record {seq}, which it was not sent")));
+        };
+        let kind = refused.record.kind();
+        tracing::warn!(sink = self.sink.name(), seq, kind = %kind, reason = %reason, "record refused by the upstream; set aside in the dead-letter list");
+        self.writer.append(Record::DeadLetter(DeadLetter {
+            sink: self.sink.name().to_owned(),
+            seq,
+            record_kind: kind,
+            reason,
+            at: chrono::Utc::now(),
+        }));
+        self.status.set_aside();
+        let done: Vec<StoredRecord> = batch.iter().take_while(|r| r.seq < seq).cloned().collect();
+        self.advance(&done, seq, true).await;
+        Outcome::Sent { more: true }
+    }
+
+    async fn advance(&mut self, sent: &[StoredRecord], up_to: u64, durable_now: bool) {
         let replayed = sent.iter().filter(|r| r.seq < self.live_from).count() as u64;
         self.status.delivered(up_to, sent.len() as u64, replayed);
         self.writer.set_cursor(&self.cursor_name, up_to);
@@ -162,7 +198,7 @@ impl<S: Sink> Forwarder<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{IssPosition, Record, StoredRecord};
+    use crate::domain::{IssPosition, Kind};
     use crate::store::StoreOptions;
     use std::collections::VecDeque;
 
@@ -387,5 +423,79 @@ mod tests {
 
         assert_eq!(f.try_forward_once().await, Outcome::Sent { more: false });
         assert_eq!(f.sink.sent, [(vec![1, 2], u64::MAX)], "after failures, what waited is a replay");
+    }
+
+    #[tokio::test]
+    async fn a_refused_record_is_set_aside_with_its_reason_and_the_sink_goes_on() {
+        let mut log = log();
+        log.append(5).await;
+        let mut sink = FakeSink::default();
+        sink.replies
+            .push_back(Reply::Partial(Some(2), SinkError::Refused { seq: 3, reason: "MESSAGE_TOO_LARGE".into() }));
+        let mut f = log.forwarder(sink, 10);
+        assert_eq!(f.try_forward_once().await, Outcome::Sent { more: true }, "it goes on at once");
+        assert_eq!(log.persisted_cursor(), 3, "past the refused record, durably");
+        let dead = log.store.dead_letters(Some("fake")).unwrap();
+        assert_eq!(dead.len(), 1, "{dead:?}");
+        assert_eq!(
+            (dead[0].seq, dead[0].record_kind, dead[0].reason.as_str()),
+            (3, Kind::IssPosition, "MESSAGE_TOO_LARGE")
+        );
+        assert_eq!(f.status.snapshot(0).dead_letters, 1);
+        assert_eq!(f.status.snapshot(0).delivered, 2, "the two before it were acknowledged");
+        // The next step sends what follows it; the dead-letter record itself stays local.
+        assert!(matches!(f.try_forward_once().await, Outcome::Sent { .. }));
+        assert_eq!(seqs(&f), vec![vec![1, 2, 3, 4, 5], vec![4, 5]]);
+        assert_eq!(f.status.cursor(), 6, "the dead-letter record (seq 6) was skipped, not sent");
+        assert_eq!(f.try_forward_once().await, Outcome::Idle);
+        assert_eq!(f.sink.disconnects, 0, "a refused record is not a connection failure");
+    }
+
+    #[tokio::test]
+    async fn a_refusal_of_a_record_not_in_the_batch_is_a_failure_not_a_skip() {
+        let mut log = log();
+        log.append(3).await;
+        let mut sink = FakeSink::default();
+        sink.replies.push_back(Reply::Partial(None, SinkError::Refused { seq: 99, reason: "bug".into() }));
+        let mut f = log.forwarder(sink, 10);
+        assert_eq!(f.try_forward_once().await, Outcome::Failed { permanent: false });
+        assert_eq!(log.persisted_cursor(), 0);
+        assert!(log.store.dead_letters(None).unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_appliances_own_bookkeeping_is_never_sent_upstream() {
+        use crate::domain::{AlertEmail, AlertKind, AlertOutcome};
+        let mut log = log();
+        log.append(2).await;
+        let at = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        log.writer.append(Record::AlertEmail(AlertEmail {
+            alert: AlertKind::Pass,
+            pass_rise: at,
+            outcome: AlertOutcome::Sent,
+            at,
+            visible_from: None,
+            recipients: 1,
+            detail: None,
+        }));
+        log.writer.flush().await.unwrap();
+        let mut f = log.forwarder(FakeSink::default(), 10);
+        assert!(matches!(f.try_forward_once().await, Outcome::Sent { .. }));
+        assert_eq!(seqs(&f), vec![vec![1, 2]]);
+        assert_eq!(f.status.cursor(), 3, "the cursor passes the local record");
+        // A batch of nothing but bookkeeping moves the cursor without calling the sink.
+        log.writer.append(Record::AlertEmail(AlertEmail {
+            alert: AlertKind::Overhead,
+            pass_rise: at,
+            outcome: AlertOutcome::Sent,
+            at,
+            visible_from: None,
+            recipients: 1,
+            detail: None,
+        }));
+        log.writer.flush().await.unwrap();
+        assert!(matches!(f.try_forward_once().await, Outcome::Sent { more: false }));
+        assert_eq!(f.sink.sent.len(), 1);
+        assert_eq!(f.status.cursor(), 4);
     }
 }

@@ -93,8 +93,12 @@ impl SinkEntry {
 async fn spawn<S: Sink + 'static>(at: &Spawn<'_>, sink: Option<S>, batch_size: usize) -> anyhow::Result<SinkEntry> {
     let Some(sink) = sink else { return Ok(SinkEntry { name: S::NAME, status: None }) };
     let store = at.store.clone();
-    let cursor = tokio::task::spawn_blocking(move || store.cursor(&cursor_name(S::NAME))).await??;
+    let (cursor, dead_letters) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        Ok((store.cursor(&cursor_name(S::NAME))?, store.dead_letters(Some(S::NAME))?.len() as u64))
+    })
+    .await??;
     let status = Arc::new(SinkStatus::new(S::NAME, cursor));
+    status.update(|s| s.dead_letters = dead_letters);
     let forwarder = Forwarder::new(sink, at.store.clone(), at.writer.clone(), status.clone(), batch_size);
     let cancel = at.cancel.clone();
     at.tracker.spawn(async move {
@@ -177,6 +181,9 @@ pub struct SinkSnapshot {
     pub last_delivered: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
     pub last_error_time: Option<DateTime<Utc>>,
+    /// Records this upstream refused for what they are, set aside (`outpost status` lists them).
+    #[serde(default)]
+    pub dead_letters: u64,
 }
 
 impl SinkSnapshot {
@@ -194,6 +201,7 @@ struct SinkState {
     last_delivered: Option<DateTime<Utc>>,
     last_error: Option<String>,
     last_error_time: Option<DateTime<Utc>>,
+    dead_letters: u64,
 }
 
 /// A sink's live status; the forwarder writes it, status pages read it.
@@ -226,6 +234,7 @@ impl SinkStatus {
             last_delivered: s.last_delivered,
             last_error: s.last_error,
             last_error_time: s.last_error_time,
+            dead_letters: s.dead_letters,
         }
     }
 
@@ -241,6 +250,10 @@ impl SinkStatus {
             s.replayed += replayed;
             s.last_delivered = Some(Utc::now());
         });
+    }
+
+    fn set_aside(&self) {
+        self.update(|s| s.dead_letters += 1);
     }
 
     fn connected(&self) {

@@ -5,7 +5,7 @@
 //!   time in unix milliseconds, latitude/longitude as fixed-point micro-degrees (1e-6 deg is about
 //!   11 cm, far below the sources' precision), altitude in metres and velocity in m/h. About 20
 //!   bytes instead of ~150 as JSON.
-//! - TLEs and avalanche warnings are rare and mostly text: they are stored as JSON of the domain
+//! - TLEs, avalanche warnings, alert emails and dead letters are rare and mostly text: they are stored as JSON of the domain
 //!   type, which lets later versions add optional fields without a new format version.
 //!
 //! Stations are interned (see `Stations`): a record stores a small index, not the string.
@@ -21,6 +21,7 @@ const TAG_POSITION: u8 = 0;
 const TAG_TLE: u8 = 1;
 const TAG_WARNING: u8 = 2;
 const TAG_ALERT: u8 = 3;
+const TAG_DEAD_LETTER: u8 = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
@@ -90,6 +91,11 @@ pub fn encode(station: u16, record: &Record) -> Vec<u8> {
             push_station(&mut out);
             out.extend(serde_json::to_vec(a).expect("domain types always serialize"));
         }
+        Record::DeadLetter(d) => {
+            out.push(TAG_DEAD_LETTER);
+            push_station(&mut out);
+            out.extend(serde_json::to_vec(d).expect("domain types always serialize"));
+        }
     }
     out
 }
@@ -127,6 +133,7 @@ pub fn decode(bytes: &[u8]) -> Result<(u16, Record), CodecError> {
         TAG_TLE => Record::Tle(serde_json::from_slice(rest).map_err(|e| corrupt(&e))?),
         TAG_WARNING => Record::AvalancheWarning(serde_json::from_slice(rest).map_err(|e| corrupt(&e))?),
         TAG_ALERT => Record::AlertEmail(serde_json::from_slice(rest).map_err(|e| corrupt(&e))?),
+        TAG_DEAD_LETTER => Record::DeadLetter(serde_json::from_slice(rest).map_err(|e| corrupt(&e))?),
         other => return Err(corrupt(&format!("unknown kind tag {other}"))),
     };
     Ok((station, record))

@@ -48,6 +48,8 @@ const ISS_TRACK: TableDefinition<u64, (i64, i32, i32, u64)> = TableDefinition::n
 const TLE_BY_EPOCH: TableDefinition<i64, u64> = TableDefinition::new("tle_by_epoch");
 const WARNINGS: TableDefinition<(i32, u32, i64, u64), u64> = TableDefinition::new("warnings");
 const ALERTS: TableDefinition<(u8, i64), u64> = TableDefinition::new("alerts");
+/// Records a sink set aside: (sink, refused seq) -> seq of the dead-letter record.
+const DEAD_LETTERS: TableDefinition<(&str, u64), u64> = TableDefinition::new("dead_letters");
 const CURSORS: TableDefinition<&str, u64> = TableDefinition::new("cursors");
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
@@ -377,6 +379,7 @@ fn init_meta(db: &Database, station: &str) -> anyhow::Result<Vec<String>> {
         txn.open_table(TLE_BY_EPOCH)?;
         txn.open_table(WARNINGS)?;
         txn.open_table(ALERTS)?;
+        txn.open_table(DEAD_LETTERS)?;
         txn.open_table(CURSORS)?;
         txn.open_table(COUNTERS)?;
         stations
@@ -391,6 +394,7 @@ enum IndexKey {
     Tle { epoch_ms: i64 },
     Warning { key: (i32, u32, i64, u64) },
     Alert { key: (u8, i64) },
+    DeadLetter { sink: String, seq: u64 },
 }
 
 fn index_key(record: &Record) -> IndexKey {
@@ -405,6 +409,7 @@ fn index_key(record: &Record) -> IndexKey {
             key: (date_key(w.valid_date), w.region_id, w.publish_time.timestamp_millis(), w.reg_id),
         },
         Record::AlertEmail(a) => IndexKey::Alert { key: (a.alert.tag(), a.pass_rise.timestamp_millis()) },
+        Record::DeadLetter(d) => IndexKey::DeadLetter { sink: d.sink.clone(), seq: d.seq },
     }
 }
 
@@ -425,6 +430,7 @@ struct Tables<'t> {
     tle: redb::Table<'t, i64, u64>,
     warnings: redb::Table<'t, (i32, u32, i64, u64), u64>,
     alerts: redb::Table<'t, (u8, i64), u64>,
+    dead_letters: redb::Table<'t, (&'static str, u64), u64>,
     cursors: redb::Table<'t, &'static str, u64>,
 }
 
@@ -436,6 +442,7 @@ impl<'t> Tables<'t> {
             tle: txn.open_table(TLE_BY_EPOCH)?,
             warnings: txn.open_table(WARNINGS)?,
             alerts: txn.open_table(ALERTS)?,
+            dead_letters: txn.open_table(DEAD_LETTERS)?,
             cursors: txn.open_table(CURSORS)?,
         })
     }
@@ -451,13 +458,14 @@ impl<'t> Tables<'t> {
             IndexKey::Tle { epoch_ms } => self.tle.get(epoch_ms)?.is_some(),
             IndexKey::Warning { key } => self.warnings.get(key)?.is_some(),
             IndexKey::Alert { key } => self.alerts.get(key)?.is_some(),
+            IndexKey::DeadLetter { sink, seq } => self.dead_letters.get((sink.as_str(), *seq))?.is_some(),
         })
     }
 
     fn insert(&mut self, seq: u64, key: &IndexKey, bytes: &[u8]) -> Result<(), redb::StorageError> {
         self.log.insert(seq, bytes)?;
-        match *key {
-            IndexKey::Position { time_ms, lat_e6, lon_e6 } => {
+        match key {
+            &IndexKey::Position { time_ms, lat_e6, lon_e6 } => {
                 let ordinal = self.track.last()?.map_or(0, |(k, _)| k.value() + 1);
                 self.track.insert(ordinal, (time_ms, lat_e6, lon_e6, seq))?;
             }
@@ -469,6 +477,9 @@ impl<'t> Tables<'t> {
             }
             IndexKey::Alert { key } => {
                 self.alerts.insert(key, seq)?;
+            }
+            IndexKey::DeadLetter { sink, seq: refused } => {
+                self.dead_letters.insert((sink.as_str(), *refused), seq)?;
             }
         }
         Ok(())

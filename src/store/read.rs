@@ -1,10 +1,12 @@
 //! Read queries over the log and its indexes. All blocking: call them from `spawn_blocking`.
 
 use super::{
-    ALERTS, COUNTERS, CURSORS, ISS_TRACK, LOG, Store, TLE_BY_EPOCH, WARNINGS, codec, counter, date_key, from_e6,
-    key_date,
+    ALERTS, COUNTERS, CURSORS, DEAD_LETTERS, ISS_TRACK, LOG, Store, TLE_BY_EPOCH, WARNINGS, codec, counter, date_key,
+    from_e6, key_date,
 };
-use crate::domain::{AlertEmail, AlertKind, AvalancheWarning, IssPosition, Kind, Record, StoredRecord, Tle};
+use crate::domain::{
+    AlertEmail, AlertKind, AvalancheWarning, DeadLetter, IssPosition, Kind, Record, StoredRecord, Tle,
+};
 use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
 use redb::{ReadableTable, ReadableTableMetadata};
@@ -247,6 +249,25 @@ impl Store {
         Ok(out)
     }
 
+    /// The records `sink` set aside (every sink's when `None`), in the order they were refused.
+    pub fn dead_letters(&self, sink: Option<&str>) -> anyhow::Result<Vec<DeadLetter>> {
+        let txn = self.db.begin_read()?;
+        let index = txn.open_table(DEAD_LETTERS)?;
+        let log = txn.open_table(LOG)?;
+        let mut out = Vec::new();
+        for row in index.iter()? {
+            let (key, seq) = row?;
+            if sink.is_some_and(|s| s != key.value().0) {
+                continue;
+            }
+            if let Record::DeadLetter(d) = self.decode_seq(&log, seq.value())?.record {
+                out.push(d);
+            }
+        }
+        out.sort_by_key(|d| (d.at, d.seq));
+        Ok(out)
+    }
+
     pub fn cursor(&self, name: &str) -> anyhow::Result<u64> {
         let txn = self.db.begin_read()?;
         Ok(txn.open_table(CURSORS)?.get(name)?.map_or(0, |v| v.value()))
@@ -264,6 +285,7 @@ impl Store {
         let tle = txn.open_table(TLE_BY_EPOCH)?;
         let warnings = txn.open_table(WARNINGS)?;
         let alerts = txn.open_table(ALERTS)?;
+        let dead_letters = txn.open_table(DEAD_LETTERS)?;
         let ms = |v: i64| DateTime::<Utc>::from_timestamp_millis(v);
         let warning_time = |seq: Option<u64>| -> anyhow::Result<Option<DateTime<Utc>>> {
             Ok(match seq {
@@ -295,6 +317,7 @@ impl Store {
                         last: warning_time(warnings.last()?.map(|(_, v)| v.value()))?,
                     },
                     Kind::AlertEmail => KindSummary { kind, count: alerts.len()?, first: None, last: None },
+                    Kind::DeadLetter => KindSummary { kind, count: dead_letters.len()?, first: None, last: None },
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;

@@ -92,6 +92,11 @@ pub fn render(s: &Status) -> Result<String, std::fmt::Error> {
     m.gauge("sink_backlog_records", "Stored records not yet acknowledged upstream.", by_sink(|v| v.backlog).map(f));
     m.gauge("sink_connected", "1 while the upstream is reachable.", by_sink(|v| u64::from(v.connected)).map(f));
     m.counter("sink_delivered", "Records acknowledged upstream by this process.", by_sink(|v| v.delivered));
+    m.gauge(
+        "sink_dead_letters",
+        "Records the upstream refused for what they are, set aside (all time).",
+        by_sink(|v| v.dead_letters).map(f),
+    );
     if let Some(Part::On(email)) = &s.email {
         m.counter(
             "emails",

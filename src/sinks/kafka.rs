@@ -14,7 +14,7 @@
 //! it cannot take is found, and later requests keep to the size that worked.
 //! Offsets come from produce acks; ListOffsets "latest" is never used.
 //!
-//! `alert.email` records are local bookkeeping (docs/messages.md): never sent, no topic.
+//! Only forwarded kinds (`Kind::is_forwarded`, docs/messages.md) have a topic and are sent.
 //!
 //! Errors never name the configured brokers (nor carry secrets): `classify` replaces them.
 
@@ -176,11 +176,6 @@ const RECORD_OVERHEAD: usize = 5 + 1 + 10 + 5 + 5 + 5 + 5;
 /// One header's framing: its key and value lengths.
 const HEADER_OVERHEAD: usize = 10;
 
-/// The kinds forwarded to Kafka (alert emails are local bookkeeping).
-fn forwarded(kind: Kind) -> bool {
-    kind != Kind::AlertEmail
-}
-
 /// One record ready to produce, with its log seq and its encoded size (an upper bound).
 struct Pending {
     seq: u64,
@@ -296,7 +291,7 @@ impl KafkaSink {
     /// error when the topic is there: a producer allowed only Write and Describe is normal.
     async fn ensure_topics(&self, client: &Client) -> Result<(), SinkError> {
         use rskafka::client::error::{Error, ProtocolError as P};
-        let topics: Vec<String> = Kind::ALL.into_iter().filter(|k| forwarded(*k)).map(|k| self.topic(k)).collect();
+        let topics: Vec<String> = Kind::ALL.into_iter().filter(|k| k.is_forwarded()).map(|k| self.topic(k)).collect();
         let mut refused: Vec<(&str, &'static str)> = Vec::new();
         if self.cfg.create_topics {
             let controller = client.controller_client().map_err(|e| self.classify(&e))?;
@@ -436,7 +431,7 @@ impl Sink for KafkaSink {
         }
         let client = self.build_client().await?;
         self.ensure_topics(&client).await?;
-        for kind in Kind::ALL.into_iter().filter(|k| forwarded(*k)) {
+        for kind in Kind::ALL.into_iter().filter(|k| k.is_forwarded()) {
             for p in 0..self.cfg.partitions {
                 let pc = client
                     .partition_client(self.topic(kind), p, UnknownTopicHandling::Retry)
@@ -454,7 +449,7 @@ impl Sink for KafkaSink {
         // Runs of consecutive records of one kind keep log order per topic and partition.
         for run in batch.chunk_by(|a, b| a.record.kind() == b.record.kind()) {
             let kind = run[0].record.kind();
-            if !forwarded(kind) {
+            if !kind.is_forwarded() {
                 acked = run.last().map(|r| r.seq);
                 continue;
             }

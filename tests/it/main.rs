@@ -25,6 +25,7 @@ mod export;
 mod fuzz;
 mod gpsd;
 mod kafka;
+mod kafka_connector;
 mod mqtt;
 mod passes;
 mod pi;

@@ -119,7 +119,7 @@ pub struct Status {
     /// Night-pass email alerts: sent, missed, pending, last error (`enabled: false` when off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<Part<EmailSnapshot>>,
-    /// Records the sinks set aside, newest last (at most `DEAD_LETTERS_SHOWN`; the counts per
+    /// Records the sinks set aside and not yet re-sent, newest last (at most `DEAD_LETTERS_SHOWN`; the counts per
     /// sink are in `sinks`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dead_letters: Vec<DeadLetter>,
@@ -132,7 +132,7 @@ pub struct Status {
 pub const DEAD_LETTERS_SHOWN: usize = 50;
 
 fn newest_dead_letters(store: &Store) -> anyhow::Result<Vec<DeadLetter>> {
-    let mut all = store.dead_letters(None)?;
+    let mut all = store.pending_dead_letters(None)?;
     Ok(all.split_off(all.len().saturating_sub(DEAD_LETTERS_SHOWN)))
 }
 
@@ -195,7 +195,7 @@ impl Status {
     /// is what its persisted cursor has not reached.
     pub fn from_store(store: &Store, station: &str) -> anyhow::Result<Status> {
         let summary = store.summary()?;
-        let dead_letters = store.dead_letters(None)?;
+        let dead_letters = store.pending_dead_letters(None)?;
         let sinks = summary
             .cursors
             .iter()

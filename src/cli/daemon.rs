@@ -16,12 +16,22 @@ pub fn get(
     url: reqwest::Url,
     timeout: Option<std::time::Duration>,
 ) -> anyhow::Result<reqwest::RequestBuilder> {
+    request(config, reqwest::Method::GET, url, timeout)
+}
+
+/// A request of `method` to `url` on the appliance, with credentials when `[web]` has them.
+pub fn request(
+    config: &Config,
+    method: reqwest::Method,
+    url: reqwest::Url,
+    timeout: Option<std::time::Duration>,
+) -> anyhow::Result<reqwest::RequestBuilder> {
     crate::install_tls_provider();
     let mut client = reqwest::Client::builder();
     if let Some(t) = timeout {
         client = client.timeout(t);
     }
-    let request = client.build()?.get(url);
+    let request = client.build()?.request(method, url);
     Ok(match config.web.credentials() {
         Some((user, password)) => request.basic_auth(user, Some(password)),
         None => request,

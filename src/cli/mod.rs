@@ -6,6 +6,7 @@ mod daemon;
 mod email;
 mod export;
 mod passes;
+mod resend;
 mod status;
 
 use crate::app::Config;
@@ -101,6 +102,15 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Send a sink's dead letters (records its upstream refused) again, through the running
+    /// appliance; those acknowledged leave the list (`outpost status` shows it).
+    Resend {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The sink: kafka, cassandra or mqtt.
+        #[arg(long)]
+        sink: String,
+    },
     /// Show what the store holds and how the collectors are doing.
     Status {
         #[arg(long)]
@@ -157,6 +167,7 @@ impl Command {
             | Command::Export { config, .. }
             | Command::Passes { config, .. }
             | Command::SendTestEmail { config }
+            | Command::Resend { config, .. }
             | Command::Status { config, .. } => config.as_ref(),
         }
     }
@@ -188,6 +199,7 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
             passes::run(&config, args).await
         }
         Command::SendTestEmail { .. } => email::run(&config).await,
+        Command::Resend { sink, .. } => resend::run(&config, &sink).await,
         Command::Status { json, .. } => status::print(&config, json).await,
     }
 }

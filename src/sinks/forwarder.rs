@@ -16,8 +16,10 @@ use super::{Partial, Sink, SinkError, SinkStatus};
 use crate::backoff::Backoff;
 use crate::domain::{DeadLetter, Record, StoredRecord};
 use crate::store::{Store, WriterHandle};
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 /// How often an idle forwarder checks its sink anyway.
@@ -53,21 +55,105 @@ pub struct Forwarder<S: Sink> {
     cursor_name: String,
     /// Records with a lower seq were stored while this sink was behind (sent as replays).
     live_from: u64,
+    /// Requests to re-send the dead letters (`outpost resend`), answered with a report.
+    resend: mpsc::Receiver<oneshot::Sender<ResendReport>>,
+}
+
+/// What re-sending a sink's dead letters did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResendReport {
+    /// Dead letters the upstream has now acknowledged (they leave the list).
+    pub resent: u64,
+    /// Dead letters it refused again (they stay, with the new reason logged).
+    pub refused_again: u64,
+    /// Why the re-send stopped early (the upstream is down): the rest stay for a later try.
+    pub error: Option<String>,
 }
 
 impl<S: Sink> Forwarder<S> {
     /// `status` must hold the sink's persisted cursor (`Store::cursor(&cursor_name(..))`).
-    pub fn new(sink: S, store: Store, writer: WriterHandle, status: Arc<SinkStatus>, batch_size: usize) -> Self {
+    /// `resend` receives `outpost resend` requests (keep its sender; dropping it is fine).
+    pub fn new(
+        sink: S,
+        store: Store,
+        writer: WriterHandle,
+        status: Arc<SinkStatus>,
+        batch_size: usize,
+        resend: mpsc::Receiver<oneshot::Sender<ResendReport>>,
+    ) -> Self {
         let cursor_name = cursor_name(sink.name());
         // Everything already stored when the sink starts is backlog.
         let live_from = writer.stats().last_seq.load(std::sync::atomic::Ordering::Relaxed) + 1;
-        Forwarder { sink, store, writer, status, batch_size: batch_size.max(1), cursor_name, live_from }
+        Forwarder { sink, store, writer, status, batch_size: batch_size.max(1), cursor_name, live_from, resend }
+    }
+
+    /// Sends every dead letter of this sink again, oldest first, as a replay; the acknowledged
+    /// ones get their `store::dead_letter_resent_mark` and leave the list. Stops at the first failure that is not
+    /// a refusal (the rest wait for a later try).
+    pub async fn resend_dead_letters(&mut self) -> ResendReport {
+        let mut report = ResendReport::default();
+        if let Err(e) = self.sink.connect().await {
+            report.error = Some(e.to_string());
+            return report;
+        }
+        let (store, name) = (self.store.clone(), self.sink.name());
+        let pending = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<StoredRecord>> {
+            let mut out = Vec::new();
+            for d in store.pending_dead_letters(Some(name))? {
+                out.extend(store.read_after(d.seq - 1, 1)?.into_iter().filter(|r| r.seq == d.seq));
+            }
+            Ok(out)
+        })
+        .await;
+        let pending = match pending {
+            Ok(Ok(p)) => p,
+            Ok(Err(e)) => {
+                report.error = Some(format!("cannot read the store: {e:#}"));
+                return report;
+            }
+            Err(e) => {
+                report.error = Some(format!("store read task failed: {e}"));
+                return report;
+            }
+        };
+        for record in pending {
+            let one = std::slice::from_ref(&record);
+            match tokio::time::timeout(SEND_TIMEOUT, self.sink.send(one, 0)).await {
+                Ok(Ok(())) => {
+                    self.writer.set_mark(&crate::store::dead_letter_resent_mark(name, record.seq), 1);
+                    report.resent += 1;
+                }
+                Ok(Err(Partial { error: SinkError::Refused { reason, .. }, .. })) => {
+                    tracing::warn!(sink = name, seq = record.seq, reason = %reason, "dead letter refused again");
+                    report.refused_again += 1;
+                }
+                Ok(Err(Partial { error, .. })) => {
+                    report.error = Some(error.to_string());
+                    self.sink.disconnect();
+                    break;
+                }
+                Err(_) => {
+                    report.error = Some(format!("no acknowledgement within {SEND_TIMEOUT:?}"));
+                    self.sink.disconnect();
+                    break;
+                }
+            }
+        }
+        if let Err(e) = self.writer.flush().await {
+            report.error.get_or_insert(format!("cannot record the re-sent dead letters: {e:#}"));
+        }
+        self.status.resent(report.resent);
+        tracing::info!(sink = name, resent = report.resent, refused_again = report.refused_again, error = ?report.error, "dead letters re-sent");
+        report
     }
 
     pub async fn run(mut self, cancel: CancellationToken) {
         let mut committed = self.writer.subscribe();
         let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
         loop {
+            while let Ok(reply) = self.resend.try_recv() {
+                let _ = reply.send(self.resend_dead_letters().await);
+            }
             // Seen before the read, so a commit that lands during the step still wakes us.
             committed.borrow_and_update();
             let outcome = tokio::select! {
@@ -83,6 +169,7 @@ impl<S: Sink> Forwarder<S> {
                     tokio::select! {
                         r = committed.changed() => if r.is_err() { return },
                         _ = tokio::time::sleep(IDLE_TICK) => {}
+                        Some(reply) = self.resend.recv() => { let _ = reply.send(self.resend_dead_letters().await); }
                         _ = cancel.cancelled() => return,
                     }
                 }
@@ -91,6 +178,7 @@ impl<S: Sink> Forwarder<S> {
                         backoff.next_delay().max(if permanent { Duration::from_secs(60) } else { Duration::ZERO });
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
+                        Some(reply) = self.resend.recv() => { let _ = reply.send(self.resend_dead_letters().await); }
                         _ = cancel.cancelled() => return,
                     }
                 }
@@ -281,7 +369,7 @@ mod tests {
         fn forwarder(&self, sink: FakeSink, batch_size: usize) -> Forwarder<FakeSink> {
             let cursor = self.store.cursor(&cursor_name("fake")).unwrap();
             let status = Arc::new(SinkStatus::new("fake", cursor));
-            Forwarder::new(sink, self.store.clone(), self.writer.clone(), status, batch_size)
+            Forwarder::new(sink, self.store.clone(), self.writer.clone(), status, batch_size, mpsc::channel(1).1)
         }
 
         fn persisted_cursor(&self) -> u64 {
@@ -497,5 +585,34 @@ mod tests {
         assert!(matches!(f.try_forward_once().await, Outcome::Sent { more: false }));
         assert_eq!(f.sink.sent.len(), 1);
         assert_eq!(f.status.cursor(), 4);
+    }
+
+    #[tokio::test]
+    async fn resending_dead_letters_clears_the_acknowledged_and_keeps_the_refused() {
+        let mut log = log();
+        log.append(4).await;
+        let mut sink = FakeSink::default();
+        sink.replies.push_back(Reply::Partial(Some(1), SinkError::Refused { seq: 2, reason: "too large".into() }));
+        sink.replies.push_back(Reply::Partial(Some(2), SinkError::Refused { seq: 3, reason: "too large".into() }));
+        let mut f = log.forwarder(sink, 10);
+        for _ in 0..3 {
+            f.try_forward_once().await;
+        }
+        assert_eq!(log.store.pending_dead_letters(Some("fake")).unwrap().len(), 2);
+        // The operator raised the limit for one of them: seq 2 now goes through, 3 is refused again.
+        f.sink.replies.push_back(Reply::Ack);
+        f.sink.replies.push_back(Reply::Partial(None, SinkError::Refused { seq: 3, reason: "still too large".into() }));
+        let report = f.resend_dead_letters().await;
+        assert_eq!(report, ResendReport { resent: 1, refused_again: 1, error: None });
+        let sent_again: Vec<(Vec<u64>, u64)> = f.sink.sent.iter().rev().take(2).rev().cloned().collect();
+        assert_eq!(sent_again, vec![(vec![2], 0), (vec![3], 0)], "one by one, as replays");
+        let pending = log.store.pending_dead_letters(Some("fake")).unwrap();
+        assert_eq!(pending.iter().map(|d| d.seq).collect::<Vec<_>>(), vec![3]);
+        assert_eq!(f.status.snapshot(0).dead_letters, 1);
+        // An upstream that is down stops the re-send and keeps the rest.
+        f.sink.replies.push_back(Reply::Partial(None, SinkError::Transient("down".into())));
+        let report = f.resend_dead_letters().await;
+        assert_eq!((report.resent, report.error.as_deref()), (0, Some("down")));
+        assert_eq!(log.store.pending_dead_letters(Some("fake")).unwrap().len(), 1);
     }
 }

@@ -80,6 +80,8 @@ pub async fn spawn_all(cfg: &Sections, at: &Spawn<'_>) -> anyhow::Result<Vec<Sin
 pub struct SinkEntry {
     pub name: &'static str,
     pub status: Option<Arc<SinkStatus>>,
+    /// Asks the sink's forwarder to re-send its dead letters (`outpost resend`).
+    pub resend: Option<tokio::sync::mpsc::Sender<tokio::sync::oneshot::Sender<forwarder::ResendReport>>>,
 }
 
 impl SinkEntry {
@@ -91,21 +93,22 @@ impl SinkEntry {
 
 /// Starts a sink's forwarder from its persisted cursor, if the sink is configured.
 async fn spawn<S: Sink + 'static>(at: &Spawn<'_>, sink: Option<S>, batch_size: usize) -> anyhow::Result<SinkEntry> {
-    let Some(sink) = sink else { return Ok(SinkEntry { name: S::NAME, status: None }) };
+    let Some(sink) = sink else { return Ok(SinkEntry { name: S::NAME, status: None, resend: None }) };
     let store = at.store.clone();
     let (cursor, dead_letters) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-        Ok((store.cursor(&cursor_name(S::NAME))?, store.dead_letters(Some(S::NAME))?.len() as u64))
+        Ok((store.cursor(&cursor_name(S::NAME))?, store.pending_dead_letters(Some(S::NAME))?.len() as u64))
     })
     .await??;
     let status = Arc::new(SinkStatus::new(S::NAME, cursor));
     status.update(|s| s.dead_letters = dead_letters);
-    let forwarder = Forwarder::new(sink, at.store.clone(), at.writer.clone(), status.clone(), batch_size);
+    let (resend, requests) = tokio::sync::mpsc::channel(4);
+    let forwarder = Forwarder::new(sink, at.store.clone(), at.writer.clone(), status.clone(), batch_size, requests);
     let cancel = at.cancel.clone();
     at.tracker.spawn(async move {
         use tracing::Instrument;
         forwarder.run(cancel).instrument(tracing::info_span!("sink", name = S::NAME)).await
     });
-    Ok(SinkEntry { name: S::NAME, status: Some(status) })
+    Ok(SinkEntry { name: S::NAME, status: Some(status), resend: Some(resend) })
 }
 
 /// TLS to an upstream with the system's CA roots (every sink that offers TLS uses it).
@@ -254,6 +257,10 @@ impl SinkStatus {
 
     fn set_aside(&self) {
         self.update(|s| s.dead_letters += 1);
+    }
+
+    fn resent(&self, n: u64) {
+        self.update(|s| s.dead_letters = s.dead_letters.saturating_sub(n));
     }
 
     fn connected(&self) {

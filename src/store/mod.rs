@@ -54,6 +54,12 @@ const CURSORS: TableDefinition<&str, u64> = TableDefinition::new("cursors");
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 
+/// The mark that says dead letter `seq` of `sink` was re-sent and acknowledged (it then leaves
+/// the pending list; the dead-letter record itself stays in the log).
+pub fn dead_letter_resent_mark(sink: &str, seq: u64) -> String {
+    format!("sink.{sink}.dead_letter.{seq}.resent")
+}
+
 /// The store format this binary writes (see `codec` for the record format).
 const STORE_FORMAT: &str = "1";
 

@@ -268,6 +268,21 @@ impl Store {
         Ok(out)
     }
 
+    /// The dead letters of `sink` (every sink's when `None`) that were not re-sent and
+    /// acknowledged since (their `dead_letter_resent_mark` is unset).
+    pub fn pending_dead_letters(&self, sink: Option<&str>) -> anyhow::Result<Vec<DeadLetter>> {
+        let txn = self.db.begin_read()?;
+        let marks = txn.open_table(CURSORS)?;
+        let mut out = Vec::new();
+        for d in self.dead_letters(sink)? {
+            let mark = super::dead_letter_resent_mark(&d.sink, d.seq);
+            if marks.get(mark.as_str())?.is_none_or(|v| v.value() == 0) {
+                out.push(d);
+            }
+        }
+        Ok(out)
+    }
+
     pub fn cursor(&self, name: &str) -> anyhow::Result<u64> {
         let txn = self.db.begin_read()?;
         Ok(txn.open_table(CURSORS)?.get(name)?.map_or(0, |v| v.value()))

@@ -237,7 +237,9 @@ impl StoreWriter {
             match msg {
                 Ok(Msg::Record(r)) => {
                     self.batch_started.get_or_insert_with(Instant::now);
-                    if self.batch.len() >= self.opts.max_pending && !matches!(r, Record::AlertEmail(_)) {
+                    // The appliance's own bookkeeping is never dropped: a lost alert record sends an
+                    // email twice, a lost dead letter loses the refused record from the list.
+                    if self.batch.len() >= self.opts.max_pending && r.kind().is_forwarded() {
                         self.drop_record();
                         continue;
                     }

@@ -26,6 +26,35 @@ pub async fn healthz(State(app): State<AppState>) -> (StatusCode, Json<serde_jso
     }
 }
 
+/// `POST /api/sinks/{name}/resend`: asks the sink to re-send its dead letters and answers with
+/// what happened. The one path that changes anything; it needs a JSON request (a cross-site form
+/// cannot send one without the browser asking first), and basic auth like every path.
+pub async fn resend(
+    State(app): State<AppState>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Result<Json<crate::sinks::forwarder::ResendReport>, WebError> {
+    let json = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !json {
+        return Err(WebError::BadRequest("send Content-Type: application/json".into()));
+    }
+    let entry = app.probes.sinks.iter().find(|e| e.name == name);
+    let Some(entry) = entry else { return Err(WebError::NotFound(format!("no sink named {name:?}"))) };
+    let Some(requests) = &entry.resend else {
+        return Err(WebError::Unavailable(format!("the {name} sink is not configured")));
+    };
+    let (reply, report) = tokio::sync::oneshot::channel();
+    requests.send(reply).await.map_err(|_| WebError::Unavailable(format!("the {name} sink has stopped")))?;
+    // Each dead letter waits at most the forwarder's send time-out; a long list is rare.
+    match tokio::time::timeout(std::time::Duration::from_secs(600), report).await {
+        Ok(Ok(r)) => Ok(Json(r)),
+        _ => Err(WebError::Unavailable(format!("the {name} sink did not finish re-sending"))),
+    }
+}
+
 pub async fn iss_latest(State(app): State<AppState>) -> Result<Json<IssPosition>, WebError> {
     let store = app.store.clone();
     blocking(move || store.latest_position())

@@ -1,7 +1,7 @@
 //! The local web server: the map pages (maud views in `pages/`), the read API (`api`), live
 //! events (`events`), Prometheus metrics (`metrics`) and the embedded static files (`assets`).
-//! Everything is read-only: the store is written by the collectors' writer alone, and no path
-//! changes anything.
+//! Everything is read-only, but for one path: `POST /api/sinks/{name}/resend` asks a sink to
+//! re-send its dead letters. The store is written by the writer alone.
 
 mod api;
 mod assets;
@@ -68,6 +68,7 @@ pub fn router(state: AppState, credentials: Option<(String, crate::config::Secre
         .route("/api/export", get(api::export))
         .route("/api/passes", get(api::passes))
         .route("/api/events", get(events::events))
+        .route("/api/sinks/{name}/resend", axum::routing::post(api::resend))
         .fallback(|| async { error::WebError::NotFound("no such page".into()) })
         .with_state(state)
         // Tracks are big JSON and the basemap is 1 MB: gzip pays on Wi-Fi. The default predicate

@@ -69,3 +69,41 @@ async fn status_works_with_and_without_a_running_appliance() {
     assert!(out.contains("appliance not running"), "{out}");
     assert!(out.lines().any(|l| l.trim_start().starts_with("iss.tle") && l.contains(" 1 records")), "{out}");
 }
+
+#[tokio::test]
+async fn resend_goes_through_the_running_appliance_and_says_why_when_it_cannot() {
+    let fx = FixtureServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    // A Kafka sink whose broker is not there: the re-send stops at connect and says so.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let app =
+        Outpost::start(dir.path(), &config(&fx, dir.path(), &format!("[kafka]\nbrokers = [\"127.0.0.1:{closed}\"]\n")))
+            .await;
+    let cfg = app.config_path.to_str().unwrap().to_owned();
+    let addr = app.addr.to_string();
+    let http = reqwest::Client::new();
+    let post = |path: &str, json: bool| {
+        let r = http.post(format!("http://{addr}{path}"));
+        if json { r.header("content-type", "application/json").body("{}") } else { r }
+    };
+    assert_eq!(
+        post("/api/sinks/kafka/resend", false).send().await.unwrap().status(),
+        400,
+        "a plain form post is refused"
+    );
+    assert_eq!(post("/api/sinks/nope/resend", true).send().await.unwrap().status(), 404);
+    assert_eq!(post("/api/sinks/cassandra/resend", true).send().await.unwrap().status(), 503, "not configured");
+    let r = post("/api/sinks/kafka/resend", true).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let report: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(report["resent"], 0);
+    assert!(report["error"].is_string(), "{report}");
+    let (code, out, err) = outpost(&["resend", "--sink", "kafka", "--config", &cfg], &[("OUTPOST_WEB_LISTEN", &addr)]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("0 dead letters re-sent") && err.contains("stopped early"), "{out}{err}");
+    assert!(app.stop().await.success());
+    // Without a running appliance there is nobody to send them.
+    let (code, _, err) = outpost(&["resend", "--sink", "kafka", "--config", &cfg], &[("OUTPOST_WEB_LISTEN", &addr)]);
+    assert_eq!(code, 1);
+    assert!(err.contains("none answers at web.listen"), "{err}");
+}

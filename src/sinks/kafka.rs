@@ -198,14 +198,14 @@ enum Stop {
     Refused { seq: u64, reason: String },
 }
 
-/// The broker's answer "this request is too large or invalid for what it holds".
-fn too_large(e: &rskafka::client::error::Error) -> Option<&'static str> {
+/// The broker's answer "this request is too large (true) or invalid (false) for what it holds":
+/// a refusal of its records, not of the connection.
+fn refusal(e: &rskafka::client::error::Error) -> Option<(&'static str, bool)> {
     use rskafka::client::error::{Error, ProtocolError as P};
     match e {
-        Error::ServerError { protocol_error: P::MessageTooLarge, .. } => Some("MESSAGE_TOO_LARGE"),
-        Error::ServerError { protocol_error: P::RecordListTooLarge, .. } => Some("RECORD_LIST_TOO_LARGE"),
-        Error::ServerError { protocol_error: P::InvalidRecord, .. } => Some("INVALID_RECORD"),
-        Error::ServerError { protocol_error: P::CorruptMessage, .. } => Some("CORRUPT_MESSAGE"),
+        Error::ServerError { protocol_error: P::MessageTooLarge, .. } => Some(("MESSAGE_TOO_LARGE", true)),
+        Error::ServerError { protocol_error: P::RecordListTooLarge, .. } => Some(("RECORD_LIST_TOO_LARGE", true)),
+        Error::ServerError { protocol_error: P::InvalidRecord, .. } => Some(("INVALID_RECORD", false)),
         _ => None,
     }
 }
@@ -343,8 +343,10 @@ impl KafkaSink {
     ) -> Result<(), Stop> {
         let compression = self.cfg.compression.into();
         let due = |p: &Pending| before.is_none_or(|b| p.seq < b);
+        // Halving to find the one invalid record among many: for this call only.
+        let mut bisect: Option<usize> = None;
         while queue.front().is_some_and(due) {
-            let limit = self.learned_limit.unwrap_or(self.cfg.max_request_bytes).min(self.cfg.max_request_bytes);
+            let limit = [self.learned_limit, bisect].into_iter().flatten().fold(self.cfg.max_request_bytes, usize::min);
             // As many due records as fit (always at least one).
             let (mut n, mut bytes) = (0, REQUEST_OVERHEAD);
             for p in queue.iter().take_while(|p| due(p)) {
@@ -369,23 +371,28 @@ impl KafkaSink {
                 Ok(_) => {
                     queue.drain(..n);
                 }
-                Err(e) => match too_large(&e) {
-                    Some(code) if n == 1 => {
+                Err(e) => match refusal(&e) {
+                    Some((code, _)) if n == 1 => {
                         let p = queue.pop_front().expect("one due record");
                         return Err(Stop::Refused {
                             seq: p.seq,
                             reason: format!("the Kafka broker refused it ({code}; about {bytes} bytes)"),
                         });
                     }
-                    Some(code) => {
-                        // The broker's limit is below ours: halve until it takes them.
+                    Some((code, size)) => {
                         let half = (bytes / 2).max(REQUEST_OVERHEAD + 1);
-                        tracing::warn!(
-                            bytes,
-                            code,
-                            "the Kafka broker refused a produce request as too large; sending at most {half} bytes per request"
-                        );
-                        self.learned_limit = Some(half);
+                        if size {
+                            // The broker's limit is below ours: halve until it takes them, and
+                            // keep to that size.
+                            tracing::warn!(
+                                bytes,
+                                code,
+                                "the Kafka broker refused a produce request as too large; sending at most {half} bytes per request"
+                            );
+                            self.learned_limit = Some(half);
+                        } else {
+                            bisect = Some(half);
+                        }
                     }
                     None => return Err(Stop::Error(self.classify(&e))),
                 },

@@ -298,3 +298,28 @@ async fn a_certificate_for_another_host_name_is_a_clear_error_and_nothing_is_del
     assert!(app.stop().await.success());
     assert_eq!(stored_cursor(dir.path(), "kafka"), 0, "nothing delivered");
 }
+
+/// KIP-896: Kafka 4 removed old protocol versions. The versions rskafka 0.6.0 offers for what the
+/// sink uses (vendor/rskafka/src/protocol/messages/*.rs) must meet the broker's ranges; the
+/// other tests show the requests themselves work.
+#[tokio::test]
+async fn the_brokers_protocol_versions_cover_what_rskafka_offers() {
+    let broker = ApacheKafka::start(KafkaOpts::default()).await;
+    let versions = broker.api_versions().await;
+    eprintln!("Apache Kafka ApiVersions (key, min, max): {versions:?}");
+    // (api, its key, rskafka's range).
+    for (api, key, lo, hi) in [
+        ("Produce", 0, 3, 7),
+        ("Metadata", 3, 0, 4),
+        ("SaslHandshake", 17, 1, 1),
+        ("ApiVersions", 18, 0, 3),
+        ("CreateTopics", 19, 0, 5),
+        ("SaslAuthenticate", 36, 0, 2),
+    ] {
+        let (_, min, max) =
+            versions.iter().find(|(k, ..)| *k == key).unwrap_or_else(|| panic!("{api} in {versions:?}"));
+        let used = hi.min(*max);
+        assert!(used >= *min && used >= lo, "{api}: rskafka offers {lo}-{hi}, the broker {min}-{max}");
+        eprintln!("{api}: broker {min}-{max}, rskafka {lo}-{hi}: v{used}");
+    }
+}

@@ -573,3 +573,29 @@ pub async fn kafka_admin(port: u16, args: &[&str]) {
         .unwrap();
     assert!(out.status.success(), "kafka_admin.py {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
 }
+
+impl ApacheKafka {
+    /// The broker's ApiVersions answer as `(api key, min, max)`, read with kafka-python (the
+    /// broker's installed jars do not include Kafka's command-line tools).
+    pub async fn api_versions(&self) -> Vec<(i16, i16, i16)> {
+        let script = "import sys\nfrom kafka.client_async import KafkaClient\n\
+                      c = KafkaClient(bootstrap_servers=sys.argv[1])\nc.poll(timeout_ms=5000)\n\
+                      v = c.get_api_versions()\nc.close()\n\
+                      [print(k, lo, hi) for k, (lo, hi) in sorted(v.items())]\n";
+        let out = tokio::process::Command::new(home_tool("OUTPOST_PYTHON", "venv/bin/python"))
+            .args(["-c", script])
+            .arg(format!("127.0.0.1:{}", self.port))
+            .kill_on_drop(true)
+            .output()
+            .await
+            .unwrap();
+        assert!(out.status.success(), "ApiVersions by kafka-python failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| {
+                let v: Vec<i16> = l.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+                (v.len() == 3).then(|| (v[0], v[1], v[2]))
+            })
+            .collect()
+    }
+}

@@ -1,5 +1,6 @@
 //! Draining a one-week backlog to Apache Kafka 4 (KRaft) and to mosquitto (MQTT) with the release
-//! `outpost` binary, and kafka-python producing the same messages to the same broker as the peer.
+//! `outpost` binary, and confluent-kafka (librdkafka) producing the same messages to the same broker
+//! as the peer.
 //!
 //!     cargo bench --bench sync                    # kafka (batch_size 1000), the peer, mqtt
 //!     cargo bench --bench sync -- kafka 1000 5000 # kafka only, at each batch_size given
@@ -169,7 +170,7 @@ fn kafka(backlog: &Backlog, work: &Path, batch: usize, peer: bool) {
         let n = r["messages"].as_u64().unwrap();
         let s = r["seconds"].as_f64().unwrap();
         println!(
-            "peer: kafka-python producer, the same {n} messages to the same broker: {s:.2} s = {:.0} messages/s ({} failed); CPU: broker {broker_cpu:.2} s, kafka-python {:.2} s",
+            "peer: confluent-kafka (librdkafka), the same {n} messages to the same broker: {s:.2} s = {:.0} messages/s ({} failed); CPU: broker {broker_cpu:.2} s, producer {:.2} s",
             n as f64 / s,
             r["failed"],
             r["cpu_s"].as_f64().unwrap_or(f64::NAN)

@@ -33,7 +33,7 @@ if wants sync || wants footprint; then
         as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     fi
     . scripts/servers.sh # Apache Kafka's jars from Maven Central, once per version
-    if [ -z "${OUTPOST_PYTHON:-}" ] && ! "$TOOLS/venv/bin/python" -c 'import kafka, lz4, zstandard, snappy' 2>/dev/null; then
+    if [ -z "${OUTPOST_PYTHON:-}" ] && ! "$TOOLS/venv/bin/python" -c 'import kafka, lz4, zstandard, snappy, confluent_kafka' 2>/dev/null; then
         echo "== installing the Kafka reader (kafka-python)"
         python3 -m venv "$TOOLS/venv"
         "$TOOLS/venv/bin/pip" install -q -r tests/tools/requirements.txt

@@ -28,7 +28,8 @@
 //! - Text: CR LF and lone CR become LF, and an empty string becomes null. cqlsh `COPY FROM`
 //!   cannot tell an empty field from null and reads CR as LF, so this keeps the CSV path
 //!   lossless and identical to the live path. `station` and `id` must not be empty.
-//! - `advice` is a `list<text>` (an empty list reads back as null, as for any CQL collection);
+//! - `advice` is a `frozen<list<text>>`: written as one cell, so an insert adds no range
+//!   tombstone (a non-frozen list is deleted before it is written); an empty list stays `[]`;
 //!   `problems` is stored as the compact JSON text of the message's array, in its field order.
 //!
 //! # Rendering

@@ -103,7 +103,7 @@ impl Table {
                 "timestamp",
                 "text",
                 "text",
-                "list<text>",
+                "frozen<list<text>>",
                 "text",
                 "text",
                 "text",

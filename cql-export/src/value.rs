@@ -28,7 +28,7 @@ impl CqlValue {
             CqlValue::Double(_) => "double",
             CqlValue::Timestamp(_) => "timestamp",
             CqlValue::Date(_) => "date",
-            CqlValue::TextList(_) => "list<text>",
+            CqlValue::TextList(_) => "frozen<list<text>>",
         })
     }
 

@@ -2,10 +2,13 @@
 //! schema, the INSERT statements and every row come from `cql-export`, which `outpost export`
 //! uses too, so a row written live and a row exported are identical.
 //!
-//! Writes are grouped by partition into unlogged batches (one round trip per partition, applied
-//! atomically within it) in log order. Primary keys are natural (station + day + time; region +
-//! valid date + publish time; ...), so resending after a crash or a lost ack upserts the same rows
-//! instead of duplicating them, and a failed batch can simply be sent again whole.
+//! Each row is one prepared single-partition INSERT; up to `IN_FLIGHT` of them run at once (no
+//! batches: nothing for the coordinator to split, no `batch_size_warn_threshold`). Absent values
+//! are bound as *unset*, never null, so an insert writes no tombstone. Primary keys are natural
+//! (station + day + time; region + valid date + publish time; ...), so resending after a crash or
+//! a lost ack upserts the same rows instead of duplicating them. A failed send reports the longest
+//! prefix of the batch that was written; a record cql-export cannot map is `Refused` after the
+//! records before it were written.
 
 use super::{Partial, Sink, SinkError};
 use crate::config::{HostPort, Invalid, KeyType, Secret, Section, range};
@@ -14,9 +17,9 @@ use crate::message::message;
 use cql_export::{CqlValue as Cql, Row, Table};
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
-use scylla::statement::batch::{Batch, BatchType};
+use scylla::errors::{DbError, ExecutionError, RequestAttemptError};
 use scylla::statement::prepared::PreparedStatement;
-use scylla::value::{CqlDate, CqlTimestamp, CqlValue};
+use scylla::value::{CqlDate, CqlTimestamp, CqlValue, MaybeUnset};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -43,6 +46,9 @@ pub struct CassandraConfig {
     pub create_schema: bool,
     #[serde(default)]
     pub tls: bool,
+    /// A PEM file of CA certificates trusted for TLS in addition to the system's roots.
+    #[serde(default)]
+    pub ca_file: Option<String>,
     #[serde(default = "d_batch")]
     pub batch_size: usize,
 }
@@ -107,6 +113,7 @@ impl Section for CassandraConfig {
         ("consistency", KeyType::Str),
         ("create_schema", KeyType::Bool),
         ("tls", KeyType::Bool),
+        ("ca_file", KeyType::Str),
         ("batch_size", KeyType::Int),
     ];
 
@@ -114,13 +121,16 @@ impl Section for CassandraConfig {
         cql_export::validate_keyspace(&self.keyspace).map_err(|e| Invalid::new("keyspace", e.to_string()))?;
         cql_export::keyspace_cql(&self.keyspace, &self.replication)
             .map_err(|e| Invalid::new("replication", e.to_string()))?;
+        if self.ca_file.is_some() && !self.tls {
+            return Err(Invalid::new("ca_file", "is only used with tls = true".to_owned()));
+        }
         range("batch_size", self.batch_size as f64, 1.0, 10_000.0)
     }
 }
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
-/// Keeps each batch well under Cassandra's default 50 KB batch failure threshold.
-const MAX_BATCH_BYTES: usize = 20 * 1024;
+/// Single-partition INSERTs in flight at once during one send.
+pub const IN_FLIGHT: usize = 64;
 
 pub struct CassandraSink {
     cfg: CassandraConfig,
@@ -145,7 +155,7 @@ impl CassandraSink {
             builder = builder.user(user, self.cfg.password.expose());
         }
         if self.cfg.tls {
-            builder = builder.tls_context(Some(Arc::new(super::upstream_tls_config())));
+            builder = builder.tls_context(Some(Arc::new(tls_config(&self.cfg)?)));
         }
         match tokio::time::timeout(CONNECT_TIMEOUT + Duration::from_secs(5), builder.build()).await {
             Ok(Ok(s)) => Ok(s),
@@ -155,11 +165,123 @@ impl CassandraSink {
     }
 }
 
-/// Driver errors never contain the password; authentication problems need an operator.
+/// TLS to the nodes: the system's CA roots plus `ca_file`, and every node's certificate checked
+/// against the host names of `nodes`. The driver connects to each node by its IP address (and
+/// tells rustls that address), so without this a certificate issued for a host name could
+/// never be accepted.
+pub fn tls_config(cfg: &CassandraConfig) -> Result<rustls::ClientConfig, SinkError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    crate::install_tls_provider();
+    let provider = rustls::crypto::CryptoProvider::get_default()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(path) = &cfg.ca_file {
+        let bad = |what: String| SinkError::Permanent(format!("cassandra.ca_file {path}: {what}"));
+        let pem = std::fs::read(path).map_err(|e| bad(format!("cannot be read: {e}")))?;
+        let certs = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad(format!("is not a PEM file: {e}")))?;
+        if certs.is_empty() {
+            return Err(bad("holds no PEM certificate".into()));
+        }
+        for cert in certs {
+            roots.add(cert).map_err(|e| bad(format!("holds a certificate that cannot be a CA: {e}")))?;
+        }
+    }
+    let setup = |e: String| SinkError::Permanent(format!("TLS setup: {e}"));
+    let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|e| setup(e.to_string()))?;
+    let mut names: Vec<ServerName<'static>> = Vec::new();
+    for node in &cfg.nodes {
+        let name = ServerName::try_from(node.host.clone())
+            .map_err(|_| setup("a host of cassandra.nodes is not a valid TLS server name".into()))?;
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| setup(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(NodeNames { inner, names }))
+        .with_no_client_auth())
+}
+
+/// WebPKI verification (chain, validity, key usage) against the configured host names instead
+/// of the address the driver dialled: a certificate is accepted when it is valid for one of them.
+#[derive(Debug)]
+struct NodeNames {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+    names: Vec<rustls::pki_types::ServerName<'static>>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for NodeNames {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _dialled: &rustls::pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        use rustls::CertificateError::{NotValidForName, NotValidForNameContext};
+        let mut last = rustls::Error::InvalidCertificate(NotValidForName);
+        for name in &self.names {
+            match self.inner.verify_server_cert(end_entity, intermediates, name, ocsp_response, now) {
+                Ok(verified) => return Ok(verified),
+                Err(e @ rustls::Error::InvalidCertificate(NotValidForName | NotValidForNameContext { .. })) => last = e,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// A connect or schema error from its text. Driver errors never contain the password;
+/// authentication, certificate and schema problems need an operator. Certificate errors are
+/// replaced by a fixed text (rustls names the host names involved).
 fn classify(text: &str) -> SinkError {
     let lower = text.to_ascii_lowercase();
-    if lower.contains("authentica") || lower.contains("unauthorized") || lower.contains("credentials") {
+    if lower.contains("unknownissuer") || lower.contains("unknown issuer") {
+        SinkError::Permanent(
+            "TLS: the node's certificate is not signed by a trusted CA (cassandra.ca_file names a private CA)".into(),
+        )
+    } else if lower.contains("notvalidforname") || lower.contains("not valid for name") {
+        SinkError::Permanent("TLS: the node's certificate is not valid for the host names of cassandra.nodes".into())
+    } else if lower.contains("invalid peer certificate") {
+        SinkError::Permanent("TLS: the node's certificate was refused (expired, or not for a server)".into())
+    } else if lower.contains("authentica") || lower.contains("unauthorized") || lower.contains("credentials") {
         SinkError::Permanent(format!("Cassandra refused the credentials: {text}"))
+    } else if lower.contains("keyspace") && (lower.contains("does not exist") || lower.contains("not exist")) {
+        SinkError::Permanent(format!("the keyspace does not exist (create it, or set create_schema = true): {text}"))
     } else if lower.contains("syntax") || lower.contains("invalid") || lower.contains("unconfigured table") {
         SinkError::Permanent(format!("Cassandra rejected Outpost's schema or statement: {text}"))
     } else {
@@ -167,56 +289,98 @@ fn classify(text: &str) -> SinkError {
     }
 }
 
-/// cql-export's value as the driver's. Null binds as null (not unset), so a newer version of a
-/// row clears fields that disappeared.
-pub fn to_driver(v: &Cql) -> Option<CqlValue> {
-    Some(match v {
-        Cql::Null => return None,
+/// A failed INSERT of the record `seq`. The server's `Invalid` is about that record's values
+/// (e.g. an oversized mutation), unless it names the schema; overload, time-outs and broken
+/// connections are transient.
+fn classify_write(seq: u64, e: &ExecutionError) -> SinkError {
+    if let ExecutionError::LastAttemptError(RequestAttemptError::DbError(db, msg)) = e {
+        let lower = msg.to_ascii_lowercase();
+        let schema = ["unconfigured table", "keyspace", "undefined column", "unknown identifier"];
+        return match db {
+            DbError::Invalid if !schema.iter().any(|s| lower.contains(s)) => {
+                SinkError::Refused { seq, reason: format!("Cassandra rejected the row: {msg}") }
+            }
+            DbError::Invalid | DbError::SyntaxError | DbError::ConfigError => {
+                SinkError::Permanent(format!("Cassandra rejected Outpost's statement: {msg}"))
+            }
+            DbError::Unauthorized | DbError::AuthenticationError => {
+                SinkError::Permanent(format!("Cassandra refused the write: {msg}"))
+            }
+            _ => SinkError::Transient(format!("Cassandra: {e}")),
+        };
+    }
+    SinkError::Transient(format!("Cassandra: {e}"))
+}
+
+/// cql-export's value as the driver's. Null binds as *unset*: the column is not written at all,
+/// where a null would write a tombstone cell. Rows are keyed by their record's identity, so an
+/// upsert always carries the same values and never needs to clear a column.
+pub fn to_driver(v: &Cql) -> MaybeUnset<CqlValue> {
+    MaybeUnset::Set(match v {
+        Cql::Null => return MaybeUnset::Unset,
         Cql::Text(s) => CqlValue::Text(s.clone()),
         Cql::Int(i) => CqlValue::Int(*i),
         Cql::BigInt(i) => CqlValue::BigInt(*i),
         Cql::Double(d) => CqlValue::Double(*d),
         Cql::Timestamp(ms) => CqlValue::Timestamp(CqlTimestamp(*ms)),
-        // CQL dates count days from 2^31 days before the unix epoch.
+        // CQL dates count days from 2^31 days before the unix epoch (1970-01-01, chrono's default).
         Cql::Date(d) => {
-            let days = (*d - chrono::NaiveDate::from_ymd_opt(1970, 1, 1)?).num_days();
+            let days = d.signed_duration_since(chrono::NaiveDate::default()).num_days();
             CqlValue::Date(CqlDate((days + (1i64 << 31)) as u32))
         }
         Cql::TextList(items) => CqlValue::List(items.iter().cloned().map(CqlValue::Text).collect()),
     })
 }
 
-fn approx_bytes(row: &Row) -> usize {
-    row.values
-        .iter()
-        .map(|v| match v {
-            Cql::Text(s) => s.len() + 4,
-            Cql::TextList(l) => l.iter().map(|s| s.len() + 4).sum::<usize>() + 4,
-            _ => 8,
-        })
-        .sum()
-}
-
-/// Splits rows (in log order) into per-partition groups small enough for one batch each.
-/// Groups keep the order of their first row; rows keep their order within a group.
-pub fn partition_batches(rows: Vec<Row>) -> Vec<Vec<Row>> {
-    let mut groups: Vec<Vec<Row>> = Vec::new();
-    let mut index: HashMap<String, usize> = HashMap::new();
-    for row in rows {
-        let key = format!("{}:{:?}", row.table.name(), row.partition());
-        let open = index.get(&key).copied().filter(|&i| {
-            let g = &groups[i];
-            g.iter().map(approx_bytes).sum::<usize>() + approx_bytes(&row) <= MAX_BATCH_BYTES
-        });
-        match open {
-            Some(i) => groups[i].push(row),
-            None => {
-                index.insert(key, groups.len());
-                groups.push(vec![row]);
+/// Writes `rows` (batch index, row; in log order) with up to `IN_FLIGHT` INSERTs at once. On
+/// failure, returns the lowest batch index that was not written: every row before it was, since
+/// rows start in order and every started write is awaited before returning.
+async fn write_rows(
+    session: &Arc<Session>,
+    inserts: &HashMap<Table, PreparedStatement>,
+    batch: &[StoredRecord],
+    rows: Vec<(usize, Row)>,
+) -> Result<(), (usize, SinkError)> {
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut index_of = HashMap::new();
+    let mut failed: Option<(usize, SinkError)> = None;
+    let fail = |i: usize, e: SinkError, failed: &mut Option<(usize, SinkError)>| {
+        if failed.as_ref().is_none_or(|(j, _)| i < *j) {
+            *failed = Some((i, e));
+        }
+    };
+    let mut rows = rows.into_iter();
+    loop {
+        while failed.is_none() && tasks.len() < IN_FLIGHT {
+            let Some((i, row)) = rows.next() else { break };
+            let Some(prepared) = inserts.get(&row.table).cloned() else {
+                fail(i, SinkError::Transient("not prepared".into()), &mut failed);
+                break;
+            };
+            let session = session.clone();
+            let values: Vec<MaybeUnset<CqlValue>> = row.values.iter().map(to_driver).collect();
+            let handle = tasks.spawn(async move { session.execute_unpaged(&prepared, values).await.map(drop) });
+            index_of.insert(handle.id(), i);
+        }
+        let Some(done) = tasks.join_next_with_id().await else { break };
+        match done {
+            Ok((_, Ok(()))) => {}
+            Ok((id, Err(e))) => {
+                let i = index_of[&id];
+                fail(i, classify_write(batch[i].seq, &e), &mut failed);
+            }
+            Err(e) => {
+                let i = index_of[&e.id()];
+                fail(i, SinkError::Transient(format!("a Cassandra write task failed: {e}")), &mut failed);
             }
         }
     }
-    groups
+    failed.map_or(Ok(()), Err)
+}
+
+/// The `Partial` of a send that stopped at batch index `i`: everything before it was written.
+fn stopped_at(batch: &[StoredRecord], i: usize, error: SinkError) -> Partial {
+    Partial { acked: i.checked_sub(1).map(|j| batch[j].seq), error }
 }
 
 impl Sink for CassandraSink {
@@ -255,27 +419,30 @@ impl Sink for CassandraSink {
         let Some(session) = self.session.clone() else {
             return Err(SinkError::Transient("not connected".into()).into());
         };
+        // The rows in log order, up to the first record that does not map (refused once the
+        // rows before it are written). Kinds with no table (alert emails) are local bookkeeping.
         let mut rows = Vec::with_capacity(batch.len());
-        // Kinds with no table (alert emails) are local bookkeeping, not Cassandra data.
-        for rec in batch.iter().filter(|r| Table::for_kind(r.record.kind().as_str()).is_some()) {
-            let row = cql_export::row(&message(rec))
-                .map_err(|e| SinkError::Permanent(format!("record {} does not map to a CQL row: {e}", rec.seq)))?;
-            rows.push(row);
-        }
-        for group in partition_batches(rows) {
-            let table = group[0].table;
-            let prepared =
-                self.inserts.get(&table).cloned().ok_or_else(|| SinkError::Transient("not prepared".into()))?;
-            let mut statement = Batch::new(BatchType::Unlogged);
-            statement.set_consistency(self.consistency());
-            let mut values = Vec::with_capacity(group.len());
-            for row in &group {
-                statement.append_statement(prepared.clone());
-                values.push(row.values.iter().map(to_driver).collect::<Vec<_>>());
+        let mut refused = None;
+        for (i, rec) in batch.iter().enumerate() {
+            if Table::for_kind(rec.record.kind().as_str()).is_none() {
+                continue;
             }
-            session.batch(&statement, values).await.map_err(|e| classify(&e.to_string()))?;
+            match cql_export::row(&message(rec)) {
+                Ok(row) => rows.push((i, row)),
+                Err(e) => {
+                    let reason = format!("it does not map to a CQL row: {e}");
+                    refused = Some((i, SinkError::Refused { seq: rec.seq, reason }));
+                    break;
+                }
+            }
         }
-        Ok(())
+        if let Err((i, error)) = write_rows(&session, &self.inserts, batch, rows).await {
+            return Err(stopped_at(batch, i, error));
+        }
+        match refused {
+            Some((i, error)) => Err(stopped_at(batch, i, error)),
+            None => Ok(()),
+        }
     }
 
     fn disconnect(&mut self) {
@@ -289,51 +456,52 @@ mod tests {
     use super::*;
     use chrono::NaiveDate;
 
+    fn set(v: MaybeUnset<CqlValue>) -> Option<CqlValue> {
+        match v {
+            MaybeUnset::Set(v) => Some(v),
+            MaybeUnset::Unset => None,
+        }
+    }
+
     #[test]
-    fn dates_use_cql_day_numbering() {
-        let d = |s: &str| to_driver(&Cql::Date(s.parse::<NaiveDate>().unwrap()));
+    fn dates_use_cql_day_numbering_and_null_is_unset() {
+        let d = |s: &str| set(to_driver(&Cql::Date(s.parse::<NaiveDate>().unwrap())));
         assert_eq!(d("1970-01-01"), Some(CqlValue::Date(CqlDate(1 << 31))));
         assert_eq!(d("1970-01-02"), Some(CqlValue::Date(CqlDate((1 << 31) + 1))));
         assert_eq!(d("1969-12-31"), Some(CqlValue::Date(CqlDate((1 << 31) - 1))));
-        assert_eq!(to_driver(&Cql::Null), None);
+        assert!(matches!(to_driver(&Cql::Null), MaybeUnset::Unset), "absent values are unset, not null");
         assert_eq!(
-            to_driver(&Cql::Timestamp(1_593_398_373_000)),
+            set(to_driver(&Cql::Timestamp(1_593_398_373_000))),
             Some(CqlValue::Timestamp(CqlTimestamp(1_593_398_373_000)))
+        );
+        assert_eq!(
+            set(to_driver(&Cql::TextList(vec![]))),
+            Some(CqlValue::List(vec![])),
+            "an empty frozen list is a value, not a deletion"
         );
     }
 
-    fn position_row(station: &str, secs: i64) -> Row {
-        let msg = serde_json::json!({
-            "schema": 1, "kind": "iss.position", "id": format!("{station}/iss.position/{secs}"),
-            "station": station, "seq": secs,
-            "time": chrono::DateTime::from_timestamp(secs, 0).unwrap().to_rfc3339(),
-            "latitude": 1.5, "longitude": 2.5,
-        });
-        cql_export::row(&msg).unwrap()
+    #[test]
+    fn certificate_errors_are_permanent_and_name_no_host() {
+        let unknown = classify("Control connection pool error: invalid peer certificate: UnknownIssuer");
+        assert!(matches!(&unknown, SinkError::Permanent(t) if t.contains("ca_file")), "{unknown:?}");
+        let name = classify(
+            "invalid peer certificate: certificate not valid for name \"vm\"; certificate is only valid for DnsName(\"localhost\")",
+        );
+        assert!(matches!(&name, SinkError::Permanent(t) if !t.contains("vm") && !t.contains("localhost")), "{name:?}");
     }
 
     #[test]
-    fn rows_are_grouped_by_partition_in_log_order_and_batches_stay_small() {
-        let day = 86_400;
-        let rows =
-            vec![position_row("a", 10), position_row("a", day + 10), position_row("a", 20), position_row("b", 30)];
-        let groups = partition_batches(rows);
-        let keys: Vec<Vec<i64>> = groups
-            .iter()
-            .map(|g| {
-                g.iter()
-                    .map(|r| match r.get("seq") {
-                        Some(Cql::BigInt(s)) => *s,
-                        _ => -1,
-                    })
-                    .collect()
-            })
-            .collect();
-        assert_eq!(keys, vec![vec![10, 20], vec![day + 10], vec![30]]);
-        let many: Vec<Row> = (0..2000).map(|i| position_row("a", i)).collect();
-        let groups = partition_batches(many);
-        assert!(groups.len() > 1, "a large partition is split");
-        assert!(groups.iter().all(|g| g.iter().map(approx_bytes).sum::<usize>() <= MAX_BATCH_BYTES));
-        assert_eq!(groups.iter().map(Vec::len).sum::<usize>(), 2000);
+    fn a_ca_file_needs_tls_and_must_hold_a_certificate() {
+        let mut cfg: CassandraConfig =
+            toml::from_str("nodes = [\"localhost:9142\"]\nca_file = \"/nonexistent.pem\"").unwrap();
+        assert!(cfg.validate().is_err(), "ca_file without tls");
+        cfg.tls = true;
+        assert!(cfg.validate().is_ok());
+        let err = tls_config(&cfg).unwrap_err();
+        assert!(matches!(&err, SinkError::Permanent(t) if t.contains("cannot be read")), "{err:?}");
+        let empty = tempfile::NamedTempFile::new().unwrap();
+        cfg.ca_file = Some(empty.path().display().to_string());
+        assert!(matches!(tls_config(&cfg), Err(SinkError::Permanent(t)) if t.contains("no PEM certificate")));
     }
 }

@@ -517,6 +517,98 @@ pub fn cqlsh() -> PathBuf {
     home_tool("OUTPOST_PYTHON", "venv/bin/python").with_file_name("cqlsh")
 }
 
+// The Cassandra connector tests (tests/it/cassandra_connector.rs): a certificate for chosen
+// names, SIGKILL and restart on the same data directory, and query traces.
+
+impl TestCa {
+    /// Issues the server certificate again (same key, same CA) for `san`, an openssl
+    /// subjectAltName value such as `DNS:localhost`.
+    pub fn reissue(&self, san: &str) {
+        let dir = self.ca.parent().unwrap();
+        std::fs::write(dir.join("san.ext"), format!("subjectAltName={san}\n")).unwrap();
+        let out = Command::new("openssl")
+            .args(["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial"])
+            .args(["-days", "2", "-extfile", "san.ext", "-out", "server.pem"])
+            .current_dir(dir)
+            .output()
+            .expect("openssl runs");
+        assert!(out.status.success(), "openssl x509: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+impl Cassandra {
+    /// SIGKILL: no drain, no flush; the commit log is all that survives.
+    pub fn kill9(&mut self) {
+        self._jvm.child.kill().unwrap();
+        self._jvm.child.wait().unwrap();
+    }
+
+    /// Re-issues the node's TLS certificate for `san` (with `client_tls`); read at the next start.
+    pub fn reissue_certificate(&self, san: &str) {
+        let d = self.dir.path();
+        let tls = TestCa { ca: d.join("ca.pem"), server_cert: d.join("server.pem"), server_key: d.join("server.key") };
+        tls.reissue(san);
+        let key = std::fs::read_to_string(&tls.server_key).unwrap();
+        let cert = std::fs::read_to_string(&tls.server_cert).unwrap();
+        std::fs::write(d.join("keystore.pem"), format!("{key}{cert}")).unwrap();
+    }
+
+    /// Starts the node again on the same directory and ports (after `kill9`); returns once a
+    /// CQL session opens.
+    pub async fn restart(&mut self) {
+        let started = Instant::now();
+        let _ = self._jvm.child.kill();
+        let _ = self._jvm.child.wait();
+        let d = self.dir.path().to_owned();
+        let system_log = d.join("system.log");
+        let offset = std::fs::metadata(&system_log).map(|m| m.len() as usize).unwrap_or(0);
+        let lib = server_lib("OUTPOST_CASSANDRA_LIB", "cassandra", "cassandra.version");
+        let jvm_options = std::fs::read_to_string(repo_file("tests/servers/cassandra/jvm17.options")).unwrap();
+        let mut cmd = Command::new(java());
+        cmd.args(jvm_options.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')))
+            .args(["-Xms1G", "-Xmx1G", "-XX:+UseG1GC", "-XX:+ExitOnOutOfMemoryError"])
+            .arg(format!("-Dcassandra.config=file://{}", d.join("cassandra.yaml").display()))
+            .arg(format!("-Dlogback.configurationFile={}", d.join("logback.xml").display()))
+            .arg(format!("-Dcassandra.storagedir={}", d.display()))
+            .arg(format!("-Dcassandra.logdir={}", d.display()))
+            .args(["-Dcassandra-foreground=yes", "-Dcassandra.skip_wait_for_gossip_to_settle=0"])
+            .args(["-Dcassandra.superuser_setup_delay_ms=0", "-Djava.awt.headless=true"])
+            .args(["-cp", &classpath(&lib), "org.apache.cassandra.service.CassandraDaemon"]);
+        self._jvm = Jvm::spawn(cmd, d.join("stdout.log"));
+        let (port, user, ca) = (self.port, self.opts.password_auth, self.ca.clone());
+        let log = system_log.clone();
+        wait_ready(&mut self._jvm, "Cassandra (restart)", CASSANDRA_START_SECS, &system_log, || {
+            let (log, ca) = (log.clone(), ca.clone());
+            async move {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                if !text.get(offset..).is_some_and(|t| t.contains("Starting listening for CQL clients")) {
+                    return false;
+                }
+                let out =
+                    cql_command(port, user, ca.as_deref(), "SELECT release_version FROM system.local").output().await;
+                out.is_ok_and(|o| o.status.success())
+            }
+        })
+        .await;
+        eprintln!("Apache Cassandra on 127.0.0.1:{port} restarted in {:.1} s", started.elapsed().as_secs_f64());
+    }
+
+    /// The events of the trace of `cql` (run unpaged by tests/tools/cql_trace.py), in order.
+    pub async fn trace(&self, cql: &str) -> Vec<String> {
+        let mut cmd = tokio::process::Command::new(home_tool("OUTPOST_PYTHON", "venv/bin/python"));
+        cmd.arg(repo_file("tests/tools/cql_trace.py")).arg(self.node()).arg(cql).kill_on_drop(true);
+        if self.opts.password_auth {
+            cmd.args(["--user", "cassandra", "--password", "cassandra"]);
+        }
+        if let Some(ca) = &self.ca {
+            cmd.arg("--ca").arg(ca);
+        }
+        let out = cmd.output().await.unwrap();
+        assert!(out.status.success(), "cql_trace.py failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().lines().map(str::to_owned).collect()
+    }
+}
+
 impl TestCa {
     /// A test CA and a server certificate for `san` (an openssl subjectAltName list such as
     /// `DNS:kafka.other.invalid`), files prefixed with `prefix` in `dir`.

@@ -368,7 +368,16 @@ pub fn apache_kafka(port: u16) -> Kafka {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(fastrand::u128(..).to_be_bytes())
     };
     let out = Command::new("java")
-        .args(["-XX:TieredStopAtLevel=1", &log_prop, "-cp", &cp, "kafka.tools.StorageTool", "format", "-t", &id, "-c"])
+        .args([
+            "-XX:TieredStopAtLevel=1",
+            &log_prop,
+            "-cp",
+            &cp,
+            "kafka.tools.StorageTool",
+            "format",
+            &format!("--cluster-id={id}"),
+            "-c",
+        ])
         .arg(&props)
         .arg("--standalone")
         .output()

@@ -288,7 +288,7 @@ impl ApacheKafka {
         let mut format = Command::new(java());
         format
             .args(["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", &log_prop, "-cp", &classpath(&lib)])
-            .args(["kafka.tools.StorageTool", "format", "-t", &kafka_cluster_id(), "-c"])
+            .args(["kafka.tools.StorageTool", "format", &format!("--cluster-id={}", kafka_cluster_id()), "-c"])
             .arg(&props)
             .arg("--standalone");
         for (user, password) in &opts.scram_users {

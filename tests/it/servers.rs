@@ -358,6 +358,9 @@ pub struct CassandraOpts {
     /// Client-to-node TLS only (not optional), with a certificate from a test CA (PEM, through
     /// Cassandra's PEMBasedSslContextFactory).
     pub client_tls: bool,
+    /// `commitlog_sync: batch`: a write is acknowledged only once its commit log is on disk, so a
+    /// killed node keeps every acknowledged write (the default, periodic, syncs every 10 s).
+    pub durable_commitlog: bool,
 }
 
 /// One Apache Cassandra 5.0 node on 127.0.0.1 (SimpleSnitch, one token), CQL on `port`.
@@ -399,6 +402,11 @@ impl Cassandra {
             );
             ca = Some(tls.ca);
         }
+        let commitlog = if opts.durable_commitlog {
+            "commitlog_sync: batch\n"
+        } else {
+            "commitlog_sync: periodic\ncommitlog_sync_period: 10000ms\n"
+        };
         let yaml = d.join("cassandra.yaml");
         std::fs::write(
             &yaml,
@@ -408,8 +416,7 @@ impl Cassandra {
                  initial_token: 0\n\
                  partitioner: org.apache.cassandra.dht.Murmur3Partitioner\n\
                  auto_bootstrap: false\n\
-                 commitlog_sync: periodic\n\
-                 commitlog_sync_period: 10000ms\n\
+                 {commitlog}\
                  seed_provider:\n  - class_name: org.apache.cassandra.locator.SimpleSeedProvider\n    parameters:\n      - seeds: \"127.0.0.1:{storage_port}\"\n\
                  listen_address: 127.0.0.1\n\
                  rpc_address: 127.0.0.1\n\

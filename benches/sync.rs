@@ -117,7 +117,7 @@ fn describe(last: u64, d: &Drained) -> String {
 fn read_topic(port: u16, topic: &str) -> Vec<Value> {
     let out = Command::new(home_tool("OUTPOST_PYTHON", "venv/bin/python"))
         .arg(manifest_dir().join("tests/tools/kafka_read.py"))
-        .arg(format!("127.0.0.1:{port}"))
+        .arg(format!("{}:{port}", kafka_host()))
         .arg(topic)
         .args(["--timeout", "300"])
         .output()
@@ -129,7 +129,7 @@ fn read_topic(port: u16, topic: &str) -> Vec<Value> {
 fn kafka(backlog: &Backlog, work: &Path, batch: usize, peer: bool) {
     let port = free_port();
     let broker = apache_kafka(port);
-    let toml = format!("[kafka]\nbrokers = [\"127.0.0.1:{port}\"]\nbatch_size = {batch}\n");
+    let toml = format!("[kafka]\nbrokers = [\"{}:{port}\"]\nbatch_size = {batch}\n", kafka_host());
     let d = drain(backlog, work, &format!("kafka-{batch}"), "kafka", &toml, broker.pid());
     // Verify: every seq exactly once across the three topics.
     let mut seqs = BTreeSet::new();
@@ -160,7 +160,7 @@ fn kafka(backlog: &Backlog, work: &Path, batch: usize, peer: bool) {
         let broker_cpu0 = cpu_secs(broker.pid()).unwrap_or(0.0);
         let out = Command::new(home_tool("OUTPOST_PYTHON", "venv/bin/python"))
             .arg(manifest_dir().join("benches/kafka_produce.py"))
-            .arg(format!("127.0.0.1:{port}"))
+            .arg(format!("{}:{port}", kafka_host()))
             .arg(&file)
             .output()
             .unwrap();

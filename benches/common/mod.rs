@@ -311,7 +311,26 @@ fn kafka_lib() -> PathBuf {
     home_tool("OUTPOST_KAFKA_LIB", &format!("servers/kafka-{version}/lib"))
 }
 
+/// The host the bench's broker listens on and is reached at: $OUTPOST_BENCH_KAFKA_HOST, else
+/// 127.0.0.1 (scripts/bench-kafka-netns.sh sets it to the far end of a veth pair).
+pub fn kafka_host() -> String {
+    std::env::var("OUTPOST_BENCH_KAFKA_HOST").unwrap_or_else(|_| "127.0.0.1".into())
+}
+
+/// `java`, run inside the network namespace $OUTPOST_BENCH_KAFKA_NETNS when it is set.
+fn broker_java() -> Command {
+    match std::env::var("OUTPOST_BENCH_KAFKA_NETNS") {
+        Ok(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", &ns, "java"]);
+            c
+        }
+        Err(_) => Command::new("java"),
+    }
+}
+
 pub fn apache_kafka(port: u16) -> Kafka {
+    let host = kafka_host();
     let lib = kafka_lib();
     let cp = format!("{}/*", lib.display());
     let dir = tempfile::Builder::new().prefix("outpost-bench-kafka-").tempdir().unwrap();
@@ -322,8 +341,8 @@ pub fn apache_kafka(port: u16) -> Kafka {
         format!(
             "process.roles=broker,controller\nnode.id=1\n\
              controller.quorum.bootstrap.servers=127.0.0.1:{controller}\n\
-             listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}\n\
-             advertised.listeners=PLAINTEXT://127.0.0.1:{port}\ncontroller.listener.names=CONTROLLER\n\
+             listeners=PLAINTEXT://{host}:{port},CONTROLLER://127.0.0.1:{controller}\n\
+             advertised.listeners=PLAINTEXT://{host}:{port}\ncontroller.listener.names=CONTROLLER\n\
              inter.broker.listener.name=PLAINTEXT\n\
              listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
              log.dirs={}\nnum.partitions=1\nauto.create.topics.enable=false\n\
@@ -349,7 +368,16 @@ pub fn apache_kafka(port: u16) -> Kafka {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(fastrand::u128(..).to_be_bytes())
     };
     let out = Command::new("java")
-        .args(["-XX:TieredStopAtLevel=1", &log_prop, "-cp", &cp, "kafka.tools.StorageTool", "format", "-t", &id, "-c"])
+        .args([
+            "-XX:TieredStopAtLevel=1",
+            &log_prop,
+            "-cp",
+            &cp,
+            "kafka.tools.StorageTool",
+            "format",
+            &format!("--cluster-id={id}"),
+            "-c",
+        ])
         .arg(&props)
         .arg("--standalone")
         .output()
@@ -357,7 +385,7 @@ pub fn apache_kafka(port: u16) -> Kafka {
     assert!(out.status.success(), "kafka-storage format failed: {}", String::from_utf8_lossy(&out.stdout));
     let log = dir.path().join("server.log");
     let file = std::fs::File::create(&log).unwrap();
-    let child = Command::new("java")
+    let child = broker_java()
         .args(["-Xms256m", "-Xmx512m", &log_prop, "-cp", &cp, "kafka.Kafka"])
         .arg(&props)
         .stdout(file.try_clone().unwrap())

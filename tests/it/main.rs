@@ -26,6 +26,7 @@ mod export;
 mod fuzz;
 mod gpsd;
 mod kafka;
+mod kafka_connector;
 mod mqtt;
 mod passes;
 mod pi;

@@ -182,6 +182,8 @@ pub struct KafkaOpts {
     /// A second client listener, SASL_SSL with SCRAM-SHA-512 for these (user, password) pairs
     /// (created at format time) and a certificate from a test CA.
     pub scram_users: Vec<(String, String)>,
+    /// Lines appended to server.properties (a later line overrides an earlier one).
+    pub extra_properties: String,
 }
 
 /// Apache Kafka 4 in KRaft combined mode, node 1, one PLAINTEXT client listener and a CONTROLLER
@@ -255,9 +257,11 @@ impl ApacheKafka {
                  transaction.state.log.replication.factor=1\n\
                  transaction.state.log.min.isr=1\n\
                  group.initial.rebalance.delay.ms=0\n\
-                 log.retention.ms=-1\n",
+                 log.retention.ms=-1\n\
+                 {}",
                 data.display(),
-                opts.auto_create_topics
+                opts.auto_create_topics,
+                opts.extra_properties
             ),
         )
         .unwrap();
@@ -284,7 +288,7 @@ impl ApacheKafka {
         let mut format = Command::new(java());
         format
             .args(["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", &log_prop, "-cp", &classpath(&lib)])
-            .args(["kafka.tools.StorageTool", "format", "-t", &kafka_cluster_id(), "-c"])
+            .args(["kafka.tools.StorageTool", "format", &format!("--cluster-id={}", kafka_cluster_id()), "-c"])
             .arg(&props)
             .arg("--standalone");
         for (user, password) in &opts.scram_users {
@@ -609,5 +613,88 @@ impl Cassandra {
         let out = cmd.output().await.unwrap();
         assert!(out.status.success(), "cql_read.py --trace failed: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap().lines().map(str::to_owned).collect()
+    }
+}
+
+impl TestCa {
+    /// A test CA and a server certificate for `san` (an openssl subjectAltName list such as
+    /// `DNS:kafka.other.invalid`), files prefixed with `prefix` in `dir`.
+    pub fn for_names(dir: &Path, prefix: &str, san: &str) -> TestCa {
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl runs");
+            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        let f = |name: &str| format!("{prefix}{name}");
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+        let (ca, ca_key) = (f("ca.pem"), f("ca.key"));
+        let (key, csr, cert, ext) = (f("server.key"), f("server.csr"), f("server.pem"), f("san.ext"));
+        openssl(
+            &[
+                &["req", "-x509", "-subj", "/CN=outpost other test CA", "-days", "2"][..],
+                &ec,
+                &["-keyout", &ca_key, "-out", &ca],
+            ]
+            .concat(),
+        );
+        openssl(&[&["req", "-subj", "/CN=other"][..], &ec, &["-keyout", &key, "-out", &csr]].concat());
+        std::fs::write(dir.join(&ext), format!("subjectAltName={san}\n")).unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+            "-out",
+            &cert,
+        ]);
+        TestCa { ca: dir.join(ca), server_cert: dir.join(cert), server_key: dir.join(key) }
+    }
+}
+
+/// tests/tools/kafka_admin.py: topics and ACLs made on the broker at 127.0.0.1:`port` by an
+/// independent admin client (confluent-kafka), as the PLAINTEXT listener's super user.
+pub async fn kafka_admin(port: u16, args: &[&str]) {
+    let out = tokio::process::Command::new(home_tool("OUTPOST_PYTHON", "venv/bin/python"))
+        .arg(repo_file("tests/tools/kafka_admin.py"))
+        .arg(format!("127.0.0.1:{port}"))
+        .args(args)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "kafka_admin.py {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+impl ApacheKafka {
+    /// The broker's ApiVersions answer as `(api key, min, max)`, read with kafka-python (the
+    /// broker's installed jars do not include Kafka's command-line tools).
+    pub async fn api_versions(&self) -> Vec<(i16, i16, i16)> {
+        let script = "import sys\nfrom kafka.client_async import KafkaClient\n\
+                      c = KafkaClient(bootstrap_servers=sys.argv[1])\nc.poll(timeout_ms=5000)\n\
+                      v = c.get_api_versions()\nc.close()\n\
+                      [print(k, lo, hi) for k, (lo, hi) in sorted(v.items())]\n";
+        let out = tokio::process::Command::new(home_tool("OUTPOST_PYTHON", "venv/bin/python"))
+            .args(["-c", script])
+            .arg(format!("127.0.0.1:{}", self.port))
+            .kill_on_drop(true)
+            .output()
+            .await
+            .unwrap();
+        assert!(out.status.success(), "ApiVersions by kafka-python failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| {
+                let v: Vec<i16> = l.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+                (v.len() == 3).then(|| (v[0], v[1], v[2]))
+            })
+            .collect()
     }
 }

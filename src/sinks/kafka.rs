@@ -1,7 +1,9 @@
 //! Kafka sink (rskafka, pure Rust). Topics `<prefix>.iss.position`, `<prefix>.iss.tle`,
 //! `<prefix>.avalanche.warning`, created if missing. Key = the record id; value = the message
 //! JSON (`message.rs`); headers `outpost-replay` ("true" for records sent from backlog, "false"
-//! for live ones), `outpost-schema` and `outpost-kind`; timestamp = the record's source time.
+//! for live ones), `outpost-schema` and `outpost-kind`; timestamp = when Outpost produced it (the
+//! record's own times are in the value). A source-time timestamp would let a topic's time-based
+//! retention delete a back-fill of old warnings or TLEs as soon as the broker wrote it.
 //!
 //! Records are sent in log order, runs of consecutive records of one topic, each partition's
 //! share of a run in produce requests of at most `max_request_bytes` (estimated conservatively,
@@ -453,6 +455,7 @@ impl Sink for KafkaSink {
 
     async fn send(&mut self, batch: &[StoredRecord], live_from: u64) -> Result<(), Partial> {
         let mut acked: Option<u64> = None;
+        let produced_at = chrono::Utc::now();
         // Runs of consecutive records of one kind keep log order per topic and partition.
         for run in batch.chunk_by(|a, b| a.record.kind() == b.record.kind()) {
             let kind = run[0].record.kind();
@@ -473,12 +476,7 @@ impl Sink for KafkaSink {
                     ("outpost-kind".to_owned(), kind.as_str().as_bytes().to_vec()),
                 ]);
                 let partition = self.partition_of(&id);
-                let record = Record {
-                    key: Some(id.into_bytes()),
-                    value: Some(value),
-                    headers,
-                    timestamp: rec.record.source_time(),
-                };
+                let record = Record { key: Some(id.into_bytes()), value: Some(value), headers, timestamp: produced_at };
                 let size = encoded_size(&record);
                 per_partition.entry(partition).or_default().push_back(Pending { seq: rec.seq, size, record });
             }

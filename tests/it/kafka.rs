@@ -89,6 +89,7 @@ async fn a_week_offline_is_synced_once_per_key_in_log_order_when_the_broker_come
     assert_eq!(sink(&s)["enabled"], true);
 
     let _broker = ApacheKafka::start(KafkaOpts { port: Some(port), ..KafkaOpts::default() }).await;
+    let sync_started = Utc::now();
     let seen = Mutex::new(Vec::new());
     let s = app
         .wait_for("the backlog to drain", 180, |s| {
@@ -114,6 +115,11 @@ async fn a_week_offline_is_synced_once_per_key_in_log_order_when_the_broker_come
     let warnings: Vec<_> = all.iter().filter(|(_, m)| m["value"]["kind"] == "avalanche.warning").collect();
     assert_eq!(warnings.len(), 5);
     assert_eq!(warnings[0].1["value"]["region_id"], 3022);
+    // The Kafka timestamp is when Outpost produced the message, not the 2023 publish time: a
+    // topic's time-based retention would otherwise delete a back-fill as soon as it arrives.
+    let produced = warnings[0].1["timestamp_ms"].as_i64().unwrap();
+    assert!(produced >= sync_started.timestamp_millis() - 1000, "timestamp {produced} is before the sync began");
+    assert_eq!(warnings[0].1["value"]["publish_time"].as_str().map(|t| t.starts_with("2023")), Some(true));
 }
 
 #[tokio::test]

@@ -51,6 +51,7 @@ def main():
                 print(json.dumps({
                     "partition": m.partition,
                     "offset": m.offset,
+                    "timestamp_ms": m.timestamp,
                     "key": m.key.decode() if m.key is not None else None,
                     "value": json.loads(m.value) if m.value is not None else None,
                     "headers": {k: v.decode() for k, v in (m.headers or [])},

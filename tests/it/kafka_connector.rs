@@ -8,7 +8,7 @@ use crate::kafka::read_all;
 use crate::servers::*;
 use crate::upstreams::*;
 use chrono::{Duration, Utc};
-use outpost::domain::{IssPosition, Record};
+use outpost::domain::Record;
 use outpost::sources::varsom::CLASS_A_REGIONS;
 use outpost::store::{Store, StoreOptions};
 use serde_json::Value;
@@ -67,17 +67,7 @@ async fn fill(dir: &Path, parts: Vec<Fill>) -> u64 {
                 Fill::Positions(n) => {
                     for i in 0..n {
                         t += Duration::seconds(10);
-                        handle.append(Record::IssPosition(
-                            IssPosition {
-                                time: t,
-                                latitude: ((i as f64) / 50.0).sin() * 51.6,
-                                longitude: ((i as f64 * 0.7) % 360.0) - 180.0,
-                                altitude_km: Some(420.0),
-                                velocity_kmh: None,
-                                visibility: None,
-                            }
-                            .rounded(),
-                        ));
+                        handle.append(simulated_position(t, i));
                     }
                 }
                 Fill::Warnings { days, text_bytes } => {

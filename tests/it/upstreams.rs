@@ -154,23 +154,28 @@ pub async fn write_store(dir: &Path, fill: impl FnOnce(&outpost::store::WriterHa
     .unwrap()
 }
 
+/// The `i`-th position of a simulated orbit, at `time` (a sine in latitude, steps in longitude).
+pub fn simulated_position(time: chrono::DateTime<Utc>, i: usize) -> Record {
+    Record::IssPosition(
+        IssPosition {
+            time,
+            latitude: ((i as f64) / 50.0).sin() * 51.6,
+            longitude: ((i as f64 * 0.7) % 360.0) - 180.0,
+            altitude_km: Some(420.0),
+            velocity_kmh: None,
+            visibility: None,
+        }
+        .rounded(),
+    )
+}
+
 /// Fills a new store in `dir` with `n` positions 10 s apart, ending an hour ago (a simulated
 /// offline stretch), plus the recorded avalanche warnings. Returns the number of records.
 pub async fn fill_store(dir: &Path, n: usize) -> u64 {
     write_store(dir, move |handle| {
         let start = Utc::now() - Duration::hours(1) - Duration::seconds(10 * n as i64);
         for i in 0..n {
-            handle.append(Record::IssPosition(
-                IssPosition {
-                    time: start + Duration::seconds(10 * i as i64),
-                    latitude: ((i as f64) / 50.0).sin() * 51.6,
-                    longitude: ((i as f64 * 0.7) % 360.0) - 180.0,
-                    altitude_km: Some(420.0),
-                    velocity_kmh: None,
-                    visibility: None,
-                }
-                .rounded(),
-            ));
+            handle.append(simulated_position(start + Duration::seconds(10 * i as i64), i));
         }
         let parsed =
             outpost::sources::varsom_parse::parse_warnings(&fixture("nve_AvalancheWarningByRegion_Detail.json"));

@@ -5,6 +5,7 @@
 //!     cargo bench --bench sync                    # kafka (batch_size 1000), the peer, mqtt
 //!     cargo bench --bench sync -- kafka 1000 5000 # kafka only, at each batch_size given
 //!     cargo bench --bench sync -- mqtt
+//!     cargo bench --bench sync -- cassandra       # one Cassandra node, and the Python driver's peer
 //!
 //! Needs Apache Kafka's jars (scripts/servers.sh, or $OUTPOST_KAFKA_LIB), the kafka-python venv
 //! (~/.cache/outpost/venv or $OUTPOST_PYTHON) and mosquitto + mosquitto_sub (Debian):
@@ -17,7 +18,11 @@
 //! `/api/status` every 20 ms until the sink's cursor reaches the last record. Then the upstream is
 //! checked: Kafka is read back with kafka-python (tests/tools/kafka_read.py), every seq exactly
 //! once; MQTT (a state sink that coalesces a batch into one publish per topic) must retain the
-//! newest position.
+//! newest position. Cassandra (one Apache Cassandra 5.0 node, tests/it/servers.rs's set-up) is
+//! checked by row counts read with the Python driver; its peer, benches/cassandra_write.py, writes
+//! the same rows (cql-export's mapping, the same schema) with the DataStax driver's
+//! `execute_concurrent_with_args` at concurrency 64 (Outpost's `IN_FLIGHT`) into another keyspace
+//! of the same node.
 
 mod common;
 
@@ -210,10 +215,114 @@ fn mqtt(backlog: &Backlog, work: &Path) {
     drop(broker);
 }
 
+/// A cql-export value as JSON for benches/cassandra_write.py (null: not written, as Outpost's
+/// unset; timestamps as Unix ms; dates as ISO text).
+fn cql_json(v: &cql_export::CqlValue) -> Value {
+    use cql_export::CqlValue as C;
+    match v {
+        C::Null => Value::Null,
+        C::Text(t) => Value::from(t.as_str()),
+        C::Int(i) => Value::from(*i),
+        C::BigInt(i) | C::Timestamp(i) => Value::from(*i),
+        C::Double(d) => Value::from(*d),
+        C::Date(d) => Value::from(d.to_string()),
+        C::TextList(l) => Value::from(l.clone()),
+    }
+}
+
+/// Rows per table in `keyspace`, counted by the Python driver.
+fn cassandra_counts(node: &str, keyspace: &str) -> Vec<(&'static str, u64)> {
+    cql_export::Table::ALL
+        .iter()
+        .map(|t| {
+            let cql = format!("SELECT count(*) AS n FROM {keyspace}.{}", t.name());
+            let rows = cql_rows(node, &cql).unwrap_or_else(|| panic!("count of {keyspace}.{} failed", t.name()));
+            (t.name(), rows[0]["n"].as_u64().unwrap())
+        })
+        .collect()
+}
+
+fn cassandra(backlog: &Backlog, work: &Path, batch: usize, peer: bool) {
+    let node = apache_cassandra();
+    let n = node.node();
+    let toml = format!(
+        "[cassandra]\nnodes = [\"{n}\"]\nkeyspace = \"outpost_bench\"\nconsistency = \"local_quorum\"\nbatch_size = {batch}\n"
+    );
+    let d = drain(backlog, work, &format!("cassandra-{batch}"), "cassandra", &toml, node.pid());
+    // The rows Outpost's mapping makes of the backlog: what the node must hold, and the peer's input.
+    let copy = work.join(format!("cassandra-{batch}-rows"));
+    copy_store(&backlog.dir, &copy);
+    let (store, writer, _) = outpost::store::Store::open(&copy, "bench", Default::default()).unwrap();
+    drop(writer);
+    let mut rows = Vec::new();
+    let mut keys: std::collections::BTreeMap<&str, BTreeSet<String>> = Default::default();
+    for rec in store.read_after(0, 10_000_000).unwrap() {
+        let Some(table) = cql_export::Table::for_kind(rec.record.kind().as_str()) else { continue };
+        let row = cql_export::row(&outpost::message::message(&rec)).unwrap();
+        keys.entry(table.name()).or_default().insert(format!("{:?}", row.primary_key()));
+        rows.push(row);
+    }
+    drop(store);
+    let expected: Vec<(&str, u64)> =
+        cql_export::Table::ALL.iter().map(|t| (t.name(), keys.get(t.name()).map_or(0, |k| k.len() as u64))).collect();
+    let got = cassandra_counts(&n, "outpost_bench");
+    assert_eq!(got, expected, "rows per table");
+    let total: u64 = got.iter().map(|(_, c)| c).sum();
+    println!(
+        "cassandra batch_size {batch}: {}\n    verified with the Python driver: {total} rows {got:?}",
+        describe(backlog.filled.last_seq, &d)
+    );
+    if peer {
+        let ks = "peer_bench";
+        let file = work.join("peer-rows.jsonl");
+        let mut text = serde_json::json!({
+            "schema": std::iter::once(cql_export::keyspace_cql(ks, cql_export::DEFAULT_REPLICATION).unwrap())
+                .chain(cql_export::Table::ALL.iter().map(|t| t.create_cql(ks).unwrap()))
+                .collect::<Vec<_>>(),
+            "inserts": cql_export::Table::ALL.iter()
+                .map(|t| (t.name().to_owned(), Value::from(cql_export::insert_prepared(*t, ks))))
+                .collect::<serde_json::Map<_, _>>(),
+            "types": cql_export::Table::ALL.iter()
+                .map(|t| (t.name().to_owned(), Value::from(t.column_types().to_vec())))
+                .collect::<serde_json::Map<_, _>>(),
+        })
+        .to_string();
+        text.push('\n');
+        for row in &rows {
+            let line = serde_json::json!({"t": row.table.name(), "v": row.values.iter().map(cql_json).collect::<Vec<_>>()});
+            text.push_str(&format!("{line}\n"));
+        }
+        std::fs::write(&file, text).unwrap();
+        let cpu0 = cpu_secs(node.pid()).unwrap_or(0.0);
+        let out = Command::new(home_tool("OUTPOST_PYTHON", "venv/bin/python"))
+            .arg(manifest_dir().join("benches/cassandra_write.py"))
+            .arg(&n)
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "cassandra_write.py failed: {}", String::from_utf8_lossy(&out.stderr));
+        let node_cpu = cpu_secs(node.pid()).unwrap_or(0.0) - cpu0;
+        let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let (rows_n, secs) = (r["rows"].as_u64().unwrap(), r["seconds"].as_f64().unwrap());
+        let peer_got = cassandra_counts(&n, ks);
+        assert_eq!(peer_got, expected, "the peer's rows per table");
+        println!(
+            "peer: DataStax Python driver {} execute_concurrent_with_args (concurrency {}), the same {rows_n} rows to the same node: {secs:.2} s = {:.0} rows/s ({} failed); CPU: node {node_cpu:.2} s, writer {:.2} s\n    verified with the Python driver: {peer_got:?}",
+            r["driver"].as_str().unwrap_or("?"),
+            r["concurrency"],
+            rows_n as f64 / secs,
+            r["failed"],
+            r["cpu_s"].as_f64().unwrap_or(f64::NAN)
+        );
+    }
+    drop(node);
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let part = args.first().map(String::as_str).unwrap_or("all");
     let batches: Vec<usize> = args.iter().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let cassandra_batches = if batches.is_empty() { vec![500] } else { batches.clone() };
     let batches = if batches.is_empty() { vec![1000] } else { batches };
     println!("machine: {}", machine());
     let work = BenchDir::new("sync");
@@ -236,6 +345,11 @@ fn main() {
     }
     if matches!(part, "all" | "mqtt") {
         mqtt(&backlog, work.path());
+    }
+    if matches!(part, "all" | "cassandra") {
+        for (i, b) in cassandra_batches.iter().enumerate() {
+            cassandra(&backlog, work.path(), *b, i == 0);
+        }
     }
     println!("done: {}", load());
 }

@@ -504,3 +504,116 @@ pub fn wait_healthy(port: u16, since: Instant, limit_s: u64) -> std::time::Durat
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
+
+/// One Apache Cassandra 5.0 node on 127.0.0.1:`port` (CQL), from the jars scripts/servers.sh
+/// installs ($OUTPOST_CASSANDRA_LIB, or the version of tests/servers/cassandra/pom.xml under
+/// ~/.cache/outpost/servers): the set-up of tests/it/servers.rs (SimpleSnitch, one token, the JVM
+/// options of tests/servers/cassandra/jvm17.options, -Xmx1G, periodic commit log). Ready when the
+/// Python driver (tests/tools/cql_read.py) runs a query. Killed and its dir removed when dropped.
+pub struct CassandraNode {
+    proc: Proc,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl CassandraNode {
+    pub fn pid(&self) -> u32 {
+        self.proc.pid()
+    }
+    pub fn node(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+fn cassandra_lib() -> PathBuf {
+    if let Ok(p) = std::env::var("OUTPOST_CASSANDRA_LIB") {
+        return PathBuf::from(p);
+    }
+    let pom = std::fs::read_to_string(manifest_dir().join("tests/servers/cassandra/pom.xml")).unwrap();
+    let version = pom.split("<cassandra.version>").nth(1).and_then(|s| s.split('<').next()).unwrap();
+    home_tool("OUTPOST_CASSANDRA_LIB", &format!("servers/cassandra-{version}/lib"))
+}
+
+/// `cql` run by tests/tools/cql_read.py on `node`: its JSON rows, or None if it failed.
+pub fn cql_rows(node: &str, cql: &str) -> Option<Vec<serde_json::Value>> {
+    let out = Command::new(home_tool("OUTPOST_PYTHON", "venv/bin/python"))
+        .arg(manifest_dir().join("tests/tools/cql_read.py"))
+        .arg(node)
+        .arg(cql)
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    String::from_utf8(out.stdout).ok()?.lines().map(|l| serde_json::from_str(l).ok()).collect()
+}
+
+pub fn apache_cassandra() -> CassandraNode {
+    let started = Instant::now();
+    let lib = cassandra_lib();
+    let dir = tempfile::Builder::new().prefix("outpost-bench-cassandra-").tempdir().unwrap();
+    let d = dir.path();
+    let (port, storage) = (free_port(), free_port());
+    let yaml = d.join("cassandra.yaml");
+    std::fs::write(
+        &yaml,
+        format!(
+            "cluster_name: outpost-bench\nnum_tokens: 1\ninitial_token: 0\n\
+             partitioner: org.apache.cassandra.dht.Murmur3Partitioner\nauto_bootstrap: false\n\
+             commitlog_sync: periodic\ncommitlog_sync_period: 10000ms\n\
+             seed_provider:\n  - class_name: org.apache.cassandra.locator.SimpleSeedProvider\n    parameters:\n      - seeds: \"127.0.0.1:{storage}\"\n\
+             listen_address: 127.0.0.1\nrpc_address: 127.0.0.1\nstorage_port: {storage}\nnative_transport_port: {port}\n\
+             start_native_transport: true\nendpoint_snitch: SimpleSnitch\n\
+             data_file_directories: [{d}/data]\ncommitlog_directory: {d}/commitlog\n\
+             saved_caches_directory: {d}/saved_caches\nhints_directory: {d}/hints\ncdc_raw_directory: {d}/cdc_raw\n\
+             authenticator: AllowAllAuthenticator\nauthorizer: AllowAllAuthorizer\nrole_manager: CassandraRoleManager\n\
+             disk_access_mode: mmap_index_only\n",
+            d = d.display()
+        ),
+    )
+    .unwrap();
+    let system_log = d.join("system.log");
+    let logback = d.join("logback.xml");
+    std::fs::write(
+        &logback,
+        format!(
+            "<configuration>\n  <appender name=\"FILE\" class=\"ch.qos.logback.core.FileAppender\">\n    \
+             <file>{}</file>\n    <encoder><pattern>%-5level [%thread] %date{{ISO8601}} %F:%L - %msg%n</pattern></encoder>\n  \
+             </appender>\n  <root level=\"INFO\"><appender-ref ref=\"FILE\"/></root>\n</configuration>\n",
+            system_log.display()
+        ),
+    )
+    .unwrap();
+    let options = std::fs::read_to_string(manifest_dir().join("tests/servers/cassandra/jvm17.options")).unwrap();
+    let out = std::fs::File::create(d.join("stdout.log")).unwrap();
+    let child = Command::new("java")
+        .args(options.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')))
+        .args(["-Xms1G", "-Xmx1G", "-XX:+UseG1GC", "-XX:+ExitOnOutOfMemoryError"])
+        .arg(format!("-Dcassandra.config=file://{}", yaml.display()))
+        .arg(format!("-Dlogback.configurationFile={}", logback.display()))
+        .arg(format!("-Dcassandra.storagedir={}", d.display()))
+        .arg(format!("-Dcassandra.logdir={}", d.display()))
+        .args(["-Dcassandra-foreground=yes", "-Dcassandra.skip_wait_for_gossip_to_settle=0"])
+        .args(["-Dcassandra.superuser_setup_delay_ms=0", "-Djava.awt.headless=true"])
+        .args(["-cp", &format!("{}/*", lib.display()), "org.apache.cassandra.service.CassandraDaemon"])
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("java starts");
+    let mut proc = Proc(child);
+    let node = format!("127.0.0.1:{port}");
+    let deadline = Instant::now() + std::time::Duration::from_secs(240);
+    loop {
+        assert!(proc.0.try_wait().unwrap().is_none(), "Cassandra exited during start-up; see {}", system_log.display());
+        let listening = std::fs::read_to_string(&system_log).unwrap_or_default().contains("Starting listening for CQL clients");
+        if listening && cql_rows(&node, "SELECT release_version FROM system.local").is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "Cassandra not ready after 240 s; see {}", system_log.display());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    println!("Apache Cassandra on {node} ready in {:.1} s", started.elapsed().as_secs_f64());
+    CassandraNode { proc, port, _dir: dir }
+}

@@ -12,6 +12,7 @@ mod backfill;
 mod bad_answers;
 mod browser;
 mod cassandra;
+mod cassandra_cluster;
 mod cassandra_connector;
 mod cli;
 mod crash;

@@ -361,12 +361,25 @@ pub struct CassandraOpts {
     /// `commitlog_sync: batch`: a write is acknowledged only once its commit log is on disk, so a
     /// killed node keeps every acknowledged write (the default, periodic, syncs every 10 s).
     pub durable_commitlog: bool,
+    /// The node's listen, RPC and CQL address: a loopback alias such as 127.0.0.2 for a cluster
+    /// on one machine (Linux routes all of 127.0.0.0/8 to lo); 127.0.0.1 when None.
+    pub address: Option<String>,
+    /// The (CQL, storage) ports; picked free when None. A cluster on loopback aliases gives every
+    /// node the same pair, each on its own address, as on separate machines.
+    pub ports: Option<(u16, u16)>,
+    /// The seed list (`host:storage_port`, comma-separated); the node itself when None.
+    pub seeds: Option<String>,
+    /// The node's one token (Murmur3); 0 when None. Every node of a cluster needs its own.
+    pub initial_token: Option<String>,
 }
 
-/// One Apache Cassandra 5.0 node on 127.0.0.1 (SimpleSnitch, one token), CQL on `port`.
+/// One Apache Cassandra 5.0 node on 127.0.0.1 or `CassandraOpts::address` (SimpleSnitch, one
+/// token), CQL on `port`.
 pub struct Cassandra {
     /// Killed on drop, before `dir` is removed.
     _jvm: Jvm,
+    /// The address it listens on (gossip and CQL).
+    pub host: String,
     pub port: u16,
     /// The CA that signed the node's certificate, with `client_tls`.
     pub ca: Option<PathBuf>,
@@ -380,8 +393,10 @@ impl Cassandra {
         let lib = server_lib("OUTPOST_CASSANDRA_LIB", "cassandra", "cassandra.version");
         let dir = tempfile::Builder::new().prefix("outpost-cassandra-").tempdir().unwrap();
         let d = dir.path();
-        let port = free_port();
-        let storage_port = free_port();
+        let host = opts.address.clone().unwrap_or_else(|| "127.0.0.1".to_owned());
+        let (port, storage_port) = opts.ports.unwrap_or_else(|| (free_port(), free_port()));
+        let seeds = opts.seeds.clone().unwrap_or_else(|| format!("{host}:{storage_port}"));
+        let token = opts.initial_token.clone().unwrap_or_else(|| "0".to_owned());
         let (authenticator, authorizer) = if opts.password_auth {
             ("PasswordAuthenticator", "CassandraAuthorizer")
         } else {
@@ -413,13 +428,13 @@ impl Cassandra {
             format!(
                 "cluster_name: outpost-it\n\
                  num_tokens: 1\n\
-                 initial_token: 0\n\
+                 initial_token: {token}\n\
                  partitioner: org.apache.cassandra.dht.Murmur3Partitioner\n\
                  auto_bootstrap: false\n\
                  {commitlog}\
-                 seed_provider:\n  - class_name: org.apache.cassandra.locator.SimpleSeedProvider\n    parameters:\n      - seeds: \"127.0.0.1:{storage_port}\"\n\
-                 listen_address: 127.0.0.1\n\
-                 rpc_address: 127.0.0.1\n\
+                 seed_provider:\n  - class_name: org.apache.cassandra.locator.SimpleSeedProvider\n    parameters:\n      - seeds: \"{seeds}\"\n\
+                 listen_address: {host}\n\
+                 rpc_address: {host}\n\
                  storage_port: {storage_port}\n\
                  native_transport_port: {port}\n\
                  start_native_transport: true\n\
@@ -465,16 +480,19 @@ impl Cassandra {
         // Ready when a CQL session opens (and, with auth on, the default superuser exists).
         let user = opts.password_auth;
         let ca_ref = ca.as_deref();
+        let node = format!("{host}:{port}");
+        let node_ref = node.as_str();
         wait_ready(&mut jvm, "Cassandra", CASSANDRA_START_SECS, &system_log, || async move {
             if !file_contains(&d.join("system.log"), "Starting listening for CQL clients") {
                 return false;
             }
             if let Some(ca) = ca_ref {
                 // Over TLS: the Python driver trusts the test CA.
-                let out = cql_command(port, user, Some(ca), "SELECT release_version FROM system.local").output().await;
+                let out =
+                    cql_command(node_ref, user, Some(ca), "SELECT release_version FROM system.local").output().await;
                 return out.is_ok_and(|o| o.status.success());
             }
-            let mut b = scylla::client::session_builder::SessionBuilder::new().known_node(format!("127.0.0.1:{port}"));
+            let mut b = scylla::client::session_builder::SessionBuilder::new().known_node(node_ref);
             if user {
                 b = b.user("cassandra", "cassandra");
             }
@@ -482,12 +500,12 @@ impl Cassandra {
         })
         .await;
         let startup = started.elapsed();
-        eprintln!("Apache Cassandra on 127.0.0.1:{port} ready in {:.1} s", startup.as_secs_f64());
-        Cassandra { _jvm: jvm, port, ca, opts, dir }
+        eprintln!("Apache Cassandra on {node} ready in {:.1} s", startup.as_secs_f64());
+        Cassandra { _jvm: jvm, host, port, ca, opts, dir }
     }
 
     pub fn node(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.host, self.port)
     }
 
     /// The node's system.log (logback, INFO).
@@ -498,17 +516,17 @@ impl Cassandra {
     /// The rows `cql` returns, as JSON objects, read by the DataStax Python driver
     /// (tests/tools/cql_read.py), as the superuser when password auth is on.
     pub async fn query(&self, cql: &str) -> Vec<Value> {
-        let out = cql_command(self.port, self.opts.password_auth, self.ca.as_deref(), cql).output().await.unwrap();
+        let out = cql_command(&self.node(), self.opts.password_auth, self.ca.as_deref(), cql).output().await.unwrap();
         assert!(out.status.success(), "cql_read.py failed: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
     }
 }
 
-/// tests/tools/cql_read.py running `cql` on the node at `port`, as the superuser when `superuser`,
-/// over TLS trusting `ca` when given.
-fn cql_command(port: u16, superuser: bool, ca: Option<&Path>, cql: &str) -> tokio::process::Command {
+/// tests/tools/cql_read.py running `cql` on the node at `node` (host:port), as the superuser when
+/// `superuser`, over TLS trusting `ca` when given.
+fn cql_command(node: &str, superuser: bool, ca: Option<&Path>, cql: &str) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(home_tool("OUTPOST_PYTHON", "venv/bin/python"));
-    cmd.arg(repo_file("tests/tools/cql_read.py")).arg(format!("127.0.0.1:{port}")).arg(cql);
+    cmd.arg(repo_file("tests/tools/cql_read.py")).arg(node).arg(cql);
     if superuser {
         cmd.args(["--user", "cassandra", "--password", "cassandra"]);
     }
@@ -582,22 +600,22 @@ impl Cassandra {
             .args(["-Dcassandra.superuser_setup_delay_ms=0", "-Djava.awt.headless=true"])
             .args(["-cp", &classpath(&lib), "org.apache.cassandra.service.CassandraDaemon"]);
         self._jvm = Jvm::spawn(cmd, d.join("stdout.log"));
-        let (port, user, ca) = (self.port, self.opts.password_auth, self.ca.clone());
+        let (node, user, ca) = (self.node(), self.opts.password_auth, self.ca.clone());
         let log = system_log.clone();
         wait_ready(&mut self._jvm, "Cassandra (restart)", CASSANDRA_START_SECS, &system_log, || {
-            let (log, ca) = (log.clone(), ca.clone());
+            let (log, ca, node) = (log.clone(), ca.clone(), node.clone());
             async move {
                 let text = std::fs::read_to_string(&log).unwrap_or_default();
                 if !text.get(offset..).is_some_and(|t| t.contains("Starting listening for CQL clients")) {
                     return false;
                 }
                 let out =
-                    cql_command(port, user, ca.as_deref(), "SELECT release_version FROM system.local").output().await;
+                    cql_command(&node, user, ca.as_deref(), "SELECT release_version FROM system.local").output().await;
                 out.is_ok_and(|o| o.status.success())
             }
         })
         .await;
-        eprintln!("Apache Cassandra on 127.0.0.1:{port} restarted in {:.1} s", started.elapsed().as_secs_f64());
+        eprintln!("Apache Cassandra on {} restarted in {:.1} s", self.node(), started.elapsed().as_secs_f64());
     }
 
     /// The events of the trace of `cql` (run unpaged by tests/tools/cql_read.py --trace), in order.

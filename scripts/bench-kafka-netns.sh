@@ -39,7 +39,9 @@ ip -n "$KC" route get 10.200.0.1 >/dev/null
 
 cargo build --release --locked --bin outpost
 cargo bench --locked --bench sync --no-run
-bench=$(ls -t "$CARGO_TARGET_DIR"/release/deps/sync-* | grep -v '\.d$' | head -1)
+# The newest sync bench binary (not its .d file).
+bench=$(find "$CARGO_TARGET_DIR"/release/deps -maxdepth 1 -name 'sync-*' ! -name '*.d' -printf '%T@ %p\n' \
+    | sort -rn | head -1 | cut -d' ' -f2)
 export OUTPOST_BENCH_KAFKA_HOST=10.200.0.1 OUTPOST_BENCH_KAFKA_NETNS="$KB"
 for mode in patched upstream; do
     echo "== $mode I/O, batch_size ${batches[*]}"

@@ -289,7 +289,8 @@ fn cassandra(backlog: &Backlog, work: &Path, batch: usize, peer: bool) {
         .to_string();
         text.push('\n');
         for row in &rows {
-            let line = serde_json::json!({"t": row.table.name(), "v": row.values.iter().map(cql_json).collect::<Vec<_>>()});
+            let line =
+                serde_json::json!({"t": row.table.name(), "v": row.values.iter().map(cql_json).collect::<Vec<_>>()});
             text.push_str(&format!("{line}\n"));
         }
         std::fs::write(&file, text).unwrap();

@@ -607,7 +607,8 @@ pub fn apache_cassandra() -> CassandraNode {
     let deadline = Instant::now() + std::time::Duration::from_secs(240);
     loop {
         assert!(proc.0.try_wait().unwrap().is_none(), "Cassandra exited during start-up; see {}", system_log.display());
-        let listening = std::fs::read_to_string(&system_log).unwrap_or_default().contains("Starting listening for CQL clients");
+        let listening =
+            std::fs::read_to_string(&system_log).unwrap_or_default().contains("Starting listening for CQL clients");
         if listening && cql_rows(&node, "SELECT release_version FROM system.local").is_some() {
             break;
         }

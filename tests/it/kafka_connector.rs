@@ -41,12 +41,7 @@ enum Fill {
 
 /// Fills a new store in `dir`; returns the number of records.
 async fn fill(dir: &Path, parts: Vec<Fill>) -> u64 {
-    let dir = dir.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let opts = StoreOptions { max_batch: 10_000, ..StoreOptions::default() };
-        let (_store, writer, _) = Store::open(&dir, "it", opts).unwrap();
-        let handle = writer.handle();
-        let thread = writer.spawn().unwrap();
+    write_store(dir, move |handle| {
         let parsed =
             outpost::sources::varsom_parse::parse_warnings(&fixture("nve_AvalancheWarningByRegion_Detail.json"));
         let template = parsed.unwrap().warnings.remove(0);
@@ -83,13 +78,8 @@ async fn fill(dir: &Path, parts: Vec<Fill>) -> u64 {
                 }
             }
         }
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        let last = rt.block_on(handle.shutdown()).unwrap();
-        thread.join().unwrap();
-        last
     })
     .await
-    .unwrap()
 }
 
 fn kafka_toml(port: u16, extra: &str) -> String {

@@ -35,6 +35,8 @@ use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 
+use super::io_hook::{Hook, Op, StoreFile};
+
 const MAGIC: &[u8; 8] = b"OUTPOSTJ";
 const VERSION: u32 = 2;
 const SLOT_STRIDE: u64 = 4096;
@@ -64,6 +66,8 @@ pub struct Journal {
     tail: u64,
     /// In direct mode, the bytes of the partly filled sector that ends at `tail`.
     tail_sector: Vec<u8>,
+    /// Every write and sync of the file passes through it (crash and fault tests).
+    hook: Hook,
 }
 
 /// What `Journal::open` found: the journal ready for appends, and the entries to replay.
@@ -135,10 +139,20 @@ pub enum WriteMode {
 impl Journal {
     /// A journal on its buffered handle, positioned before its frames: `scan` finds the tail.
     fn before_scan(file: File, path: &Path, epoch: u64, slot: u64) -> Journal {
-        Journal { file, path: path.to_owned(), sector: None, epoch, slot, tail: FRAMES_START, tail_sector: Vec::new() }
+        Journal {
+            file,
+            path: path.to_owned(),
+            sector: None,
+            epoch,
+            slot,
+            tail: FRAMES_START,
+            tail_sector: Vec::new(),
+            hook: Hook::default(),
+        }
     }
 
     /// Opens (or creates) the journal and reads back every valid frame of the current epoch.
+    #[cfg(test)]
     pub fn open(path: &Path) -> io::Result<Recovered> {
         Self::open_with(path, WriteMode::Auto)
     }
@@ -160,7 +174,13 @@ impl Journal {
         Ok(Inspection { exists: true, in_use: true })
     }
 
+    #[cfg(test)]
     pub fn open_with(path: &Path, mode: WriteMode) -> io::Result<Recovered> {
+        Self::open_hooked(path, mode, Hook::default())
+    }
+
+    /// `open_with`, every write and sync of the file passed through `hook`.
+    pub fn open_hooked(path: &Path, mode: WriteMode, hook: Hook) -> io::Result<Recovered> {
         // Setup and recovery go through the page cache with readahead off; appends then use a
         // direct-I/O handle when the filesystem allows it.
         let buffered = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
@@ -173,13 +193,15 @@ impl Journal {
             let zeros = [0u8; 4096];
             let mut at = len;
             while at < PREALLOCATED {
-                buffered.write_all_at(&zeros[..(4096 - at % 4096) as usize], at)?;
+                let data = &zeros[..(4096 - at % 4096) as usize];
+                hook.run(StoreFile::Journal, Op::Write { offset: at, data }, || buffered.write_all_at(data, at))?;
                 at += 4096 - at % 4096;
             }
-            buffered.sync_all()?;
+            hook.run(StoreFile::Journal, Op::Sync, || buffered.sync_all())?;
         }
         let (epoch, slot) = current.unwrap_or((0, 1));
         let mut journal = Journal::before_scan(buffered, path, epoch, slot);
+        journal.hook = hook;
         let (entries, torn_tail) = if journal.epoch == 0 {
             // A new file (all zeros: checked above).
             (Vec::new(), false)
@@ -256,7 +278,7 @@ impl Journal {
         frame.extend(frame_crc(self.epoch, len, &payload).to_le_bytes());
         frame.extend(&payload);
         match self.sector {
-            None => self.file.write_all_at(&frame, self.tail)?,
+            None => self.write_at(&frame, self.tail)?,
             Some(_) => {
                 // The partly filled tail sector is rewritten with its old bytes unchanged,
                 // followed by the new frame.
@@ -283,7 +305,7 @@ impl Journal {
                 };
             }
         }
-        self.file.sync_data()?;
+        self.sync()?;
         self.tail += frame.len() as u64;
         Ok(())
     }
@@ -297,7 +319,7 @@ impl Journal {
         let off = backing.as_ptr().align_offset(BUF_ALIGN);
         let buf = &mut backing[off..off + len];
         buf[..data.len()].copy_from_slice(data);
-        match self.file.write_all_at(buf, start) {
+        match self.write_at(buf, start) {
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) && sector == 512 => {
                 // The device needs 4 KB alignment: realign to the 4 KB block and retry.
                 self.sector = Some(4096);
@@ -309,6 +331,15 @@ impl Journal {
             }
             other => other,
         }
+    }
+
+    /// Every write of the file goes through here (and the hook).
+    fn write_at(&self, data: &[u8], offset: u64) -> io::Result<()> {
+        self.hook.run(StoreFile::Journal, Op::Write { offset, data }, || self.file.write_all_at(data, offset))
+    }
+
+    fn sync(&self) -> io::Result<()> {
+        self.hook.run(StoreFile::Journal, Op::Sync, || self.file.sync_data())
     }
 
     /// Starts a new epoch: every frame written so far becomes invalid. Call only after everything
@@ -323,10 +354,10 @@ impl Journal {
         let crc = crc32fast::hash(&header);
         header.extend(crc.to_le_bytes());
         match self.sector {
-            None => self.file.write_all_at(&header, slot * SLOT_STRIDE)?,
+            None => self.write_at(&header, slot * SLOT_STRIDE)?,
             Some(_) => self.write_direct(slot * SLOT_STRIDE, &header)?,
         }
-        self.file.sync_data()?;
+        self.sync()?;
         self.epoch = epoch;
         self.slot = slot;
         self.tail = FRAMES_START;

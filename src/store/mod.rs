@@ -25,6 +25,7 @@
 
 mod codec;
 mod config;
+pub mod io_hook;
 mod journal;
 mod read;
 mod writer;
@@ -80,6 +81,8 @@ pub struct StoreOptions {
     pub cache_bytes: usize,
     /// Verify every page of an existing redb file when opening it (see `open_db`).
     pub verify_on_open: bool,
+    /// Sees (and may fail) every write and sync of both files: crash and fault tests only.
+    pub io_hook: io_hook::Hook,
 }
 
 impl Default for StoreOptions {
@@ -91,6 +94,7 @@ impl Default for StoreOptions {
             max_pending: 100_000,
             cache_bytes: 8 * 1024 * 1024,
             verify_on_open: true,
+            io_hook: io_hook::Hook::default(),
         }
     }
 }
@@ -137,7 +141,7 @@ impl Store {
         }
         // A file that existed before is checked page by page (redb trusts a file it closed
         // cleanly, and a card can damage it since); a new one has nothing to check.
-        let db = open_db(&db_path, opts.cache_bytes, opts.verify_on_open && !db_was_empty)?;
+        let db = open_db(&db_path, opts.cache_bytes, opts.verify_on_open && !db_was_empty, &opts.io_hook)?;
         if journal_state.exists && !journal_state.in_use && !log_is_empty(&db)? {
             bail!(
                 "the journal {} is empty, but the store {} holds records: the journal was truncated, and the records \
@@ -147,7 +151,8 @@ impl Store {
                 db_path.display()
             );
         }
-        let recovered = Journal::open(&journal_path).map_err(|e| journal_error(&journal_path, e))?;
+        let recovered = Journal::open_hooked(&journal_path, journal::WriteMode::Auto, opts.io_hook.clone())
+            .map_err(|e| journal_error(&journal_path, e))?;
         let stations = init_meta(&db, station)?;
         let station_idx = stations.iter().position(|s| s == station).expect("init_meta interns it") as u16;
         let mut journal = recovered.journal;
@@ -202,7 +207,7 @@ fn advise(file: &std::fs::File, advice: libc::c_int) {
 /// returned garbage. That reads the whole file, so it is read once sequentially first (see
 /// BENCHMARKS.md for the cost). A damaged file is an error that names it, never a panic: a panic
 /// in redb over a damaged file is caught and reported as such.
-fn open_db(db_path: &Path, cache_bytes: usize, check: bool) -> anyhow::Result<Database> {
+fn open_db(db_path: &Path, cache_bytes: usize, check: bool, hook: &io_hook::Hook) -> anyhow::Result<Database> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -217,14 +222,19 @@ fn open_db(db_path: &Path, cache_bytes: usize, check: bool) -> anyhow::Result<Da
     if let Some((_, bytes)) = checking {
         tracing::info!(mb = bytes / 1_000_000, "verifying every page of the store");
     }
-    let opened = std::panic::catch_unwind(|| {
-        Database::builder()
+    // The hook is only a test's recorder; nothing of it is used after a panic.
+    let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut builder = Database::builder();
+        builder
             .set_cache_size(cache_bytes)
             .set_check_integrity_on_open(check)
             // Called for the page check as well as for a repair, so it cannot say which.
-            .set_repair_callback(|s| tracing::debug!(progress = s.progress(), "checking the store"))
-            .create_with_backend(backend)
-    });
+            .set_repair_callback(|s| tracing::debug!(progress = s.progress(), "checking the store"));
+        match hook.0 {
+            None => builder.create_with_backend(backend),
+            Some(_) => builder.create_with_backend(io_hook::HookedBackend { inner: backend, hook: hook.clone() }),
+        }
+    }));
     let db = match opened {
         Ok(r) => r.map_err(|e| open_error(db_path, e))?,
         Err(panic) => {

@@ -423,7 +423,8 @@ impl StoreWriter {
         }
         drop(self.store.db.take());
         let path = self.store.dir().join(super::DB_FILE);
-        let db = super::open_db(&path, self.opts.cache_bytes, false).context("cannot reopen the store")?;
+        let db = super::open_db(&path, self.opts.cache_bytes, false, &self.opts.io_hook)
+            .context("cannot reopen the store")?;
         let entries = self.journal.entries().context("cannot read the journal back")?;
         let replayed = super::replay(&db, &entries).context("cannot replay the journal")?;
         self.store.db.put(db);

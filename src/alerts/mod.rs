@@ -567,8 +567,21 @@ mod tests {
         fn predicted_rise(&self, near: DateTime<Utc>) -> DateTime<Utc> {
             let tle = self.store.latest_tle().unwrap().unwrap();
             let observer = self.place.borrow().unwrap().observer;
-            let q = PassQuery { observer, from: near - Span::hours(2), hours: 4.0, options: Default::default(), all: false };
-            q.run(&tle).unwrap().into_iter().filter(|p| p.visible).min_by_key(|p| (p.rise.time - near).abs()).unwrap().rise.time
+            let q = PassQuery {
+                observer,
+                from: near - Span::hours(2),
+                hours: 4.0,
+                options: Default::default(),
+                all: false,
+            };
+            q.run(&tle)
+                .unwrap()
+                .into_iter()
+                .filter(|p| p.visible)
+                .min_by_key(|p| (p.rise.time - near).abs())
+                .unwrap()
+                .rise
+                .time
         }
     }
 

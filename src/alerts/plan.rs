@@ -286,7 +286,7 @@ mod tests {
         for secs in [1, -1, 30, -30, 299, -299] {
             let p = moved(secs);
             assert!(recorded.has(AlertKind::Pass, &p), "{secs} s");
-            let actions = decide(&[p.clone()], now, None, &recorded, &HashMap::new(), &rules(None));
+            let actions = decide(std::slice::from_ref(&p), now, None, &recorded, &HashMap::new(), &rules(None));
             assert_eq!(actions, vec![], "moved by {secs} s: already emailed");
             assert!(pending(&[p], now, &recorded, &rules(None)).is_empty());
         }

@@ -150,20 +150,23 @@ async fn a_crash_right_after_a_tle_request_does_not_ask_again_on_restart() {
     // CelesTrak takes its time: the crash comes while the answer is still on its way.
     fx.script("/tle", vec![Reply::ok(fixture("celestrak_gp_CATNR25544_FORMAT_TLE.txt")).slow(Duration::from_secs(60))]);
     fx.generate("/iss-now.json", |n| {
-        Reply::ok(open_notify(Utc::now() - chrono::Duration::seconds(30) + chrono::Duration::milliseconds(n as i64), "1.0", "2.0"))
+        Reply::ok(open_notify(
+            Utc::now() - chrono::Duration::seconds(30) + chrono::Duration::milliseconds(n as i64),
+            "1.0",
+            "2.0",
+        ))
     });
     let dir = tempfile::tempdir().unwrap();
     // Commits every 10 minutes: only a mark made durable at once survives the crash loop.
-    let cfg = config(&fx, dir.path(), "").replace("commit_interval_s = 1", "commit_interval_s = 600\nfold_interval_s = 3600");
+    let cfg =
+        config(&fx, dir.path(), "").replace("commit_interval_s = 1", "commit_interval_s = 600\nfold_interval_s = 3600");
     let app = Outpost::start(dir.path(), &cfg).await;
     until("the TLE request", 30, || fx.requests_to("/tle").len() == 1).await;
     app.kill9().await;
 
     let app = Outpost::start(dir.path(), &cfg).await;
     // The collector has planned its first attempt: the rest of the 2 h refresh, not now.
-    let s = app
-        .wait_for("the TLE schedule", 30, |s| s["sources"]["iss_tle"]["next_attempt"].is_string())
-        .await;
+    let s = app.wait_for("the TLE schedule", 30, |s| s["sources"]["iss_tle"]["next_attempt"].is_string()).await;
     let next: chrono::DateTime<Utc> = s["sources"]["iss_tle"]["next_attempt"].as_str().unwrap().parse().unwrap();
     assert!(next > Utc::now() + chrono::Duration::minutes(110), "next TLE attempt at {next}: {s:#}");
     // Other collectors keep polling meanwhile; CelesTrak is not asked again.

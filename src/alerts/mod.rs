@@ -8,6 +8,10 @@
 //!   change) it predicts the next day's visible passes from the newest TLE for the current
 //!   location, sends what is due, and records each email in the log (`AlertEmail`, identity
 //!   (alert, pass rise)) with a flush before moving on, so a restart never sends it again.
+//!   A pass counts as emailed when the log or this run records the same alert for a rise within
+//!   `plan::SAME_PASS` (5 min) of its prediction: a new TLE, the switch from the configured
+//!   location to the GPS fix, or GPS wander move the predicted rise by seconds, and it is still
+//!   the pass that was emailed. A failing email follows its pass's newest prediction.
 //!   A failed send is retried with back-off (30 s doubling to 5 min) until the pass begins
 //!   to be visible (the overhead alert: until it stops being visible); then it is recorded as
 //!   `Missed` with the last error.
@@ -33,7 +37,7 @@ use crate::location::Located;
 use crate::passes::{Pass, PassQuery, look_angles};
 use crate::store::{Store, WriterHandle};
 use chrono::{DateTime, Duration as Span, Utc};
-use plan::{Action, Key, Rules};
+use plan::{Action, Key, Recorded, Rules};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -211,11 +215,14 @@ impl EmailAlerts {
             self.status.update(|s| s.waiting = Some(why));
             return Ok(WAITING_EVERY);
         }
-        let mut recorded: HashSet<Key> = recent.iter().map(|a| (a.alert, a.pass_rise.timestamp_millis())).collect();
+        // What the log records (read back 2 days: every pass predicted below rises after
+        // now - 1 h, so any record within SAME_PASS of one is in range) and what this run did.
+        let mut recorded: Recorded = recent.iter().map(|a| (a.alert, a.pass_rise.timestamp_millis())).collect();
         recorded.extend(done_here.iter().copied());
         let query =
             PassQuery { observer, from: now - Span::hours(1), hours: 25.0, options: self.pass_options, all: false };
         let passes = query.run(&tle)?;
+        follow_new_predictions(failing, &passes);
         let sky_now = if rules.overhead_elevation_deg.is_some() { look_angles(&tle, observer, now).ok() } else { None };
         let failing_passes: HashMap<Key, Pass> = failing.iter().map(|(k, f)| (*k, f.pass.clone())).collect();
         let actions = plan::decide(&passes, now, sky_now, &recorded, &failing_passes, rules);
@@ -224,7 +231,7 @@ impl EmailAlerts {
             match action {
                 Action::Send(kind, pass) => {
                     let k = plan::key(kind, &pass);
-                    if failing.get(&k).is_some_and(|f| f.next_try > self.clock.now()) {
+                    if recorded.contains(k) || failing.get(&k).is_some_and(|f| f.next_try > self.clock.now()) {
                         continue;
                     }
                     let content = {
@@ -270,6 +277,9 @@ impl EmailAlerts {
                 }
                 Action::Missed(kind, pass) => {
                     let k = plan::key(kind, &pass);
+                    if recorded.contains(k) {
+                        continue;
+                    }
                     let detail = failing.remove(&k).map(|f| f.error);
                     tracing::warn!(alert = kind.as_str(), error = ?detail, "alert email missed: SMTP failed until the pass");
                     self.record(kind, &pass, AlertOutcome::Missed, self.clock.now(), mailer.recipients(), detail).await;
@@ -336,6 +346,21 @@ impl EmailAlerts {
         }));
         if let Err(e) = self.writer.flush().await {
             tracing::error!(error = %format!("{e:#}"), "cannot make the alert email record durable");
+        }
+    }
+}
+
+/// Moves each failing email to the newest prediction of its pass (same alert, rise within
+/// `plan::SAME_PASS`), so its retry state and deadline stay one per physical pass.
+fn follow_new_predictions(failing: &mut HashMap<Key, Failing>, passes: &[Pass]) {
+    for p in passes {
+        for kind in [AlertKind::Pass, AlertKind::Overhead] {
+            let k = plan::key(kind, p);
+            let Some(old) = failing.keys().copied().find(|f| plan::same_pass(*f, k)) else { continue };
+            if let Some(mut f) = failing.remove(&old) {
+                f.pass = p.clone();
+                failing.insert(k, f);
+            }
         }
     }
 }
@@ -421,5 +446,262 @@ mod tests {
         assert_eq!(recorded[0].outcome, AlertOutcome::Missed);
         assert_eq!(recorded[0].pass_rise, t("2023-09-18T19:38:31Z"));
         assert_eq!(alerts.status.snapshot().missed, 1);
+    }
+
+    /// A minimal SMTP server on loopback (no TLS, no AUTH) that accepts every message and counts
+    /// them: the number of emails that really went out.
+    async fn counting_smtp() -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let count = Arc::new(AtomicUsize::new(0));
+        let accepted = count.clone();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let accepted = accepted.clone();
+                tokio::spawn(async move {
+                    let (read, mut write) = socket.into_split();
+                    let mut lines = BufReader::new(read).lines();
+                    write.write_all(b"220 test ESMTP\r\n").await.unwrap();
+                    let mut in_data = false;
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        let reply: &[u8] = if in_data {
+                            if line != "." {
+                                continue;
+                            }
+                            in_data = false;
+                            accepted.fetch_add(1, Ordering::SeqCst);
+                            b"250 queued\r\n"
+                        } else {
+                            match line.get(..4).map(str::to_ascii_uppercase).as_deref() {
+                                Some("EHLO") => b"250-test\r\n250 8BITMIME\r\n",
+                                Some("DATA") => {
+                                    in_data = true;
+                                    b"354 go ahead\r\n"
+                                }
+                                Some("QUIT") => b"221 bye\r\n",
+                                _ => b"250 ok\r\n",
+                            }
+                        };
+                        if write.write_all(reply).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        (port, count)
+    }
+
+    /// The recorded TLE with its epoch moved by `secs` (what a newer TLE does to predictions:
+    /// they shift by seconds).
+    fn tle_moved(secs: f64) -> crate::domain::Tle {
+        let text = std::str::from_utf8(include_bytes!("../../tests/fixtures/passes/iss-2023-09-18.tle")).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let l1 = lines[1].trim_end();
+        let day: f64 = l1[20..32].parse::<f64>().unwrap() + secs / 86_400.0;
+        let mut new = format!("{}{day:012.8}{}", &l1[..20], &l1[32..68]);
+        let sum: u32 = new.chars().map(|c| if c == '-' { 1 } else { c.to_digit(10).unwrap_or(0) }).sum();
+        new.push(char::from_digit(sum % 10, 10).unwrap());
+        let moved = format!("{}\n{new}\n{}\n", lines[0], lines[2]);
+        crate::sources::tle_parse::parse_tle(moved.as_bytes()).unwrap()
+    }
+
+    struct Bench {
+        _dir: tempfile::TempDir,
+        store: Store,
+        writer: WriterHandle,
+        clock: Arc<FakeClock>,
+        place: watch::Sender<Option<crate::location::Located>>,
+        sent: Arc<std::sync::atomic::AtomicUsize>,
+        email: EmailConfig,
+    }
+
+    impl Bench {
+        async fn new(at: &str, tle: crate::domain::Tle) -> Bench {
+            crate::install_tls_provider();
+            let dir = tempfile::tempdir().unwrap();
+            let (store, writer, _) = Store::open(dir.path(), "t", StoreOptions::default()).unwrap();
+            let handle = writer.handle();
+            writer.spawn().unwrap();
+            handle.append(Record::Tle(tle));
+            handle.flush().await.unwrap();
+            let (port, sent) = counting_smtp().await;
+            let email: EmailConfig = toml::from_str(&format!(
+                "smtp_host = \"127.0.0.1\"\nsmtp_port = {port}\nsecurity = \"none\"\nfrom = \"o@example.org\"\nto = [\"me@example.org\"]\nlead_minutes = 15\n"
+            ))
+            .unwrap();
+            let (place, _) = watch::channel(Some(crate::location::Located {
+                observer: OSLO,
+                source: crate::location::LocationSource::Config,
+                fix_time: None,
+            }));
+            Bench { _dir: dir, store, writer: handle, clock: FakeClock::at(t(at)), place, sent, email }
+        }
+
+        /// A fresh alert task on the same store (what a restart makes).
+        fn alerts(&self) -> EmailAlerts {
+            EmailAlerts {
+                map_url: "http://outpost.local:8080/".into(),
+                pass_options: crate::passes::PassOptions::default(),
+                clock: self.clock.clone(),
+                store: self.store.clone(),
+                writer: self.writer.clone(),
+                location: self.place.subscribe(),
+                status: Arc::new(EmailStatus::default()),
+                email: self.email.clone(),
+            }
+        }
+
+        fn sent(&self) -> usize {
+            self.sent.load(std::sync::atomic::Ordering::SeqCst)
+        }
+
+        fn recorded_rises(&self) -> Vec<DateTime<Utc>> {
+            self.store.alert_emails_since(t("2023-09-18T00:00:00Z")).unwrap().iter().map(|a| a.pass_rise).collect()
+        }
+
+        /// The predicted rise of the visible pass nearest `near`, for what the store and the
+        /// location hold now.
+        fn predicted_rise(&self, near: DateTime<Utc>) -> DateTime<Utc> {
+            let tle = self.store.latest_tle().unwrap().unwrap();
+            let observer = self.place.borrow().unwrap().observer;
+            let q = PassQuery {
+                observer,
+                from: near - Span::hours(2),
+                hours: 4.0,
+                options: Default::default(),
+                all: false,
+            };
+            q.run(&tle)
+                .unwrap()
+                .into_iter()
+                .filter(|p| p.visible)
+                .min_by_key(|p| (p.rise.time - near).abs())
+                .unwrap()
+                .rise
+                .time
+        }
+    }
+
+    /// One check of `alerts` with its own retry and done state.
+    struct Run {
+        alerts: EmailAlerts,
+        mailer: smtp::Mailer,
+        failing: HashMap<Key, Failing>,
+        done: HashSet<Key>,
+    }
+
+    impl Run {
+        fn new(bench: &Bench) -> Run {
+            let alerts = bench.alerts();
+            let mailer = smtp::Mailer::new(&alerts.email).unwrap();
+            Run { alerts, mailer, failing: HashMap::new(), done: HashSet::new() }
+        }
+
+        async fn check(&mut self) -> EmailSnapshot {
+            let rules = Rules { lead: Span::minutes(15), overhead_elevation_deg: None };
+            let Run { alerts, mailer, failing, done } = self;
+            alerts.check(mailer, &rules, "http://outpost.local:8080/", failing, done).await.unwrap();
+            alerts.status.snapshot()
+        }
+    }
+
+    /// Oslo's 19:38:31 UTC pass on 2023-09-18 (the Skyfield reference), emailed from 19:23:31.
+    const FIRST_RISE: &str = "2023-09-18T19:38:31Z";
+
+    #[tokio::test]
+    async fn a_new_tle_inside_the_lead_window_does_not_email_the_pass_again() {
+        let bench = Bench::new("2023-09-18T19:25:00Z", tle_moved(0.0)).await;
+        let mut run = Run::new(&bench);
+        assert_eq!(run.check().await.sent, 1);
+        assert_eq!(bench.sent(), 1);
+        let first = bench.recorded_rises();
+        assert_eq!(first.len(), 1);
+        assert!((first[0] - t(FIRST_RISE)).abs() < Span::seconds(1), "{first:?}");
+        // Newer TLEs (epoch 5 s, then 30 s later) arrive while the pass is still ahead.
+        for (secs, minute) in [(5.0, "2023-09-18T19:27:00Z"), (30.0, "2023-09-18T19:29:00Z")] {
+            bench.writer.append(Record::Tle(tle_moved(secs)));
+            bench.writer.flush().await.unwrap();
+            bench.clock.set(t(minute));
+            let moved = bench.predicted_rise(first[0]);
+            assert!((moved - first[0]).abs() >= Span::seconds(secs as i64 / 2), "the prediction moved: {moved}");
+            let s = run.check().await;
+            assert_eq!((s.sent, s.failures), (1, 0), "TLE moved by {secs} s: {s:?}");
+            assert!(s.pending.iter().all(|p| (p.pass_rise - first[0]).abs() > plan::SAME_PASS), "{s:?}");
+        }
+        // And after a restart (nothing in memory, only the log): still one.
+        let mut restarted = Run::new(&bench);
+        assert_eq!(restarted.check().await.sent, 0);
+        assert_eq!(bench.sent(), 1);
+        assert_eq!(bench.recorded_rises(), first);
+    }
+
+    #[tokio::test]
+    async fn the_switch_from_the_configured_location_to_the_gps_fix_does_not_email_the_pass_again() {
+        let bench = Bench::new("2023-09-18T19:25:00Z", tle_moved(0.0)).await;
+        let mut run = Run::new(&bench);
+        assert_eq!(run.check().await.sent, 1);
+        let first = bench.recorded_rises();
+        // The GPS fix, 3 km north-east of the configured place, a moment later.
+        bench.place.send_replace(Some(crate::location::Located {
+            observer: Observer { latitude: OSLO.latitude + 0.02, longitude: OSLO.longitude + 0.03, altitude_m: 95.0 },
+            source: crate::location::LocationSource::Gps,
+            fix_time: Some(t("2023-09-18T19:25:10Z")),
+        }));
+        bench.clock.set(t("2023-09-18T19:25:15Z"));
+        let moved = bench.predicted_rise(first[0]);
+        assert_ne!(moved, first[0], "the pass's predicted rise moved with the location");
+        let s = run.check().await;
+        assert_eq!(s.sent, 1, "{s:?}");
+        let mut restarted = Run::new(&bench);
+        assert_eq!(restarted.check().await.sent, 0);
+        assert_eq!(bench.sent(), 1);
+        assert_eq!(bench.recorded_rises(), first);
+    }
+
+    #[tokio::test]
+    async fn two_real_passes_96_minutes_apart_get_two_emails() {
+        // Oslo, 2023-09-19: visible passes rising at 18:51:04 and 20:26:51 (Skyfield reference).
+        let bench = Bench::new("2023-09-19T18:40:00Z", tle_moved(0.0)).await;
+        let mut run = Run::new(&bench);
+        assert_eq!(run.check().await.sent, 1);
+        bench.clock.set(t("2023-09-19T18:45:00Z"));
+        assert_eq!(run.check().await.sent, 1);
+        bench.clock.set(t("2023-09-19T20:15:00Z"));
+        assert_eq!(run.check().await.sent, 2);
+        bench.clock.set(t("2023-09-19T20:20:00Z"));
+        assert_eq!(run.check().await.sent, 2);
+        assert_eq!(bench.sent(), 2);
+        let rises = bench.recorded_rises();
+        assert_eq!(rises.len(), 2, "{rises:?}");
+        for (got, want) in rises.iter().zip(["2023-09-19T18:51:04Z", "2023-09-19T20:26:51Z"]) {
+            assert!((*got - t(want)).abs() < Span::seconds(2), "{got} vs {want}");
+        }
+    }
+
+    /// With SMTP down, a new TLE while the email is failing keeps one retry state and makes
+    /// one "missed" record, not one per prediction.
+    #[tokio::test]
+    async fn a_failing_email_whose_prediction_moves_is_missed_once() {
+        let bench = Bench::new("2023-09-18T19:25:00Z", tle_moved(0.0)).await;
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut run = Run::new(&bench);
+        run.alerts.email.smtp_port = closed;
+        run.mailer = smtp::Mailer::new(&run.alerts.email).unwrap();
+        assert_eq!(run.check().await.failures, 1);
+        bench.writer.append(Record::Tle(tle_moved(30.0)));
+        bench.writer.flush().await.unwrap();
+        // The back-off (30 s) still holds for the moved prediction: no new attempt at once.
+        bench.clock.set(t("2023-09-18T19:25:10Z"));
+        let s = run.check().await;
+        assert_eq!((s.failures, s.retrying), (1, 1), "{s:?}");
+        bench.clock.set(t("2023-09-18T19:40:00Z"));
+        run.check().await;
+        let s = run.check().await;
+        assert_eq!(s.missed, 1, "{s:?}");
+        assert_eq!(bench.recorded_rises().len(), 1);
+        assert_eq!(bench.sent(), 0);
     }
 }

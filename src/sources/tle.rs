@@ -2,8 +2,8 @@
 //! `tle_refresh_h`, and never within 2 hours for CelesTrak, which firewalls clients that ask
 //! more often. Any failure backs off for hours, not seconds.
 //!
-//! The time of the last attempt is kept in the store as a mark (see `store` cursors), so a
-//! restart loop cannot turn into a request loop. The mark is wall-clock time, so it is written
+//! The time of the last attempt is kept in the store as a mark (see `store` cursors), durable
+//! before the request goes out, so a restart loop cannot turn into a request loop. The mark is wall-clock time, so it is written
 //! as a mark (it may move back when a wrong clock is corrected), and a mark in the future was
 //! written by a clock that was wrong: it says nothing about when the last attempt was, and is
 //! ignored rather than blocking the schedule until the clock catches up with it.
@@ -72,9 +72,16 @@ impl Poller for TleSource {
         remaining
     }
 
+    /// Marks the attempt and makes the mark durable before asking: a restart loop (a crash
+    /// right after the request, shorter than `commit_interval_s`) must not turn into a request
+    /// loop. One small commit per attempt, every few hours. If the mark cannot be made durable,
+    /// nothing is asked this round: the store is failing, and it could not keep a TLE either.
     async fn plan(&mut self, ctx: &SourceCtx, now: DateTime<Utc>) -> Vec<Request> {
-        // Marked before asking: a crash mid-request must not turn a restart loop into a request loop.
         ctx.writer.set_mark(LAST_ATTEMPT_MARK, now.timestamp().max(0) as u64);
+        if let Err(e) = ctx.writer.flush().await {
+            tracing::error!(error = %format!("{e:#}"), "cannot make the TLE attempt mark durable; not asking this round");
+            return Vec::new();
+        }
         vec![Request { url: self.url.clone(), accept: "text/plain, application/json" }]
     }
 
@@ -116,5 +123,37 @@ mod tests {
         assert_eq!(source.schedule(at(1_700_000_600)).first_wait, H2 - Duration::from_secs(600));
         assert_eq!(source.schedule(at(1_700_010_000)).first_wait, Duration::ZERO);
         assert_eq!(source.schedule(at(1_700_000_000)).every, H2);
+    }
+
+    /// The mark is committed by the time the request goes out, however long the commit interval:
+    /// a reader (and so a restart) sees it at once.
+    #[tokio::test]
+    async fn the_attempt_mark_is_committed_before_the_request_goes_out() {
+        use crate::clock::FakeClock;
+        use crate::sources::SourceStatus;
+        use crate::store::StoreOptions;
+        let dir = tempfile::tempdir().unwrap();
+        let opts = StoreOptions {
+            commit_interval: Duration::from_secs(3600),
+            fold_interval: Duration::from_secs(7200),
+            ..StoreOptions::default()
+        };
+        let (store, writer, _) = Store::open(dir.path(), "t", opts).unwrap();
+        let handle = writer.handle();
+        writer.spawn().unwrap();
+        let now = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let ctx = SourceCtx {
+            client: crate::sources::http_client(Duration::from_secs(1)).unwrap(),
+            writer: handle.clone(),
+            status: std::sync::Arc::new(SourceStatus::new("iss_tle", handle.clone())),
+            cancel: tokio_util::sync::CancellationToken::new(),
+            clock: FakeClock::at(now),
+        };
+        let mut source = TleSource { url: "http://x/tle".into(), refresh: H2, last_attempt_s: 0 };
+        assert_eq!(store.cursor(LAST_ATTEMPT_MARK).unwrap(), 0);
+        let requests = source.plan(&ctx, now).await;
+        assert_eq!(requests.len(), 1);
+        assert_eq!(store.cursor(LAST_ATTEMPT_MARK).unwrap(), 1_700_000_000);
+        handle.shutdown().await.unwrap();
     }
 }

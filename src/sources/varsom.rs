@@ -1,10 +1,13 @@
 //! Collects NVE avalanche warnings (varsom.no) for the configured regions. Owns `[varsom]`.
 //!
-//! On start and then every `recheck_interval_h` it asks, per region, for the days it is missing
-//! (back to `backfill_days`), plus today and tomorrow again, because NVE re-publishes warnings
-//! during the day and publishes tomorrow's in the afternoon. Every published version is handed
-//! to the store, which refuses the ones it already has. Days are Norwegian calendar days, taken
-//! from the clock the poller is given.
+//! On start and then every `recheck_interval_h` it asks, per region, for the days since the
+//! newest stored one (back to `backfill_days`), plus today and tomorrow again, because NVE
+//! re-publishes warnings during the day and publishes tomorrow's in the afternoon. Days missing
+//! before the newest stored one (NVE failed or left them out while later days came) are asked
+//! for again in the same round, at most `MAX_GAP_REQUESTS` ranges per round, newest first, until
+//! they are stored or fall out of the back-fill window. Every published version is handed to the
+//! store, which refuses the ones it already has. Days are Norwegian calendar days, taken from the
+//! clock the poller is given.
 
 use super::poll::{Answer, Poller, Request, Schedule};
 use super::varsom_parse::parse_warnings;
@@ -15,7 +18,7 @@ use crate::domain::{Record, norwegian_date};
 use crate::store::Store;
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 /// NVE's class-A regions (assessed daily in season): the default `varsom.regions`.
@@ -95,18 +98,44 @@ pub struct DayRange {
     pub to: NaiveDate,
 }
 
-/// The requests that cover every missed day since the newest stored one (never further back than
-/// `backfill_days`), plus today and tomorrow. Pure, so the back-fill rule is tested directly.
-pub fn plan(today: NaiveDate, regions: &[u32], newest: &BTreeMap<u32, NaiveDate>, backfill_days: u32) -> Vec<DayRange> {
+/// Gap requests per round at most, on top of the one request per region: a day NVE keeps
+/// failing (or never has) costs a bounded number of requests each round, not one per day.
+pub const MAX_GAP_REQUESTS: usize = 4;
+
+/// The requests of a round, from the days `stored` per region (from the back-fill window's first
+/// day on): per region every day since the newest stored one (never further back than
+/// `backfill_days`) plus today and tomorrow; then the runs of days missing before the newest
+/// stored one, newest first, at most `MAX_GAP_REQUESTS`. Pure, so the back-fill rule is tested
+/// directly.
+pub fn plan(
+    today: NaiveDate,
+    regions: &[u32],
+    stored: &BTreeMap<u32, BTreeSet<NaiveDate>>,
+    backfill_days: u32,
+) -> Vec<DayRange> {
     let earliest = today.checked_sub_days(Days::new(u64::from(backfill_days))).unwrap_or(today);
     let tomorrow = today.succ_opt().unwrap_or(today);
-    regions
-        .iter()
-        .map(|&region| {
-            let after_newest = newest.get(&region).and_then(|d| d.succ_opt()).unwrap_or(earliest);
-            DayRange { region, from: after_newest.clamp(earliest, today), to: tomorrow }
-        })
-        .collect()
+    let mut out = Vec::with_capacity(regions.len());
+    let mut gaps = Vec::new();
+    for &region in regions {
+        let days = stored.get(&region);
+        let after_newest = days.and_then(|d| d.last()).and_then(|d| d.succ_opt()).unwrap_or(earliest);
+        let from = after_newest.clamp(earliest, today);
+        out.push(DayRange { region, from, to: tomorrow });
+        let mut run: Option<DayRange> = None;
+        for day in earliest.iter_days().take_while(|d| *d < from) {
+            if days.is_some_and(|d| d.contains(&day)) {
+                gaps.extend(run.take());
+            } else {
+                run.get_or_insert(DayRange { region, from: day, to: day }).to = day;
+            }
+        }
+        gaps.extend(run);
+    }
+    // Newest first (stable: in region order within a day).
+    gaps.sort_by_key(|g| std::cmp::Reverse(g.to));
+    out.extend(gaps.into_iter().take(MAX_GAP_REQUESTS));
+    out
 }
 
 impl VarsomSource {
@@ -141,18 +170,19 @@ impl Poller for VarsomSource {
         Schedule { every, backoff: Backoff::new(Duration::from_secs(60), every), first_wait: Duration::ZERO }
     }
 
-    /// One request per region, for the days it misses (a round fails if any region failed).
+    /// One request per region for the days since its newest, plus its gaps (a round fails if
+    /// any request failed).
     async fn plan(&mut self, _ctx: &SourceCtx, now: DateTime<Utc>) -> Vec<Request> {
         let today = norwegian_date(now);
-        let since = today.checked_sub_days(Days::new(u64::from(self.backfill_days) + 1)).unwrap_or(today);
-        let newest = match super::read_store(&self.store, move |s| s.newest_warning_dates(since)).await {
+        let since = today.checked_sub_days(Days::new(u64::from(self.backfill_days))).unwrap_or(today);
+        let stored = match super::read_store(&self.store, move |s| s.warning_days(since)).await {
             Ok(n) => n,
             Err(e) => {
                 tracing::error!(error = %format!("{e:#}"), "cannot read stored warning dates; fetching the whole back-fill window");
                 BTreeMap::new()
             }
         };
-        plan(today, &self.regions, &newest, self.backfill_days).iter().map(|r| Request::json(self.url(r))).collect()
+        plan(today, &self.regions, &stored, self.backfill_days).iter().map(|r| Request::json(self.url(r))).collect()
     }
 
     fn parse(&mut self, body: &[u8], _now: DateTime<Utc>) -> Result<Answer, Rejection> {
@@ -165,42 +195,92 @@ impl Poller for VarsomSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::Datelike;
 
     fn d(s: &str) -> NaiveDate {
         s.parse().unwrap()
     }
 
+    /// Every day from `from` to `to` stored.
+    fn days(from: &str, to: &str) -> BTreeSet<NaiveDate> {
+        d(from).iter_days().take_while(|x| *x <= d(to)).collect()
+    }
+
+    fn range(region: u32, from: &str, to: &str) -> DayRange {
+        DayRange { region, from: d(from), to: d(to) }
+    }
+
     #[test]
     fn a_fresh_store_back_fills_the_whole_window() {
         let p = plan(d("2023-03-10"), &[3022], &BTreeMap::new(), 7);
-        assert_eq!(p, vec![DayRange { region: 3022, from: d("2023-03-03"), to: d("2023-03-11") }]);
+        assert_eq!(p, vec![range(3022, "2023-03-03", "2023-03-11")]);
     }
 
     #[test]
     fn after_downtime_only_the_missed_days_are_asked_for() {
-        let newest = BTreeMap::from([(3022, d("2023-03-06")), (3011, d("2023-03-11")), (3010, d("2023-03-10"))]);
-        let p = plan(d("2023-03-10"), &[3022, 3011, 3010, 3009], &newest, 7);
+        let stored = BTreeMap::from([
+            (3022, days("2023-03-03", "2023-03-06")),
+            (3011, days("2023-03-03", "2023-03-11")),
+            (3010, days("2023-03-03", "2023-03-10")),
+        ]);
+        let p = plan(d("2023-03-10"), &[3022, 3011, 3010, 3009], &stored, 7);
         assert_eq!(
             p,
             vec![
                 // down since the 6th: the 7th..today, plus tomorrow
-                DayRange { region: 3022, from: d("2023-03-07"), to: d("2023-03-11") },
+                range(3022, "2023-03-07", "2023-03-11"),
                 // already has tomorrow: today and tomorrow are re-checked for new versions
-                DayRange { region: 3011, from: d("2023-03-10"), to: d("2023-03-11") },
-                DayRange { region: 3010, from: d("2023-03-10"), to: d("2023-03-11") },
+                range(3011, "2023-03-10", "2023-03-11"),
+                range(3010, "2023-03-10", "2023-03-11"),
                 // never seen: the full back-fill window
-                DayRange { region: 3009, from: d("2023-03-03"), to: d("2023-03-11") },
+                range(3009, "2023-03-03", "2023-03-11"),
             ]
         );
     }
 
     #[test]
     fn a_long_outage_is_capped_at_backfill_days() {
-        let newest = BTreeMap::from([(3022, d("2022-12-01"))]);
-        let p = plan(d("2023-03-10"), &[3022], &newest, 3);
-        assert_eq!(p[0].from, d("2023-03-07"));
-        let p = plan(d("2023-03-10"), &[3022], &newest, 0);
-        assert_eq!((p[0].from, p[0].to), (d("2023-03-10"), d("2023-03-11")));
+        // Nothing stored inside the window (the last day stored is months ago).
+        let p = plan(d("2023-03-10"), &[3022], &BTreeMap::new(), 3);
+        assert_eq!(p, vec![range(3022, "2023-03-07", "2023-03-11")]);
+        let p = plan(d("2023-03-10"), &[3022], &BTreeMap::new(), 0);
+        assert_eq!(p, vec![range(3022, "2023-03-10", "2023-03-11")]);
+    }
+
+    #[test]
+    fn days_missing_before_the_newest_stored_one_are_asked_for_again() {
+        // 3022 misses the 5th and the 7th-8th; 3011 misses the first days of the window.
+        let mut with_gaps = days("2023-03-03", "2023-03-11");
+        for gap in ["2023-03-05", "2023-03-07", "2023-03-08"] {
+            with_gaps.remove(&d(gap));
+        }
+        let stored = BTreeMap::from([(3022, with_gaps), (3011, days("2023-03-05", "2023-03-10"))]);
+        let p = plan(d("2023-03-10"), &[3022, 3011], &stored, 7);
+        assert_eq!(
+            p,
+            vec![
+                range(3022, "2023-03-10", "2023-03-11"),
+                range(3011, "2023-03-10", "2023-03-11"),
+                range(3022, "2023-03-07", "2023-03-08"),
+                range(3022, "2023-03-05", "2023-03-05"),
+                range(3011, "2023-03-03", "2023-03-04"),
+            ]
+        );
+    }
+
+    #[test]
+    fn gap_requests_per_round_are_bounded_newest_first() {
+        // Every other day missing in 10 regions: dozens of gaps, MAX_GAP_REQUESTS asked.
+        let regions: Vec<u32> = (3001..=3010).collect();
+        let alternate: BTreeSet<NaiveDate> =
+            days("2023-03-03", "2023-03-11").into_iter().filter(|x| x.day() % 2 == 0).collect();
+        let stored = regions.iter().map(|r| (*r, alternate.clone())).collect();
+        let p = plan(d("2023-03-10"), &regions, &stored, 7);
+        assert_eq!(p.len(), regions.len() + MAX_GAP_REQUESTS);
+        let gaps = &p[regions.len()..];
+        assert!(gaps.iter().all(|g| g.from == g.to && g.to == d("2023-03-09")), "{gaps:?}");
+        // Outside the window nothing is asked for, whatever is missing there.
+        assert!(p.iter().all(|r| r.from >= d("2023-03-03")));
     }
 }
 

@@ -361,3 +361,24 @@ impl Store {
         })
     }
 }
+
+impl Store {
+    /// For each region, the valid dates stored from `since` on (a region's missing days show as
+    /// holes: the avalanche back-fill asks for them again).
+    pub fn warning_days(
+        &self,
+        since: NaiveDate,
+    ) -> anyhow::Result<BTreeMap<u32, std::collections::BTreeSet<NaiveDate>>> {
+        let txn = self.db.begin_read()?;
+        let index = txn.open_table(WARNINGS)?;
+        let mut out: BTreeMap<u32, std::collections::BTreeSet<NaiveDate>> = BTreeMap::new();
+        for row in index.range((date_key(since), 0, i64::MIN, 0)..)? {
+            let (key, _) = row?;
+            let (d, region, _, _) = key.value();
+            if let Some(date) = key_date(d) {
+                out.entry(region).or_default().insert(date);
+            }
+        }
+        Ok(out)
+    }
+}

@@ -2,6 +2,9 @@
 //! PLAIN/LOGIN only after STARTTLS, tests/tools/smtp_server.py) with the test CA in
 //! tests/fixtures/smtp. The TLE is the recorded one with its epoch moved to now, and the
 //! observer is chosen (with the library's own prediction) so a visible pass is coming up.
+//! One pass gets one email whatever moves its prediction by seconds: a newer TLE (its epoch
+//! moved: the fixtures hold no two real TLEs of nearby epochs), the GPS fix replacing the
+//! configured location (gpsfake, see gpsd.rs), a restart in between.
 
 use crate::helpers::*;
 use chrono::{DateTime, Datelike, Duration as Span, Utc};
@@ -181,12 +184,18 @@ impl Scene {
     /// The outpost config: location at the observer, email through `port`, lead time so the pass
     /// email is due at once.
     fn config(&self, port: u16, password: &str) -> String {
+        self.config_with(port, password, "")
+    }
+
+    /// `config` with more `[location]` keys.
+    fn config_with(&self, port: u16, password: &str, location: &str) -> String {
         let lead = (self.pass.visible_from.unwrap() - Utc::now()).num_minutes() + 5;
         let extra = format!(
             r#"
 [location]
 latitude = {lat}
 longitude = {lon}
+{location}
 [email]
 smtp_host = "127.0.0.1"
 smtp_port = {port}
@@ -326,4 +335,129 @@ async fn smtp_down_until_the_pass_begins_is_recorded_as_missed() {
     assert!(recorded[0]["detail"].as_str().unwrap().contains("connection refused"), "{s:#}");
     assert_eq!(count(&s, "sent"), 0);
     assert!(outpost.stop().await.success());
+}
+
+/// The recorded pass emails (from /api/status), as (rise, outcome).
+fn recorded_rises(s: &Value) -> Vec<(DateTime<Utc>, String)> {
+    email(s)["recorded"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["pass_rise"].as_str().unwrap().parse().unwrap(), r["outcome"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+/// The predicted rise of the visible pass nearest `near`, for `tle` seen from `observer`.
+fn rise_near(tle: &outpost::domain::Tle, observer: Observer, near: DateTime<Utc>) -> DateTime<Utc> {
+    let q =
+        PassQuery { observer, from: near - Span::hours(1), hours: 2.0, options: PassOptions::default(), all: false };
+    let passes = q.run(tle).unwrap();
+    passes.iter().filter(|p| p.visible).min_by_key(|p| (p.rise.time - near).abs()).unwrap().rise.time
+}
+
+/// Waits for `n` more completed alert checks than `s` shows.
+async fn more_checks(outpost: &Outpost, s: &Value, n: u64) -> Value {
+    let from = count(s, "checks");
+    outpost.wait_for("more alert checks", 60, |s| count(s, "checks") >= from + n).await
+}
+
+/// A newer TLE arrives inside the lead window (the refresh schedule comes due 20 s after start),
+/// moving the prediction by seconds; then a restart: the SMTP server receives one email.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tle_changing_inside_the_lead_window_and_a_restart_still_send_one_email() {
+    let sc = scene(Span::minutes(10), Span::hours(8)).await;
+    // CelesTrak's next TLE: epoch 30 s later (each new one moves predictions by seconds).
+    let newer_text = tle_at(sc.tle.epoch + Span::seconds(30));
+    let newer = outpost::sources::tle_parse::parse_tle(newer_text.as_bytes()).unwrap();
+    sc.fx.script("/tle", vec![Reply::ok(newer_text)]);
+    // The store already has the older TLE, fetched 2 h - 20 s ago (tle_refresh_h = 2).
+    let older = sc.tle.clone();
+    let asked_s = (Utc::now() - Span::hours(2) + Span::seconds(20)).timestamp() as u64;
+    crate::upstreams::write_store(&sc.dir.join("store"), move |w| {
+        w.append(outpost::domain::Record::Tle(older));
+        w.set_mark(outpost::sources::tle::LAST_ATTEMPT_MARK, asked_s);
+    })
+    .await;
+    let smtp = SmtpServer::start(&sc.dir).await;
+    let cfg = sc.config(smtp.port, PASSWORD);
+    let outpost = Outpost::start(&sc.dir, &cfg).await;
+    let s = outpost
+        .wait_for("the pass email from the older TLE", 60, |s| count(s, "sent") == 1 && !recorded_rises(s).is_empty())
+        .await;
+    assert!(sc.fx.requests_to("/tle").is_empty(), "the email went out before the newer TLE was asked for");
+    let (rise, outcome) = recorded_rises(&s)[0].clone();
+    assert_eq!(outcome, "sent");
+    let moved = rise_near(&newer, sc.observer, rise);
+    assert!((moved - rise).abs() >= Span::seconds(5), "the newer TLE moves the rise: {rise} -> {moved}");
+
+    let s = outpost.wait_for("the newer TLE", 60, |s| stored(s, "iss.tle") == 2).await;
+    let s = more_checks(&outpost, &s, 2).await;
+    assert_eq!((count(&s, "sent"), count(&s, "failures")), (1, 0), "{s:#}");
+    assert_eq!(recorded_rises(&s).len(), 1, "{s:#}");
+    let pending = email(&s)["pending"].as_array().unwrap();
+    assert!(
+        pending.iter().all(|p| p["pass_rise"].as_str().unwrap().parse::<DateTime<Utc>>().unwrap() != moved),
+        "the moved pass is not pending again: {s:#}"
+    );
+    assert!(outpost.stop().await.success());
+
+    // A restart: only the log knows about the email; the newer TLE predicts the moved rise.
+    let outpost = Outpost::start(&sc.dir, &cfg).await;
+    let s = outpost.wait_for("two checks after the restart", 60, |s| count(s, "checks") >= 2).await;
+    assert_eq!(count(&s, "sent"), 0, "{s:#}");
+    assert_eq!(recorded_rises(&s).len(), 1, "{s:#}");
+    assert_eq!(sc.fx.requests_to("/tle").len(), 1, "the restart does not ask for a TLE again");
+    assert!(outpost.stop().await.success());
+    assert_eq!(smtp.messages().len(), 1, "one pass, one email");
+}
+
+/// The configured location first, then a GPS fix 3 km away (the pass's predicted rise moves);
+/// and again on a restart: the SMTP server receives one email.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_switch_from_the_configured_location_to_the_gps_fix_sends_one_email() {
+    let sc = scene(Span::minutes(10), Span::hours(8)).await;
+    let smtp = SmtpServer::start(&sc.dir).await;
+    let gpsd_port = free_port();
+    let cfg = sc.config_with(smtp.port, PASSWORD, &format!("gpsd = \"127.0.0.1:{gpsd_port}\""));
+    let outpost = Outpost::start(&sc.dir, &cfg).await;
+    // gpsd is not up yet: the email goes out for the configured location.
+    let s = outpost
+        .wait_for("the pass email for the configured location", 60, |s| {
+            count(s, "sent") == 1 && !recorded_rises(s).is_empty()
+        })
+        .await;
+    assert_eq!(s["location"]["current"]["source"], "config", "{s:#}");
+    let (rise, _) = recorded_rises(&s)[0].clone();
+
+    // gpsd comes up with a fix a few km away (20 m high, as gpsd.rs's receiver reports), where
+    // the predicted rise (whole seconds) differs; the alerts follow it.
+    let (fix, moved) = [(0.02, 0.03), (-0.03, 0.02), (0.04, -0.03), (-0.02, -0.05), (0.05, 0.05)]
+        .into_iter()
+        .map(|(dlat, dlon)| (sc.observer.latitude + dlat, sc.observer.longitude + dlon))
+        .map(|fix| {
+            let observer = Observer { latitude: fix.0, longitude: fix.1, altitude_m: 20.0 };
+            (fix, rise_near(&sc.tle, observer, rise))
+        })
+        .find(|(_, moved)| *moved != rise)
+        .expect("a fix a few km away moves the predicted rise");
+    let gps = crate::gpsd::GpsFake::start(&sc.dir, "fix", &[fix; 4], gpsd_port).await;
+    let s = outpost.wait_for("the GPS location", 60, |s| s["location"]["current"]["source"] == "gps").await;
+    assert_ne!(moved, rise);
+    let s = more_checks(&outpost, &s, 2).await;
+    assert_eq!((count(&s, "sent"), count(&s, "failures")), (1, 0), "{s:#}");
+    assert_eq!(recorded_rises(&s).len(), 1, "{s:#}");
+    assert!(outpost.stop().await.success());
+
+    // On a restart the same switch happens within seconds (a location change wakes the check).
+    let outpost = Outpost::start(&sc.dir, &cfg).await;
+    let s = outpost
+        .wait_for("the GPS location again and two checks", 60, |s| {
+            s["location"]["current"]["source"] == "gps" && count(s, "checks") >= 2
+        })
+        .await;
+    assert_eq!(count(&s, "sent"), 0, "{s:#}");
+    assert_eq!(recorded_rises(&s).len(), 1, "{s:#}");
+    assert!(outpost.stop().await.success());
+    gps.stop().await;
+    assert_eq!(smtp.messages().len(), 1, "one pass, one email");
 }

@@ -63,14 +63,14 @@ fn free_port() -> u16 {
 }
 
 /// gpsfake (with the gpsd it starts) replaying a log in a loop on a TCP port.
-struct GpsFake {
+pub(crate) struct GpsFake {
     child: Child,
     stderr: Arc<Mutex<Vec<String>>>,
 }
 
 impl GpsFake {
     /// Starts gpsfake on `port` and returns once gpsd accepts connections there.
-    async fn start(dir: &Path, name: &str, fixes: &[(f64, f64)], port: u16) -> GpsFake {
+    pub(crate) async fn start(dir: &Path, name: &str, fixes: &[(f64, f64)], port: u16) -> GpsFake {
         let log = dir.join(format!("{name}.nmea"));
         std::fs::write(&log, nmea_log(fixes)).unwrap();
         // -c 0.2: a sentence every 0.2 s (a fix every 0.4 s); without -1 the log repeats forever.
@@ -119,7 +119,7 @@ impl GpsFake {
     }
 
     /// SIGTERM to gpsfake and its gpsd (gpsfake's own clean-up path), then wait for the exit.
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         self.signal_group("-TERM");
         if tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await.is_err() {
             self.signal_group("-KILL");

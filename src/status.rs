@@ -6,6 +6,8 @@
 //! `Status::collect` copies them out. Readers use the typed fields, so a renamed field is a
 //! compile error, not a silently missing value.
 
+pub mod tasks;
+
 use crate::alerts::{EmailSnapshot, EmailStatus};
 use crate::domain::{DeadLetter, Kind};
 use crate::location::{LocationSnapshot, LocationStatus};
@@ -31,6 +33,28 @@ pub struct Probes {
     pub location: Arc<LocationStatus>,
     /// `None` when `[email]` is off.
     pub email: Option<Arc<EmailStatus>>,
+    /// The daemon's tasks and those that died before shutdown.
+    pub tasks: tasks::Tasks,
+}
+
+impl Probes {
+    /// What `/healthz` answers: `Err((status, error))` while the store cannot commit, the
+    /// writer has died, or any task ended before shutdown.
+    pub fn health(&self) -> Result<(), (&'static str, String)> {
+        let w = self.writer.stats();
+        if let Some(why) = w.stopped() {
+            return Err(("store writer died", why));
+        }
+        let dead = self.tasks.dead();
+        if !dead.is_empty() {
+            let named: Vec<String> = dead.iter().map(|d| format!("{}: {}", d.task, d.why)).collect();
+            return Err(("task died", named.join("; ")));
+        }
+        match w.error() {
+            Some(e) => Err(("store failing", e)),
+            None => Ok(()),
+        }
+    }
 }
 
 /// A part that can be switched off: its snapshot (which says `"enabled": true`) when on,
@@ -96,6 +120,11 @@ pub struct WriterStatus {
     pub last_commit: Option<chrono::DateTime<chrono::Utc>>,
     pub last_fold: Option<chrono::DateTime<chrono::Utc>>,
     pub error: Option<String>,
+    /// Records dropped by this process because `store.max_pending` records already waited.
+    pub dropped: u64,
+    /// Why the writer thread has ended; `None` while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -108,6 +137,9 @@ pub struct Status {
     pub store: StoreStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub writer: Option<WriterStatus>,
+    /// The daemon's tasks that ended before shutdown (each also turns `/healthz` to 503).
+    #[serde(default)]
+    pub tasks_died: Vec<tasks::DeadTask>,
     #[serde(default)]
     pub sources: BTreeMap<String, SourceSnapshot>,
     /// Per upstream: enabled, connected, backlog, last delivered, last error. Sinks that are not
@@ -174,7 +206,10 @@ impl Status {
                 last_commit: ms_time(w.last_commit_ms.load(Relaxed)),
                 last_fold: ms_time(w.last_fold_ms.load(Relaxed)),
                 error: w.error(),
+                dropped: w.dropped.load(Relaxed),
+                stopped: w.stopped(),
             }),
+            tasks_died: p.tasks.dead(),
             sources: p.sources.iter().map(|s| (s.name.to_owned(), s.snapshot())).collect(),
             sinks: p
                 .sinks
@@ -212,6 +247,7 @@ impl Status {
             uptime_s: None,
             store: StoreStatus { growth_bytes_per_day: growth_per_day(store, summary.size_bytes)?, summary },
             writer: None,
+            tasks_died: Vec::new(),
             sources: BTreeMap::new(),
             sinks,
             location: None,
@@ -219,5 +255,48 @@ impl Status {
             dead_letters: newest_dead_letters(store)?,
             source: Some("store (appliance not running)".into()),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreOptions;
+    use tokio_util::sync::CancellationToken;
+    use tokio_util::task::TaskTracker;
+
+    #[tokio::test]
+    async fn health_fails_naming_a_dead_task_or_a_dead_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, writer, _) = Store::open(dir.path(), "it", StoreOptions::default()).unwrap();
+        let handle = writer.handle();
+        let thread = writer.spawn().unwrap();
+        let probes = |tasks: &tasks::Tasks| Probes {
+            store: store.clone(),
+            writer: handle.clone(),
+            station: "it".into(),
+            started: Instant::now(),
+            sources: Arc::default(),
+            sinks: Arc::default(),
+            location: Arc::default(),
+            email: None,
+            tasks: tasks.clone(),
+        };
+        let tasks = tasks::Tasks::new(TaskTracker::new(), CancellationToken::new());
+        assert_eq!(probes(&tasks).health(), Ok(()));
+
+        tasks.died("sink kafka", "it panicked: a bug");
+        let (status, error) = probes(&tasks).health().unwrap_err();
+        assert_eq!(status, "task died");
+        assert_eq!(error, "sink kafka: it panicked: a bug");
+        let listed = Status::collect(&probes(&tasks)).unwrap().tasks_died;
+        assert_eq!(listed.iter().map(|d| d.task.as_str()).collect::<Vec<_>>(), ["sink kafka"]);
+
+        // The writer's end is seen at once, and comes first.
+        handle.shutdown().await.unwrap();
+        thread.join().unwrap();
+        assert_eq!(handle.stats().wait_stopped().await, "the store writer has stopped");
+        let (status, _) = probes(&tasks).health().unwrap_err();
+        assert_eq!(status, "store writer died");
     }
 }

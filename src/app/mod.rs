@@ -4,10 +4,12 @@
 //! (`config`), which lists every part's section.
 
 mod config;
+mod store_io;
 
 pub use config::{Config, DEFAULT_TOML, StationConfig};
 
 use crate::status::Probes;
+use crate::status::tasks::Tasks;
 use crate::store::Store;
 use crate::web::{self, AppState};
 use anyhow::Context;
@@ -30,13 +32,24 @@ pub fn open_store_if_free(config: &Config) -> anyhow::Result<Option<Store>> {
     }
 }
 
-/// Runs until `shutdown` is cancelled. `listener` is already bound (tests bind port 0).
+/// Resolves when the task feeding `rx` has ended (its sender is gone).
+async fn closed<T: Send + Sync>(mut rx: tokio::sync::watch::Receiver<T>) -> String {
+    while rx.changed().await.is_ok() {}
+    "its task has ended (a panic is logged above it)".to_owned()
+}
+
+/// Runs until `shutdown` is cancelled, or until the store writer dies (an error: exit 1).
+/// `listener` is already bound (tests bind port 0).
 pub async fn run(config: Config, listener: tokio::net::TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let started = Instant::now();
     let clock = crate::clock::system();
     let dir = config.store.path.clone();
     let station = config.station.id.clone();
-    let opts = config.store.options();
+    let mut opts = config.store.options();
+    let io_hook = store_io::DaemonHook::from_env()?;
+    if let Some(hook) = &io_hook {
+        opts.io_hook = hook.hook();
+    }
     let (store, writer, report) = tokio::task::spawn_blocking(move || Store::open(&dir, &station, opts)).await??;
     tracing::info!(
         path = %config.store.path.display(),
@@ -45,16 +58,28 @@ pub async fn run(config: Config, listener: tokio::net::TcpListener, shutdown: Ca
         "store open"
     );
     let handle = writer.handle();
+    if let Some(hook) = &io_hook {
+        hook.arm();
+    }
     let writer_thread = writer.spawn().context("cannot start the store writer")?;
 
     let tracker = TaskTracker::new();
+    let tasks = Tasks::new(tracker.clone(), shutdown.clone());
+    let stats = handle.clone();
+    tasks.watch("store writer", async move { stats.stats().wait_stopped().await });
     let sources = crate::sources::spawn_all(
         &config.sources,
         &crate::sources::Spawn { tracker: &tracker, store: &store, writer: &handle, cancel: &shutdown, clock: &clock },
     )
     .await?;
 
+    // Each collector's task is the only other owner of its status.
+    for source in &sources {
+        tasks.watch_owner(format!("collector {}", source.name), source);
+    }
+
     let (location, location_status) = crate::location::spawn(&config.location, shutdown.clone());
+    tasks.watch("location", closed(location.clone()));
 
     // Only state sinks (MQTT) read the current state, so its feed runs only with them.
     let current = if config.sinks.mqtt.enabled() {
@@ -66,7 +91,9 @@ pub async fn run(config: Config, listener: tokio::net::TcpListener, shutdown: Ca
             pass_options: config.alerts.pass_options(),
             clock: clock.clone(),
         };
-        Some(feed.spawn(&tracker, shutdown.clone()).await?)
+        let current = feed.spawn(&tracker, shutdown.clone()).await?;
+        tasks.watch("current state feed", closed(current.clone()));
+        Some(current)
     } else {
         None
     };
@@ -83,6 +110,12 @@ pub async fn run(config: Config, listener: tokio::net::TcpListener, shutdown: Ca
         },
     )
     .await?;
+    // Each forwarder's task is the only other owner of its sink's status.
+    for sink in &sinks {
+        if let Some(status) = &sink.status {
+            tasks.watch_owner(format!("sink {}", sink.name), status);
+        }
+    }
 
     let mut email = None;
     if config.email.enabled() {
@@ -99,7 +132,7 @@ pub async fn run(config: Config, listener: tokio::net::TcpListener, shutdown: Ca
             status,
         };
         let cancel = shutdown.clone();
-        tracker.spawn(async move {
+        tasks.spawn("email alerts", async move {
             use tracing::Instrument;
             alerts.run(cancel).instrument(tracing::info_span!("alerts")).await
         });
@@ -114,6 +147,7 @@ pub async fn run(config: Config, listener: tokio::net::TcpListener, shutdown: Ca
         sinks: Arc::new(sinks),
         location: location_status,
         email,
+        tasks: tasks.clone(),
     };
     let state = AppState {
         store: store.clone(),
@@ -129,20 +163,30 @@ pub async fn run(config: Config, listener: tokio::net::TcpListener, shutdown: Ca
     };
     let credentials = config.web.credentials().map(|(u, p)| (u.to_owned(), crate::config::Secret::new(p)));
     tracing::info!(address = %listener.local_addr()?, basic_auth = credentials.is_some(), "serving the map and API");
-    let web_task = tracker.spawn(web::serve(listener, state, credentials));
+    tasks.spawn_fallible("web server", async move {
+        web::serve(listener, state, credentials).await.map_err(|e| anyhow::anyhow!("web server error: {e}"))
+    });
     tracker.close();
 
-    shutdown.cancelled().await;
-    tracing::info!("shutting down");
+    // A dead writer stores nothing more: every record collected from now on would be lost. End
+    // the process (exit 1) so that the service manager starts it again; the journal holds every
+    // commit, and the restart replays it.
+    let writer_died = tokio::select! {
+        _ = shutdown.cancelled() => None,
+        why = handle.stats().wait_stopped() => Some(why),
+    };
+    match &writer_died {
+        None => tracing::info!("shutting down"),
+        Some(why) => {
+            tracing::error!(error = %why, "the store writer has died; stopping so that the service is restarted");
+            shutdown.cancel();
+        }
+    }
     if tokio::time::timeout(DRAIN, tracker.wait()).await.is_err() {
         tracing::warn!("some tasks did not stop within {DRAIN:?}; committing the store anyway");
     }
-    if web_task.is_finished() {
-        if let Ok(Err(e)) = web_task.await {
-            tracing::error!(error = %e, "web server error");
-        }
-    } else {
-        web_task.abort();
+    if let Some(why) = writer_died {
+        anyhow::bail!("{why}; nothing more could be stored, so Outpost stops (the journal keeps every commit)");
     }
     let last = handle.shutdown().await;
     tokio::task::spawn_blocking(move || writer_thread.join()).await?.ok();

@@ -70,6 +70,21 @@ fn render(s: &Status) -> String {
     if let Some(e) = s.writer.as_ref().and_then(|w| w.error.as_ref()) {
         let _ = writeln!(out, "  STORE ERROR: {e}");
     }
+    if let Some(w) = s.writer.as_ref().filter(|w| w.dropped > 0) {
+        let _ = writeln!(out, "  DROPPED: {} records (storing failed while store.max_pending waited)", w.dropped);
+    }
+    if let Some(why) = s.writer.as_ref().and_then(|w| w.stopped.as_ref()) {
+        let _ = writeln!(out, "  STORE WRITER DIED: {why}");
+    }
+    for dead in &s.tasks_died {
+        let _ = writeln!(
+            out,
+            "TASK DIED: {} at {}: {}",
+            dead.task,
+            dead.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            dead.why
+        );
+    }
     let rejected: Vec<_> = store.counters.iter().filter(|(k, _)| k.starts_with("rejected.")).collect();
     if !rejected.is_empty() {
         let _ = writeln!(out, "rejections (all time):");

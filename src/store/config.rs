@@ -18,6 +18,9 @@ pub struct StoreConfig {
     /// Check every page's checksum when opening an existing store (reads the whole file).
     #[serde(default = "d_true")]
     pub verify_on_start: bool,
+    /// Records kept in memory while storing fails (a full disk); newer ones are dropped, counted.
+    #[serde(default = "d_max_pending")]
+    pub max_pending: u64,
 }
 
 fn d_path() -> PathBuf {
@@ -28,6 +31,9 @@ fn d_commit() -> u64 {
 }
 fn d_fold() -> u64 {
     900
+}
+fn d_max_pending() -> u64 {
+    StoreOptions::default().max_pending as u64
 }
 fn d_true() -> bool {
     true
@@ -43,6 +49,7 @@ impl StoreConfig {
             commit_interval: self.commit_interval(),
             fold_interval: Duration::from_secs(self.fold_interval_s),
             verify_on_open: self.verify_on_start,
+            max_pending: self.max_pending as usize,
             ..StoreOptions::default()
         }
     }
@@ -54,6 +61,7 @@ impl Section for StoreConfig {
         ("commit_interval_s", KeyType::Int),
         ("fold_interval_s", KeyType::Int),
         ("verify_on_start", KeyType::Bool),
+        ("max_pending", KeyType::Int),
     ];
 
     fn validate(&self) -> Result<(), Invalid> {
@@ -61,6 +69,10 @@ impl Section for StoreConfig {
         if self.fold_interval_s < self.commit_interval_s || self.fold_interval_s > 86_400 {
             return Err(Invalid::new("fold_interval_s", "must be at least commit_interval_s and at most 86400"));
         }
+        // At least one batch, or a burst would be dropped while storing works; the queue lives in
+        // memory, so the upper bound keeps a typo from letting it take a Pi's RAM.
+        let batch = StoreOptions::default().max_batch as f64;
+        range("max_pending", self.max_pending as f64, batch, 10_000_000.0)?;
         Ok(())
     }
 }

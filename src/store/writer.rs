@@ -56,6 +56,9 @@ pub struct WriterStats {
     pub dropped: AtomicU64,
     /// The current commit or fold error, cleared once both succeed again. Never holds secrets.
     pub error: Mutex<Option<String>>,
+    /// Why the writer thread ended (a panic's message, or that it returned); `None` while it runs.
+    stopped: Mutex<Option<String>>,
+    stopped_signal: tokio::sync::Notify,
 }
 
 impl WriterStats {
@@ -74,6 +77,25 @@ impl WriterStats {
         if let Ok(mut slot) = self.error.lock() {
             *slot = e;
         }
+    }
+    /// Why the writer thread has ended, or `None` while it runs. After that, nothing is stored.
+    pub fn stopped(&self) -> Option<String> {
+        self.stopped.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+    /// Resolves as soon as the writer thread ends (at once if it already has), with why.
+    pub async fn wait_stopped(&self) -> String {
+        loop {
+            // Registered before the check, so an end between the two still wakes it.
+            let signal = self.stopped_signal.notified();
+            if let Some(why) = self.stopped() {
+                return why;
+            }
+            signal.await;
+        }
+    }
+    fn set_stopped(&self, why: String) {
+        *self.stopped.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
+        self.stopped_signal.notify_waiters();
     }
 }
 
@@ -222,11 +244,24 @@ impl StoreWriter {
     }
 
     /// Runs the writer on its own thread until `shutdown` or until every handle is dropped.
+    /// However the thread ends (a panic too), `WriterStats::stopped` says why and
+    /// `WriterStats::wait_stopped` wakes: the daemon must not go on collecting into a dead writer.
     pub fn spawn(self) -> std::io::Result<std::thread::JoinHandle<()>> {
         let span = tracing::info_span!("store");
+        let stats = self.stats.clone();
         std::thread::Builder::new().name("store-writer".into()).spawn(move || {
             let _enter = span.enter();
-            self.run()
+            let why = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run())) {
+                Ok(()) => "the store writer has stopped".to_owned(),
+                Err(panic) => {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned());
+                    format!("the store writer panicked: {}", what.as_deref().unwrap_or("no message"))
+                }
+            };
+            stats.set_stopped(why);
         })
     }
 

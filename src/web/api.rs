@@ -18,10 +18,10 @@ pub const DEFAULT_MAX_POINTS: usize = 50_000;
 const TRACK_DEFAULT_SPAN_MIN: i64 = 90;
 
 pub async fn healthz(State(app): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
-    match app.writer.stats().error() {
-        None => (StatusCode::OK, Json(serde_json::json!({ "status": "ok" }))),
-        Some(e) => {
-            (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "status": "store failing", "error": e })))
+    match app.probes.health() {
+        Ok(()) => (StatusCode::OK, Json(serde_json::json!({ "status": "ok" }))),
+        Err((status, e)) => {
+            (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "status": status, "error": e })))
         }
     }
 }

@@ -82,6 +82,16 @@ pub fn render(s: &Status) -> Result<String, std::fmt::Error> {
     m.gauge("journal_bytes", "Bytes in the journal since the last fold.", [(vec![], w(|w| w.journal_bytes) as f64)]);
     m.counter("commits", "Journal commits (one fsync each).", [(vec![], w(|w| w.commits))]);
     m.counter("folds", "Durable redb commits.", [(vec![], w(|w| w.folds))]);
+    m.counter(
+        "records_dropped",
+        "Records dropped by this process: storing failed while store.max_pending records waited.",
+        [(vec![], w(|w| w.dropped))],
+    );
+    m.gauge(
+        "tasks_died",
+        "The daemon's tasks that ended before shutdown (each turns /healthz to 503).",
+        [(vec![], s.tasks_died.len() as f64)],
+    );
     m.gauge(
         "store_failing",
         "1 while the store cannot write.",

@@ -17,20 +17,13 @@ use std::time::Instant;
 const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 const MARK: &str = "source.iss_tle.last_attempt_s";
 
-/// The library, or `None` (with a loud reason) where Debian's faketime package is missing.
+/// The library, or `None` where Debian's faketime package is missing (the test then skips).
 fn libfaketime() -> Option<String> {
     let multiarch = format!("/usr/lib/{}-linux-gnu/faketime/libfaketime.so.1", std::env::consts::ARCH);
-    let found = [LIBFAKETIME, multiarch.as_str()].into_iter().find(|p| Path::new(p).exists()).map(str::to_owned);
-    match found {
-        Some(p) => Some(p),
-        None => {
-            eprintln!(
-                "\n*** SKIPPED drills_clock: libfaketime is not installed (Debian package faketime; scripts/test.sh installs it). ***\n"
-            );
-            None
-        }
-    }
+    [LIBFAKETIME, multiarch.as_str()].into_iter().find(|p| Path::new(p).exists()).map(str::to_owned)
 }
+
+const NO_FAKETIME: &str = "libfaketime is not installed (Debian package faketime; scripts/test.sh installs it)";
 
 /// A clock for the appliance: writes libfaketime's offset file.
 struct FakeClock {
@@ -91,7 +84,10 @@ fn plausible_positions(s: &Value, app_log: &str) {
 
 #[tokio::test]
 async fn drills_a_pi_that_boots_in_1970_recovers_when_ntp_sets_the_clock() {
-    let Some(lib) = libfaketime() else { return };
+    let Some(lib) = libfaketime() else {
+        skip!("{NO_FAKETIME}");
+        return;
+    };
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
     let clock = FakeClock { file: dir.path().join("faketime") };
@@ -133,7 +129,10 @@ async fn drills_a_pi_that_boots_in_1970_recovers_when_ntp_sets_the_clock() {
 
 #[tokio::test]
 async fn drills_a_pi_that_boots_in_the_future_recovers_when_ntp_sets_the_clock() {
-    let Some(lib) = libfaketime() else { return };
+    let Some(lib) = libfaketime() else {
+        skip!("{NO_FAKETIME}");
+        return;
+    };
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
     let clock = FakeClock { file: dir.path().join("faketime") };

@@ -1,7 +1,8 @@
 //! Fault drill: the link to the Kafka broker flaps. A TCP proxy between Outpost and the broker cuts
 //! every connection (at once, or part-way through a request) and restores it, again and again at
-//! random moments, while a backlog drains and live records flow. The cuts must be felt (the sink
-//! reports failures); afterwards Kafka holds every record of the log, with no gap.
+//! random moments, while a backlog drains and live records flow. Every cut must be felt (it drops
+//! a connection the client had open) while collection goes on; afterwards Kafka holds every
+//! record of the log, with no gap.
 
 use crate::drills::{new_warnings, read_log, rng};
 use crate::helpers::*;
@@ -57,7 +58,9 @@ async fn drills_a_flapping_broker_link_leaves_no_gap_in_kafka() {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
     };
-    for _ in 0..FLAPS {
+    let positions_before = stored(&app.status().await, "iss.position");
+    let mut felt = Vec::new();
+    for flap in 0..FLAPS {
         // Cut at a random moment: at once, or after a random number of bytes (mid-request; a
         // live produce request is a few hundred bytes).
         let up_ms = rng.u64(300..3_000);
@@ -66,16 +69,37 @@ async fn drills_a_flapping_broker_link_leaves_no_gap_in_kafka() {
         let down_ms = rng.u64(200..2_500);
         plan.push((up_ms, if mid_request { Some(bytes) } else { None }, down_ms));
         watch(up_ms).await;
+        // A cut is only a cut if the client has a connection through the proxy: wait for it to
+        // have reconnected after the last one.
+        let deadline = Instant::now() + std::time::Duration::from_secs(30);
+        while proxy.open() == 0 {
+            assert!(Instant::now() < deadline, "flap {flap}: the client did not reconnect within 30 s");
+            watch(50).await;
+        }
+        let severed = proxy.severed();
         if mid_request {
             proxy.cut_after(bytes);
         } else {
             proxy.cut();
         }
+        // The cut lands once the client sends (mid-request) or at once; the link then stays down.
+        let deadline = Instant::now() + std::time::Duration::from_secs(30);
+        while proxy.severed() == severed {
+            assert!(Instant::now() < deadline, "flap {flap}: the cut dropped no connection within 30 s");
+            watch(50).await;
+        }
+        felt.push(proxy.severed() - severed);
         watch(down_ms).await;
         proxy.restore();
     }
     watch(1_000).await;
     eprintln!("flap drill: (up ms, cut after bytes, down ms) per flap: {plan:?}");
+    eprintln!("flap drill: connections each cut dropped: {felt:?}");
+    let positions_after = stored(&app.status().await, "iss.position");
+    assert!(
+        positions_after > positions_before + FLAPS as u64,
+        "collection went on through the flaps: {positions_before} -> {positions_after} positions"
+    );
 
     // Collection stops (the upstream answers 503), so the log has an end for Kafka to reach.
     fx.script("/iss-now.json", vec![Reply::status(503, "drill over")]);
@@ -100,12 +124,15 @@ async fn drills_a_flapping_broker_link_leaves_no_gap_in_kafka() {
     seqs.dedup();
     assert_eq!(seqs, (1..=last).collect::<Vec<_>>(), "Kafka holds seq 1..={last} with no gap");
     assert_eq!(keys.len(), by_id.len(), "every record of the log is in Kafka under its key");
-    // The client reconnected after the cuts (rskafka retries inside a send, so the sink itself
-    // reports a failure only when a send gives up).
+    // Each cut dropped a connection, and the client came back through the proxy after each
+    // (rskafka retries inside a send, so the sink itself reports a failure only when a send
+    // gives up).
     let connections = proxy.connections();
     assert!(connections > FLAPS as u64, "{connections} connections to the broker for {FLAPS} cuts");
+    assert!(proxy.severed() >= FLAPS as u64, "{} connections dropped by {FLAPS} cuts", proxy.severed());
     eprintln!(
-        "flap drill: {FLAPS} cuts, {connections} connections, {} failures reported by the sink; {last} records in Kafka with no gap, {} resent; {:.0} s",
+        "flap drill: {FLAPS} cuts, {} connections dropped, {connections} connections, {} failures reported by the sink; {last} records in Kafka with no gap, {} resent; {:.0} s",
+        proxy.severed(),
         failures.len(),
         all.len() - by_id.len(),
         started.elapsed().as_secs_f64()

@@ -165,11 +165,110 @@ pub struct Outpost {
     pub addr: SocketAddr,
     pub config_path: PathBuf,
     log: Arc<Mutex<Vec<String>>>,
+    /// The log lines not yet read by `serving` (the kill drill reads on).
+    pub lines: tokio::sync::mpsc::UnboundedReceiver<String>,
     http: reqwest::Client,
 }
 
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_outpost")
+}
+
+/// A started `outpost run` that may not serve yet: its log lines arrive on `lines` as it writes
+/// them (the kill drill acts on them), and are kept in `log`.
+pub struct Launched {
+    pub child: Child,
+    pub config_path: PathBuf,
+    pub lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Launched {
+    /// Writes `config` next to the store and starts `command` (a program and its first
+    /// arguments) as `outpost run` on it, with the JSON log on stderr.
+    pub fn spawn(dir: &Path, config: &str, command: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Launched {
+        let config_path = dir.join("outpost.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let mut child = Command::new(command[0])
+            .args(&command[1..])
+            .args(["--log-format", "json", "run", "--config"])
+            .arg(&config_path)
+            .env("OUTPOST_LOG", std::env::var("OUTPOST_TEST_LOG").unwrap_or_else(|_| "info,outpost=debug".into()))
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("outpost binary starts");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, lines) = tokio::sync::mpsc::unbounded_channel();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+        let log2 = log.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = stderr.next_line().await {
+                log2.lock().unwrap().push(line.clone());
+                let _ = tx.send(line);
+            }
+        });
+        Launched { child, config_path, lines, log }
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// Every line it wrote, once it has closed its stderr (exited or killed; at most 30 s).
+    pub async fn every_line(&mut self) -> Vec<String> {
+        let eof = async { while self.lines.recv().await.is_some() {} };
+        tokio::time::timeout(Duration::from_secs(30), eof).await.expect("its log ends when it has exited");
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits (at most 30 s) until it serves.
+    pub async fn serving(mut self) -> Outpost {
+        let wait = async {
+            while let Some(line) = self.lines.recv().await {
+                if let Ok(v) = serde_json::from_str::<Value>(&line)
+                    && v["message"] == "serving the map and API"
+                {
+                    return Some(v["address"].as_str().unwrap().parse::<SocketAddr>().unwrap());
+                }
+            }
+            None
+        };
+        let addr = match tokio::time::timeout(Duration::from_secs(30), wait).await {
+            Ok(Some(a)) => a,
+            _ => panic!("outpost did not start serving; log:\n{}", self.log()),
+        };
+        outpost::install_tls_provider();
+        Outpost {
+            child: self.child,
+            addr,
+            config_path: self.config_path,
+            log: self.log,
+            lines: self.lines,
+            http: reqwest::Client::new(),
+        }
+    }
+}
+
+/// Prints the line a test prints when it cannot run here, `SKIPPED <test name>: <why>`, on
+/// stdout (scripts/test.sh counts these and names them in its closing line). The name is the
+/// calling test's, as cargo test names it. The caller returns after it.
+macro_rules! skip {
+    ($($why:tt)*) => {{
+        fn here() {}
+        $crate::helpers::skip_line(std::any::type_name_of_val(&here), &format!($($why)*))
+    }};
+}
+pub(crate) use skip;
+
+pub fn skip_line(here: &str, why: &str) {
+    // "it::drills_disk::a_test::{{closure}}::here" -> "drills_disk::a_test"
+    let path = here.replace("::{{closure}}", "");
+    let path = path.strip_suffix("::here").unwrap_or(&path);
+    let name = path.split_once("::").map_or(path, |(_, rest)| rest);
+    println!("SKIPPED {name}: {why}");
 }
 
 impl Outpost {
@@ -186,45 +285,30 @@ impl Outpost {
 
     /// `start_with`, with extra environment variables (e.g. SSL_CERT_FILE naming a test CA).
     pub async fn start_env(dir: &Path, config: &str, command: &[&str], env: &[(&str, &Path)]) -> Outpost {
-        let config_path = dir.join("outpost.toml");
-        std::fs::write(&config_path, config).unwrap();
-        let mut child = Command::new(command[0])
-            .args(&command[1..])
-            .args(["--log-format", "json", "run", "--config"])
-            .arg(&config_path)
-            .env("OUTPOST_LOG", std::env::var("OUTPOST_TEST_LOG").unwrap_or_else(|_| "info,outpost=debug".into()))
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("outpost binary starts");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let log2 = log.clone();
-        tokio::spawn(async move {
-            let mut addr_tx = Some(addr_tx);
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Ok(v) = serde_json::from_str::<Value>(&line)
-                    && v["message"] == "serving the map and API"
-                    && let Some(tx) = addr_tx.take()
-                {
-                    let _ = tx.send(v["address"].as_str().unwrap().parse::<SocketAddr>().unwrap());
-                }
-                log2.lock().unwrap().push(line);
-            }
-        });
-        let addr = match tokio::time::timeout(Duration::from_secs(30), addr_rx).await {
-            Ok(Ok(a)) => a,
-            _ => panic!("outpost did not start serving; log:\n{}", log.lock().unwrap().join("\n")),
-        };
-        outpost::install_tls_provider();
-        Outpost { child, addr, config_path, log, http: reqwest::Client::new() }
+        let env: Vec<(&str, &std::ffi::OsStr)> = env.iter().map(|(k, v)| (*k, v.as_os_str())).collect();
+        Launched::spawn(dir, config, command, &env).serving().await
     }
 
     pub fn log(&self) -> String {
         self.log.lock().unwrap().join("\n")
+    }
+
+    /// Back to the process and its log lines (e.g. to kill it and read what it wrote last).
+    pub fn into_launched(self) -> Launched {
+        Launched { child: self.child, config_path: self.config_path, lines: self.lines, log: self.log }
+    }
+
+    /// How it exited, if it has.
+    pub fn try_exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().unwrap()
+    }
+
+    /// `get`, or `None` when the appliance does not answer (it is going away).
+    pub async fn try_get(&self, path_and_query: &str) -> Option<(u16, Value)> {
+        let r = self.http.get(format!("http://{}{path_and_query}", self.addr)).send().await.ok()?;
+        let status = r.status().as_u16();
+        let text = r.text().await.ok()?;
+        Some((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
     }
 
     pub async fn get(&self, path_and_query: &str) -> (u16, Value) {

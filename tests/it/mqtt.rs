@@ -357,7 +357,7 @@ async fn a_wrong_password_is_a_clear_error_and_the_daemon_keeps_running() {
     let (fx, _, _) = feed().await;
     let dir = tempfile::tempdir().unwrap();
     let Some(broker) = Broker::start(dir.path(), free_port(), Some(("outpost", "right-pass-41"))).await else {
-        println!("SKIPPED: mosquitto_passwd is not available; the wrong-password test needs it");
+        skip!("mosquitto_passwd is not available; the wrong-password test needs it");
         return;
     };
     let login = |pass: &str| format!("username = \"outpost\"\npassword = \"{pass}\"\n");

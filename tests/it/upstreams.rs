@@ -53,6 +53,10 @@ pub struct Proxy {
     cut: Arc<tokio::sync::Notify>,
     /// Connections forwarded to the upstream so far.
     connections: Arc<std::sync::atomic::AtomicU64>,
+    /// Connections open now.
+    open: Arc<std::sync::atomic::AtomicU64>,
+    /// Open connections a cut dropped (the cut was felt by a client, not only announced).
+    severed: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Proxy {
@@ -66,6 +70,8 @@ impl Proxy {
             budget: Arc::new(AtomicI64::new(i64::MAX)),
             cut: Arc::new(tokio::sync::Notify::new()),
             connections: Arc::default(),
+            open: Arc::default(),
+            severed: Arc::default(),
         };
         let p = proxy.clone();
         tokio::spawn(async move {
@@ -78,30 +84,36 @@ impl Proxy {
                 tokio::spawn(async move {
                     let Ok(outbound) = TcpStream::connect(("127.0.0.1", upstream)).await else { return };
                     p.connections.fetch_add(1, Ordering::SeqCst);
+                    p.open.fetch_add(1, Ordering::SeqCst);
                     let (mut in_r, mut in_w) = inbound.into_split();
                     let (mut out_r, mut out_w) = outbound.into_split();
+                    // Returns true when this connection ran out of the byte budget (a cut).
                     let towards_upstream = async {
                         let mut buf = vec![0u8; 16 * 1024];
                         loop {
                             let n = match in_r.read(&mut buf).await {
-                                Ok(0) | Err(_) => return,
+                                Ok(0) | Err(_) => return false,
                                 Ok(n) => n,
                             };
                             let left = p.budget.fetch_sub(n as i64, Ordering::SeqCst);
                             let pass = n.min(left.max(0) as usize);
                             if out_w.write_all(&buf[..pass]).await.is_err() {
-                                return;
+                                return false;
                             }
                             if pass < n {
                                 p.cut();
-                                return;
+                                return true;
                             }
                         }
                     };
-                    tokio::select! {
-                        _ = towards_upstream => {}
-                        _ = tokio::io::copy(&mut out_r, &mut in_w) => {}
-                        _ = p.cut.notified() => {}
+                    let severed = tokio::select! {
+                        by_budget = towards_upstream => by_budget,
+                        _ = tokio::io::copy(&mut out_r, &mut in_w) => false,
+                        _ = p.cut.notified() => true,
+                    };
+                    p.open.fetch_sub(1, Ordering::SeqCst);
+                    if severed {
+                        p.severed.fetch_add(1, Ordering::SeqCst);
                     }
                 });
             }
@@ -128,6 +140,16 @@ impl Proxy {
     /// How many connections have been forwarded to the upstream.
     pub fn connections(&self) -> u64 {
         self.connections.load(Ordering::SeqCst)
+    }
+
+    /// How many connections are open now.
+    pub fn open(&self) -> u64 {
+        self.open.load(Ordering::SeqCst)
+    }
+
+    /// How many open connections cuts have dropped so far.
+    pub fn severed(&self) -> u64 {
+        self.severed.load(Ordering::SeqCst)
     }
 
     pub fn is_up(&self) -> bool {

@@ -69,14 +69,9 @@ pub async fn run(config: Config, listener: tokio::net::TcpListener, shutdown: Ca
     tasks.watch("store writer", async move { stats.stats().wait_stopped().await });
     let sources = crate::sources::spawn_all(
         &config.sources,
-        &crate::sources::Spawn { tracker: &tracker, store: &store, writer: &handle, cancel: &shutdown, clock: &clock },
+        &crate::sources::Spawn { tasks: &tasks, store: &store, writer: &handle, cancel: &shutdown, clock: &clock },
     )
     .await?;
-
-    // Each collector's task is the only other owner of its status.
-    for source in &sources {
-        tasks.watch_owner(format!("collector {}", source.name), source);
-    }
 
     let (location, location_status) = crate::location::spawn(&config.location, shutdown.clone());
     tasks.watch("location", closed(location.clone()));
@@ -100,7 +95,7 @@ pub async fn run(config: Config, listener: tokio::net::TcpListener, shutdown: Ca
     let sinks = crate::sinks::spawn_all(
         &config.sinks,
         &crate::sinks::Spawn {
-            tracker: &tracker,
+            tasks: &tasks,
             store: &store,
             writer: &handle,
             cancel: &shutdown,
@@ -110,12 +105,6 @@ pub async fn run(config: Config, listener: tokio::net::TcpListener, shutdown: Ca
         },
     )
     .await?;
-    // Each forwarder's task is the only other owner of its sink's status.
-    for sink in &sinks {
-        if let Some(status) = &sink.status {
-            tasks.watch_owner(format!("sink {}", sink.name), status);
-        }
-    }
 
     let mut email = None;
     if config.email.enabled() {

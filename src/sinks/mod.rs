@@ -23,7 +23,6 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 sections! {
     /// The sinks' sections, one per upstream.
@@ -36,7 +35,8 @@ sections! {
 
 /// What starting the sinks needs.
 pub struct Spawn<'a> {
-    pub tracker: &'a TaskTracker,
+    /// Forwarders run as the daemon's tasks: one that ends early is reported as dead.
+    pub tasks: &'a crate::status::tasks::Tasks,
     pub store: &'a Store,
     pub writer: &'a WriterHandle,
     pub cancel: &'a CancellationToken,
@@ -104,7 +104,7 @@ async fn spawn<S: Sink + 'static>(at: &Spawn<'_>, sink: Option<S>, batch_size: u
     let (resend, requests) = tokio::sync::mpsc::channel(4);
     let forwarder = Forwarder::new(sink, at.store.clone(), at.writer.clone(), status.clone(), batch_size, requests);
     let cancel = at.cancel.clone();
-    at.tracker.spawn(async move {
+    at.tasks.spawn(format!("sink {}", S::NAME), async move {
         use tracing::Instrument;
         forwarder.run(cancel).instrument(tracing::info_span!("sink", name = S::NAME)).await
     });

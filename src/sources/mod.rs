@@ -28,7 +28,6 @@ use crate::config::sections;
 use crate::store::{Store, WriterHandle};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 sections! {
     /// The collectors' sections.
@@ -51,7 +50,8 @@ pub struct SourceCtx {
 
 /// What starting the collectors needs.
 pub struct Spawn<'a> {
-    pub tracker: &'a TaskTracker,
+    /// Collectors run as the daemon's tasks: one that ends early is reported as dead.
+    pub tasks: &'a crate::status::tasks::Tasks,
     pub store: &'a Store,
     pub writer: &'a WriterHandle,
     pub cancel: &'a CancellationToken,
@@ -82,7 +82,7 @@ fn spawn(at: &Spawn<'_>, client: &reqwest::Client, source: impl Poller) -> Arc<S
         cancel: at.cancel.clone(),
         clock: at.clock.clone(),
     };
-    at.tracker.spawn(poll::run_polling(source, ctx).instrument(tracing::info_span!("source", name)));
+    at.tasks.spawn(format!("collector {name}"), poll::run_polling(source, ctx).instrument(tracing::info_span!("source", name)));
     status
 }
 

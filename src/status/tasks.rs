@@ -7,9 +7,9 @@
 use crate::cell::StatusCell;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
-use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
+use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 
 /// A task that ended before shutdown.
@@ -19,9 +19,6 @@ pub struct DeadTask {
     pub why: String,
     pub at: chrono::DateTime<chrono::Utc>,
 }
-
-/// How often a task spawned by a part itself is checked (see `Tasks::watch_owner`).
-const OWNER_CHECK: Duration = Duration::from_secs(1);
 
 /// The daemon's task registry: spawns or watches tasks and lists those that died.
 #[derive(Clone)]
@@ -36,12 +33,13 @@ impl Tasks {
         Tasks { tracker, shutdown, died: Arc::default() }
     }
 
-    /// Spawns `task` on the tracker under `name`; its end before shutdown is a death.
-    pub fn spawn(&self, name: impl Into<String>, task: impl Future<Output = ()> + Send + 'static) {
+    /// Spawns `task` on the tracker under `name`; its end before shutdown is a death. Returns
+    /// the watcher, which ends once the death (if any) is recorded.
+    pub fn spawn(&self, name: impl Into<String>, task: impl Future<Output = ()> + Send + 'static) -> JoinHandle<()> {
         self.spawn_fallible(name, async move {
             task.await;
             Ok(())
-        });
+        })
     }
 
     /// `spawn` for a task that can fail: its error is the reason given.
@@ -49,7 +47,7 @@ impl Tasks {
         &self,
         name: impl Into<String>,
         task: impl Future<Output = anyhow::Result<()>> + Send + 'static,
-    ) {
+    ) -> JoinHandle<()> {
         let handle = self.tracker.spawn(task);
         let name = name.into();
         self.watch(name.clone(), async move {
@@ -63,34 +61,18 @@ impl Tasks {
                 Err(e) if e.is_panic() => format!("it panicked: {}", panic_message(e.into_panic().as_ref())),
                 Err(_) => "it was cancelled".to_owned(),
             }
-        });
+        })
     }
 
     /// Watches a task started elsewhere: `ended` resolves, with why, when it has ended.
     /// The watcher is not on the tracker (it must not hold shutdown up).
-    pub fn watch(&self, name: impl Into<String>, ended: impl Future<Output = String> + Send + 'static) {
+    pub fn watch(&self, name: impl Into<String>, ended: impl Future<Output = String> + Send + 'static) -> JoinHandle<()> {
         let tasks = self.clone();
         let name = name.into();
         tokio::spawn(async move {
             let why = ended.await;
             tasks.died(&name, &why);
-        });
-    }
-
-    /// Watches a task that a part spawned itself on the tracker through the part's status: the
-    /// task is the only other owner of `status`, so once only the status page's reference is
-    /// left, the task has ended (its panic, if any, is in the log). Checked every second.
-    pub fn watch_owner<T: Send + Sync + 'static>(&self, name: impl Into<String>, status: &Arc<T>) {
-        let status: Weak<T> = Arc::downgrade(status);
-        self.watch(name, async move {
-            let mut tick = tokio::time::interval(OWNER_CHECK);
-            loop {
-                tick.tick().await;
-                if status.strong_count() <= 1 {
-                    return "its task has ended (a panic is logged above it)".to_owned();
-                }
-            }
-        });
+        })
     }
 
     /// Records `task`'s death unless the daemon is shutting down (then every task ends).
@@ -121,6 +103,7 @@ pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     async fn wait_for_dead(tasks: &Tasks, n: usize) -> Vec<DeadTask> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -151,38 +134,18 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_task_owning_a_status_is_seen_ending_through_it() {
-        let tracker = TaskTracker::new();
-        let tasks = Tasks::new(tracker.clone(), CancellationToken::new());
-        let status = Arc::new(0u32);
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let owned = status.clone();
-        tracker.spawn(async move {
-            let _owned = owned;
-            let _ = stopped.await;
-        });
-        tasks.watch_owner("sink kafka", &status);
-        tokio::time::sleep(OWNER_CHECK * 2).await; // two checks while it runs
-        assert!(tasks.dead().is_empty(), "a running task is not dead");
-        drop(stop);
-        let dead = wait_for_dead(&tasks, 1).await;
-        assert_eq!(dead.len(), 1, "the ended task is named");
-        assert_eq!(dead[0].task, "sink kafka");
-    }
-
-    #[tokio::test]
     async fn tasks_ending_at_shutdown_are_not_deaths() {
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         let tasks = Tasks::new(tracker.clone(), shutdown.clone());
         let cancel = shutdown.clone();
-        tasks.spawn("alerts", async move { cancel.cancelled().await });
+        let alerts = tasks.spawn("alerts", async move { cancel.cancelled().await });
         shutdown.cancel();
         tracker.close();
         tracker.wait().await;
-        // The watcher runs after the task; give it a turn, then a task that ends after shutdown.
-        tasks.spawn("late", async {});
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        alerts.await.unwrap();
+        // And a task that ends after shutdown.
+        tasks.spawn("late", async {}).await.unwrap();
         assert!(tasks.dead().is_empty(), "{:?}", tasks.dead());
     }
 }

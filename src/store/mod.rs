@@ -126,9 +126,15 @@ impl Store {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create the store directory {}", dir.display()))?;
         let db_path = dir.join(DB_FILE);
         let journal_path = dir.join(JOURNAL_FILE);
+        // The journal's lock first: while another process (the daemon) holds it, nothing here may
+        // read redb or replay or reset the journal, not even while that process reopens redb.
+        let locked = Journal::lock(&journal_path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::WouldBlock => StoreInUse(db_path.clone()).into(),
+            _ => journal_error(&journal_path, e),
+        })?;
         // The journal is checked before anything is opened or written: it is the only copy of the
         // records collected since the last fold.
-        let journal_state = Journal::inspect(&journal_path).map_err(|e| journal_error(&journal_path, e))?;
+        let journal_state = locked.inspect().map_err(|e| journal_error(&journal_path, e))?;
         let db_was_empty = std::fs::metadata(&db_path).map_or(true, |m| m.len() == 0);
         if db_was_empty && journal_state.in_use {
             bail!(
@@ -142,16 +148,19 @@ impl Store {
         // A file that existed before is checked page by page (redb trusts a file it closed
         // cleanly, and a card can damage it since); a new one has nothing to check.
         let db = open_db(&db_path, opts.cache_bytes, opts.verify_on_open && !db_was_empty, &opts.io_hook)?;
-        if journal_state.exists && !journal_state.in_use && !log_is_empty(&db)? {
+        if !journal_state.in_use && !log_is_empty(&db)? {
+            let what = if journal_state.exists { "is empty" } else { "is missing" };
+            // Leave the directory as it was: the lock created the missing file.
+            let _ = locked.remove_if_created();
             bail!(
-                "the journal {} is empty, but the store {} holds records: the journal was truncated, and the records \
-                 collected since the last fold are gone from it. Restore it from a copy if there is one; to start \
-                 without it, move {JOURNAL_FILE} aside (nothing is deleted automatically)",
+                "the journal {} {what}, but the store {} holds records: the records collected since the last fold \
+                 are gone from it. Restore {JOURNAL_FILE} from a copy if there is one; to start without it, move \
+                 {JOURNAL_FILE} aside (nothing is deleted automatically)",
                 journal_path.display(),
                 db_path.display()
             );
         }
-        let recovered = Journal::open_hooked(&journal_path, journal::WriteMode::Auto, opts.io_hook.clone())
+        let recovered = Journal::open_locked(locked, journal::WriteMode::Auto, opts.io_hook.clone())
             .map_err(|e| journal_error(&journal_path, e))?;
         let stations = init_meta(&db, station)?;
         let station_idx = stations.iter().position(|s| s == station).expect("init_meta interns it") as u16;
@@ -512,6 +521,7 @@ fn replay(db: &Database, entries: &[Entry]) -> anyhow::Result<usize> {
     let mut applied = 0;
     {
         let mut t = Tables::open(&txn)?;
+        let mut counters = txn.open_table(COUNTERS)?;
         let mut next = t.next_seq()?;
         for entry in entries {
             match entry {
@@ -531,6 +541,10 @@ fn replay(db: &Database, entries: &[Entry]) -> anyhow::Result<usize> {
                     // cursors only move forward; marks (a source's last attempt) may move back
                     // when a wrong clock is corrected.
                     t.cursors.insert(name.as_str(), *seq)?;
+                }
+                // An absolute value: replaying it twice changes nothing; the last one wins.
+                Entry::Counter { name, value } => {
+                    counters.insert(name.as_str(), *value)?;
                 }
             }
         }

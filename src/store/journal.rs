@@ -842,6 +842,36 @@ fn parse_payload(payload: &[u8]) -> Option<Vec<Entry>> {
     r.0.is_empty().then_some(entries)
 }
 
+/// The previous release's file, for tests: a version-2 header in slot A and `frames` back to back.
+#[cfg(test)]
+pub(crate) fn write_version_2(path: &Path, epoch: u64, frames: &[&[Entry]]) {
+    let mut bytes = vec![0u8; PREALLOCATED as usize];
+    let mut header = Vec::new();
+    header.extend(MAGIC);
+    header.extend(LEGACY_VERSION.to_le_bytes());
+    header.extend(epoch.to_le_bytes());
+    header.extend(crc32fast::hash(&header).to_le_bytes());
+    bytes[..24].copy_from_slice(&header);
+    let mut at = FRAMES_START as usize;
+    for entries in frames {
+        let payload = encode_payload(entries);
+        let len = payload.len() as u32;
+        bytes[at..at + 4].copy_from_slice(&len.to_le_bytes());
+        bytes[at + 4..at + 8].copy_from_slice(&frame_crc(epoch, len, &payload).to_le_bytes());
+        bytes[at + 8..at + 8 + payload.len()].copy_from_slice(&payload);
+        at += 8 + payload.len();
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// The version of the current header (for tests).
+#[cfg(test)]
+pub(crate) fn current_version(path: &Path) -> Option<u32> {
+    let file = File::open(path).ok()?;
+    let header = check_header(&file, file.metadata().ok()?.len()).ok()??;
+    read_slot(&file, header.slot).ok()?.map(|(_, version)| version)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1112,27 +1142,6 @@ mod tests {
             std::fs::write(&path, &bytes).unwrap();
             assert_eq!(open(&path, mode).entries, vec![rec(1)]);
         }
-    }
-
-    /// The previous release's file: a version-2 header in slot A and frames back to back.
-    fn write_version_2(path: &Path, epoch: u64, frames: &[&[Entry]]) {
-        let mut bytes = vec![0u8; PREALLOCATED as usize];
-        let mut header = Vec::new();
-        header.extend(MAGIC);
-        header.extend(LEGACY_VERSION.to_le_bytes());
-        header.extend(epoch.to_le_bytes());
-        header.extend(crc32fast::hash(&header).to_le_bytes());
-        bytes[..24].copy_from_slice(&header);
-        let mut at = FRAMES_START as usize;
-        for entries in frames {
-            let payload = encode_payload(entries);
-            let len = payload.len() as u32;
-            bytes[at..at + 4].copy_from_slice(&len.to_le_bytes());
-            bytes[at + 4..at + 8].copy_from_slice(&frame_crc(epoch, len, &payload).to_le_bytes());
-            bytes[at + 8..at + 8 + payload.len()].copy_from_slice(&payload);
-            at += 8 + payload.len();
-        }
-        std::fs::write(path, bytes).unwrap();
     }
 
     #[test]

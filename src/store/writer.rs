@@ -171,6 +171,9 @@ pub struct StoreWriter {
     fold_error: Option<String>,
     /// redb refused an operation after an I/O error: it must be reopened before the next write.
     needs_reopen: bool,
+    /// Tests: the next redb commit after a journal append fails (as a failing card makes it).
+    #[cfg(test)]
+    fail_next_redb_commit: bool,
 }
 
 /// The pause between attempts while storing fails.
@@ -213,7 +216,15 @@ impl StoreWriter {
             commit_error: None,
             fold_error: None,
             needs_reopen: false,
+            #[cfg(test)]
+            fail_next_redb_commit: false,
         })
+    }
+
+    /// Makes the next redb commit that follows a journal append fail.
+    #[cfg(test)]
+    pub(super) fn fail_next_redb_commit(&mut self) {
+        self.fail_next_redb_commit = true;
     }
 
     /// A producer handle. Take every handle you need before `spawn`.
@@ -503,6 +514,13 @@ impl StoreWriter {
         if !entries.is_empty() {
             self.unfolded = true;
         }
+        #[cfg(test)]
+        let visible = if std::mem::take(&mut self.fail_next_redb_commit) {
+            txn.abort().map_err(anyhow::Error::from).and(Err(anyhow::anyhow!("injected: the redb commit failed")))
+        } else {
+            txn.commit().map_err(anyhow::Error::from)
+        };
+        #[cfg(not(test))]
         let visible = txn.commit();
         self.batch.clear();
         self.cursors.clear();

@@ -900,8 +900,11 @@ mod tests {
     /// Records every write (offset, length) and injects one `Fault` when armed.
     struct TestHook {
         path: PathBuf,
-        state: Mutex<(Vec<(u64, usize)>, Option<Fault>)>,
+        state: Mutex<HookState>,
     }
+
+    /// The writes seen so far (offset, length), and the armed fault.
+    type HookState = (Vec<(u64, usize)>, Option<Fault>);
 
     impl IoHook for TestHook {
         fn before(&self, _file: StoreFile, op: Op<'_>) -> io::Result<()> {

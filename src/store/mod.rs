@@ -9,15 +9,25 @@
 //!   its size is a subtraction); `tle_by_epoch: epoch_ms -> seq`;
 //!   `warnings: (valid_date, region, publish_ms, reg_id) -> seq`.
 //!   Each index key is also the kind's identity, which is how duplicates are refused.
-//! - **Cursors:** `cursors: name -> last acknowledged seq`, advanced by sinks.
+//! - **Cursors:** `cursors: name -> last acknowledged seq`, advanced by sinks; beside them the
+//!   marks, and `counters: name -> count` (rejections), journaled as absolute values.
 //! - **Commit policy (SD-card wear):** the writer collects records for up to
 //!   `commit_interval_s` (or until a batch fills), appends them to the journal and fsyncs it
-//!   (one 512-byte O_DIRECT write), then applies them to redb with `Durability::None`, which redb keeps in
-//!   memory. Every `fold_interval_s` (or when the journal grows large) one durable redb commit
+//!   (one 512-byte O_DIRECT write, on a sector of its own: see `journal`), then applies them to
+//!   redb with `Durability::None`, which redb keeps in memory. Every `fold_interval_s` (or when the journal grows large) one durable redb commit
 //!   with quick-repair makes everything so far durable, and the journal is reset.
 //! - **Crash behaviour:** redb reopens at its last durable commit (quick-repair keeps that fast);
 //!   `open` then replays journal entries with `seq` beyond it, folds, and resets the journal. A
 //!   power cut loses at most the records not yet journaled: at most `commit_interval_s`.
+//!   A store of the previous release (journal version 2) is replayed the same way once.
+//! - **Errors:** a failed journal append keeps the batch in memory; the retry gives each record
+//!   the same seq again (replay skips repeats). Once the journal has a batch it is acknowledged:
+//!   if redb then refuses it, redb is reopened and the journal replayed into it, never the batch
+//!   committed again.
+//! - **One process per store:** `open` takes the journal's exclusive `flock` before it reads the
+//!   journal or opens redb, and the writer keeps it (with the journal) for its lifetime, also
+//!   while it reopens redb after an I/O error: a CLI command can never replay or reset the
+//!   running daemon's journal. A held lock is `StoreInUse`, like redb's own.
 //! - **Readers** use redb read transactions: they see every journaled record, never a torn batch.
 //!
 //! Invariants: only this module writes redb; a record is in the log iff it is in its index;

@@ -13,7 +13,12 @@
 //!   while the filesystem has less free space than it needs;
 //! - redb refuses every operation after a failed write until its file is reopened, so the writer
 //!   reopens it and replays the journal (which holds every commit since the last fold): nothing
-//!   that was committed is lost, and the next commit or fold resumes where it stopped.
+//!   that was committed is lost, and the next commit or fold resumes where it stopped;
+//! - a batch the journal has is acknowledged, even if redb then refuses it: redb is reopened
+//!   from the journal, the batch is never committed again from memory (new seqs, or duplicates
+//!   and counters counted twice). A batch the journal refused is retried as it was: the same
+//!   records get the same seqs, so a frame whose fsync failed but that reached the disk replays
+//!   to the same records (replay skips the repeated seqs).
 
 use super::journal::{Entry, Journal};
 use super::{COUNTERS, Store, StoreOptions, Tables, codec, durable_commit, index_key};

@@ -93,6 +93,10 @@ pub struct WriterStatus {
     pub journal_bytes: u64,
     /// "direct" (one sector per commit) or "buffered" (the filesystem refused O_DIRECT).
     pub journal_mode: String,
+    /// Bytes one small commit writes to the journal: the sector (512, or 4096 where the device
+    /// refused 512-byte direct writes) or, buffered, a 4096-byte page.
+    #[serde(default)]
+    pub journal_write_bytes: u64,
     pub last_commit: Option<chrono::DateTime<chrono::Utc>>,
     pub last_fold: Option<chrono::DateTime<chrono::Utc>>,
     pub error: Option<String>,
@@ -171,6 +175,7 @@ impl Status {
                 folds: w.folds.load(Relaxed),
                 journal_bytes: w.journal_bytes.load(Relaxed),
                 journal_mode: if w.journal_direct.load(Relaxed) { "direct" } else { "buffered" }.into(),
+                journal_write_bytes: w.journal_write_bytes.load(Relaxed),
                 last_commit: ms_time(w.last_commit_ms.load(Relaxed)),
                 last_fold: ms_time(w.last_fold_ms.load(Relaxed)),
                 error: w.error(),

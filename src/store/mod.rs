@@ -9,15 +9,25 @@
 //!   its size is a subtraction); `tle_by_epoch: epoch_ms -> seq`;
 //!   `warnings: (valid_date, region, publish_ms, reg_id) -> seq`.
 //!   Each index key is also the kind's identity, which is how duplicates are refused.
-//! - **Cursors:** `cursors: name -> last acknowledged seq`, advanced by sinks.
+//! - **Cursors:** `cursors: name -> last acknowledged seq`, advanced by sinks; beside them the
+//!   marks, and `counters: name -> count` (rejections), journaled as absolute values.
 //! - **Commit policy (SD-card wear):** the writer collects records for up to
 //!   `commit_interval_s` (or until a batch fills), appends them to the journal and fsyncs it
-//!   (one 512-byte O_DIRECT write), then applies them to redb with `Durability::None`, which redb keeps in
-//!   memory. Every `fold_interval_s` (or when the journal grows large) one durable redb commit
+//!   (one 512-byte O_DIRECT write, on a sector of its own: see `journal`), then applies them to
+//!   redb with `Durability::None`, which redb keeps in memory. Every `fold_interval_s` (or when the journal grows large) one durable redb commit
 //!   with quick-repair makes everything so far durable, and the journal is reset.
 //! - **Crash behaviour:** redb reopens at its last durable commit (quick-repair keeps that fast);
 //!   `open` then replays journal entries with `seq` beyond it, folds, and resets the journal. A
 //!   power cut loses at most the records not yet journaled: at most `commit_interval_s`.
+//!   A store of the previous release (journal version 2) is replayed the same way once.
+//! - **Errors:** a failed journal append keeps the batch in memory; the retry gives each record
+//!   the same seq again (replay skips repeats). Once the journal has a batch it is acknowledged:
+//!   if redb then refuses it, redb is reopened and the journal replayed into it, never the batch
+//!   committed again.
+//! - **One process per store:** `open` takes the journal's exclusive `flock` before it reads the
+//!   journal or opens redb, and the writer keeps it (with the journal) for its lifetime, also
+//!   while it reopens redb after an I/O error: a CLI command can never replay or reset the
+//!   running daemon's journal. A held lock is `StoreInUse`, like redb's own.
 //! - **Readers** use redb read transactions: they see every journaled record, never a torn batch.
 //!
 //! Invariants: only this module writes redb; a record is in the log iff it is in its index;
@@ -126,9 +136,15 @@ impl Store {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create the store directory {}", dir.display()))?;
         let db_path = dir.join(DB_FILE);
         let journal_path = dir.join(JOURNAL_FILE);
+        // The journal's lock first: while another process (the daemon) holds it, nothing here may
+        // read redb or replay or reset the journal, not even while that process reopens redb.
+        let locked = Journal::lock(&journal_path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::WouldBlock => StoreInUse(db_path.clone()).into(),
+            _ => journal_error(&journal_path, e),
+        })?;
         // The journal is checked before anything is opened or written: it is the only copy of the
         // records collected since the last fold.
-        let journal_state = Journal::inspect(&journal_path).map_err(|e| journal_error(&journal_path, e))?;
+        let journal_state = locked.inspect().map_err(|e| journal_error(&journal_path, e))?;
         let db_was_empty = std::fs::metadata(&db_path).map_or(true, |m| m.len() == 0);
         if db_was_empty && journal_state.in_use {
             bail!(
@@ -142,16 +158,19 @@ impl Store {
         // A file that existed before is checked page by page (redb trusts a file it closed
         // cleanly, and a card can damage it since); a new one has nothing to check.
         let db = open_db(&db_path, opts.cache_bytes, opts.verify_on_open && !db_was_empty, &opts.io_hook)?;
-        if journal_state.exists && !journal_state.in_use && !log_is_empty(&db)? {
+        if !journal_state.in_use && !log_is_empty(&db)? {
+            let what = if journal_state.exists { "is empty" } else { "is missing" };
+            // Leave the directory as it was: the lock created the missing file.
+            let _ = locked.remove_if_created();
             bail!(
-                "the journal {} is empty, but the store {} holds records: the journal was truncated, and the records \
-                 collected since the last fold are gone from it. Restore it from a copy if there is one; to start \
-                 without it, move {JOURNAL_FILE} aside (nothing is deleted automatically)",
+                "the journal {} {what}, but the store {} holds records: the records collected since the last fold \
+                 are gone from it. Restore {JOURNAL_FILE} from a copy if there is one; to start without it, move \
+                 {JOURNAL_FILE} aside (nothing is deleted automatically)",
                 journal_path.display(),
                 db_path.display()
             );
         }
-        let recovered = Journal::open_hooked(&journal_path, journal::WriteMode::Auto, opts.io_hook.clone())
+        let recovered = Journal::open_locked(locked, journal::WriteMode::Auto, opts.io_hook.clone())
             .map_err(|e| journal_error(&journal_path, e))?;
         let stations = init_meta(&db, station)?;
         let station_idx = stations.iter().position(|s| s == station).expect("init_meta interns it") as u16;
@@ -512,6 +531,7 @@ fn replay(db: &Database, entries: &[Entry]) -> anyhow::Result<usize> {
     let mut applied = 0;
     {
         let mut t = Tables::open(&txn)?;
+        let mut counters = txn.open_table(COUNTERS)?;
         let mut next = t.next_seq()?;
         for entry in entries {
             match entry {
@@ -531,6 +551,10 @@ fn replay(db: &Database, entries: &[Entry]) -> anyhow::Result<usize> {
                     // cursors only move forward; marks (a source's last attempt) may move back
                     // when a wrong clock is corrected.
                     t.cursors.insert(name.as_str(), *seq)?;
+                }
+                // An absolute value: replaying it twice changes nothing; the last one wins.
+                Entry::Counter { name, value } => {
+                    counters.insert(name.as_str(), *value)?;
                 }
             }
         }

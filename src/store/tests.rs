@@ -1,6 +1,7 @@
 use super::*;
 use crate::domain::{IssPosition, Kind, Tle};
 use chrono::{DateTime, TimeZone, Utc};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 fn t(secs: i64) -> DateTime<Utc> {
@@ -283,6 +284,237 @@ fn one_alert_email_per_pass_is_kept_and_found() {
     assert!(store.alert_email(AlertKind::Overhead, t(1000)).unwrap().is_none());
     assert_eq!(store.alert_emails_since(t(0)).unwrap().len(), 1);
     assert!(store.alert_emails_since(t(2000)).unwrap().is_empty());
+    block(w.shutdown()).unwrap();
+    thread.join().unwrap();
+}
+
+/// What a power cut at this moment leaves: both files as they are on disk now (redb without its
+/// non-durable commits, the journal with every acknowledged frame), copied while the store runs.
+fn crash_copy(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for file in [DB_FILE, JOURNAL_FILE] {
+        std::fs::copy(from.join(file), to.join(file)).unwrap();
+    }
+}
+
+#[test]
+fn rejection_counters_survive_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let crashed = tempfile::tempdir().unwrap();
+    let (_store, w, thread, _) = open(dir.path());
+    w.append(pos(0));
+    for _ in 0..3 {
+        w.count("rejected.iss_position.time_in_future".into());
+    }
+    block(w.flush()).unwrap();
+    w.count("rejected.iss_position.time_in_future".into());
+    w.count("rejected.tle.bad_checksum".into());
+    block(w.flush()).unwrap();
+    crash_copy(dir.path(), crashed.path());
+    block(w.shutdown()).unwrap();
+    thread.join().unwrap();
+
+    let (store, w, thread, report) = open(crashed.path());
+    assert_eq!(report.replayed, 1);
+    assert_eq!(store.counter("rejected.iss_position.time_in_future").unwrap(), 4);
+    assert_eq!(store.counter("rejected.tle.bad_checksum").unwrap(), 1);
+    // Counting goes on from the replayed value.
+    w.count("rejected.tle.bad_checksum".into());
+    block(w.flush()).unwrap();
+    assert_eq!(store.counter("rejected.tle.bad_checksum").unwrap(), 2);
+    block(w.shutdown()).unwrap();
+    thread.join().unwrap();
+}
+
+#[test]
+fn a_clean_restart_does_not_warn_of_a_torn_tail_but_a_torn_commit_does() {
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..3 {
+        let (_store, w, thread, report) = open(dir.path());
+        assert!(!report.torn_tail, "restart {round}: the previous epoch's frames are not torn");
+        // A burst (a multi-sector frame), then small commits, then a fold at shutdown.
+        for s in 0..300 {
+            w.append(pos(round * 10_000 + s * 10));
+        }
+        block(w.flush()).unwrap();
+        for s in 300..305 {
+            w.append(pos(round * 10_000 + s * 10));
+            block(w.flush()).unwrap();
+        }
+        block(w.shutdown()).unwrap();
+        thread.join().unwrap();
+    }
+    // A crash in the middle of writing a multi-sector commit: its first sector is on disk only.
+    let crashed = tempfile::tempdir().unwrap();
+    let (_store, w, thread, _) = open(dir.path());
+    w.append(pos(100_000));
+    block(w.flush()).unwrap();
+    // The epoch's first frame is at 8192; the next one starts at the next sector after it.
+    let wal = std::fs::read(dir.path().join(JOURNAL_FILE)).unwrap();
+    let first_len = u32::from_le_bytes(wal[8192..8196].try_into().unwrap()) as usize;
+    let torn_at = (8192 + 16 + first_len).next_multiple_of(w.stats().journal_write_bytes.load(Relaxed) as usize);
+    for s in 1..200 {
+        w.append(pos(100_000 + s * 10));
+    }
+    block(w.flush()).unwrap();
+    crash_copy(dir.path(), crashed.path());
+    block(w.shutdown()).unwrap();
+    thread.join().unwrap();
+    let wal = crashed.path().join(JOURNAL_FILE);
+    let mut bytes = std::fs::read(&wal).unwrap();
+    bytes[torn_at + 512..torn_at + 4096].fill(0);
+    std::fs::write(&wal, &bytes).unwrap();
+    let (store, w, thread, report) = open(crashed.path());
+    assert!(report.torn_tail, "a torn commit is reported");
+    assert_eq!(report.replayed, 1, "the commit before it is replayed");
+    assert_eq!(store.summary().unwrap().kinds[0].count, 3 * 305 + 1);
+    block(w.shutdown()).unwrap();
+    thread.join().unwrap();
+}
+
+#[test]
+fn a_store_written_by_the_previous_release_opens_and_its_journal_is_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (_, w, thread, _) = open(dir.path());
+        w.append(pos(0));
+        block(w.shutdown()).unwrap();
+        thread.join().unwrap();
+    }
+    // The previous release crashed with two commits in its (version-2) journal.
+    let wal = dir.path().join(JOURNAL_FILE);
+    let first = [Entry::Record { seq: 2, bytes: codec::encode(0, &pos(10)) }];
+    let second =
+        [Entry::Record { seq: 3, bytes: codec::encode(0, &pos(20)) }, Entry::Cursor { name: "kafka".into(), seq: 2 }];
+    journal::write_version_2(&wal, 9, &[&first, &second]);
+    let (store, w, thread, report) = open(dir.path());
+    assert_eq!(report.replayed, 2);
+    assert!(!report.torn_tail);
+    assert_eq!(
+        store.read_after(0, 10).unwrap().iter().map(|r| r.record.clone()).collect::<Vec<_>>(),
+        vec![pos(0), pos(10), pos(20)]
+    );
+    assert_eq!(store.cursor("kafka").unwrap(), 2);
+    assert_eq!(journal::current_version(&wal), Some(3), "the reset after replay writes version 3");
+    w.append(pos(30));
+    block(w.shutdown()).unwrap();
+    thread.join().unwrap();
+    drop(store);
+    let (store, w, thread, report) = open(dir.path());
+    assert_eq!(report.replayed, 0);
+    assert_eq!(store.summary().unwrap().kinds[0].count, 4);
+    block(w.shutdown()).unwrap();
+    thread.join().unwrap();
+}
+
+#[test]
+fn a_missing_journal_beside_records_is_refused_and_not_recreated() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (_, w, thread, _) = open(dir.path());
+        w.append(pos(0));
+        block(w.shutdown()).unwrap();
+        thread.join().unwrap();
+    }
+    let wal = dir.path().join(JOURNAL_FILE);
+    std::fs::remove_file(&wal).unwrap();
+    let err = Store::open(dir.path(), "test-station", opts()).err().expect("must refuse");
+    let msg = format!("{err:#}");
+    assert!(msg.contains("is missing") && msg.contains(&wal.display().to_string()), "{msg}");
+    assert!(!wal.exists(), "the refused start leaves the directory as it was");
+    // A brand-new store has neither file, and opens.
+    let fresh = tempfile::tempdir().unwrap();
+    let (_, w, thread, _) = open(fresh.path());
+    block(w.shutdown()).unwrap();
+    thread.join().unwrap();
+    assert!(fresh.path().join(JOURNAL_FILE).exists());
+}
+
+#[test]
+fn the_journal_is_locked_before_redb_even_while_the_writer_reopens_redb() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, w, thread, _) = open(dir.path());
+    w.append(pos(0));
+    w.append(pos(10));
+    block(w.flush()).unwrap();
+    let wal = dir.path().join(JOURNAL_FILE);
+    let before = std::fs::read(&wal).unwrap();
+    let in_use = |err: anyhow::Error| err.downcast_ref::<StoreInUse>().is_some();
+    assert!(in_use(Store::open(dir.path(), "cli", opts()).err().expect("locked")));
+    // The window while the writer reopens redb after an I/O error: redb's own lock is free.
+    let db = store.db.take().unwrap();
+    drop(db);
+    let err = Store::open(dir.path(), "cli", opts()).err().expect("the journal's lock still refuses");
+    assert!(in_use(err));
+    assert!(std::fs::read(&wal).unwrap() == before, "the running store's journal is untouched");
+    let (db, _) = (open_db(&dir.path().join(DB_FILE), 1 << 20, false, &io_hook::Hook::default()).unwrap(), ());
+    store.db.put(db);
+    block(w.shutdown()).unwrap();
+    thread.join().unwrap();
+}
+
+#[test]
+fn another_process_cannot_open_the_store_or_touch_its_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_store, w, thread, _) = open(dir.path());
+    w.append(pos(0));
+    block(w.flush()).unwrap();
+    let wal = dir.path().join(JOURNAL_FILE);
+    let before = std::fs::read(&wal).unwrap();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "store::tests::second_process_opens_the_store", "--ignored", "--nocapture"])
+        .env("OUTPOST_TEST_STORE_DIR", dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("second process: refused: store in use"), "{stdout}");
+    assert!(std::fs::read(&wal).unwrap() == before, "the running store's journal is untouched");
+    block(w.shutdown()).unwrap();
+    thread.join().unwrap();
+}
+
+/// Run by `another_process_cannot_open_the_store_or_touch_its_journal` in a child process.
+#[test]
+#[ignore = "run as a child process by another test"]
+fn second_process_opens_the_store() {
+    let Some(dir) = std::env::var_os("OUTPOST_TEST_STORE_DIR") else { return };
+    match Store::open(Path::new(&dir), "cli", opts()) {
+        Err(e) if e.downcast_ref::<StoreInUse>().is_some() => println!("second process: refused: store in use"),
+        Err(e) => println!("second process: refused otherwise: {e:#}"),
+        Ok(_) => println!("second process: opened the store"),
+    }
+}
+
+#[test]
+fn a_batch_journaled_before_redb_failed_is_replayed_not_committed_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, mut writer, _) = Store::open(dir.path(), "test-station", opts()).unwrap();
+    writer.fail_next_redb_commit();
+    let w = writer.handle();
+    let thread = writer.spawn().unwrap();
+    w.append(pos(0));
+    w.append(pos(10));
+    w.set_cursor("kafka", 1);
+    w.count("rejected.iss_position.time_in_future".into());
+    // The journal has the batch; redb's commit fails: the writer reopens redb from the journal.
+    assert_eq!(block(w.flush()).unwrap(), 2);
+    assert_eq!(store.read_after(0, 10).unwrap().len(), 2, "readers see the batch");
+    assert_eq!(w.stats().stored(Kind::IssPosition), 2);
+    assert_eq!(w.stats().duplicates(Kind::IssPosition), 0, "the batch was not committed a second time");
+    assert_eq!(store.counter("rejected.iss_position.time_in_future").unwrap(), 1, "counted once");
+    assert_eq!(store.cursor("kafka").unwrap(), 1);
+    w.append(pos(20));
+    assert_eq!(block(w.flush()).unwrap(), 3, "the next commit goes on after it");
+    let crashed = tempfile::tempdir().unwrap();
+    crash_copy(dir.path(), crashed.path());
+    block(w.shutdown()).unwrap();
+    thread.join().unwrap();
+    drop(store);
+    let (store, w, thread, report) = open(crashed.path());
+    assert_eq!(report.replayed, 3);
+    let seqs: Vec<u64> = store.read_after(0, 10).unwrap().iter().map(|r| r.seq).collect();
+    assert_eq!(seqs, vec![1, 2, 3]);
+    assert_eq!(store.counter("rejected.iss_position.time_in_future").unwrap(), 1);
     block(w.shutdown()).unwrap();
     thread.join().unwrap();
 }

@@ -13,7 +13,12 @@
 //!   while the filesystem has less free space than it needs;
 //! - redb refuses every operation after a failed write until its file is reopened, so the writer
 //!   reopens it and replays the journal (which holds every commit since the last fold): nothing
-//!   that was committed is lost, and the next commit or fold resumes where it stopped.
+//!   that was committed is lost, and the next commit or fold resumes where it stopped;
+//! - a batch the journal has is acknowledged, even if redb then refuses it: redb is reopened
+//!   from the journal, the batch is never committed again from memory (new seqs, or duplicates
+//!   and counters counted twice). A batch the journal refused is retried as it was: the same
+//!   records get the same seqs, so a frame whose fsync failed but that reached the disk replays
+//!   to the same records (replay skips the repeated seqs).
 
 use super::journal::{Entry, Journal};
 use super::{COUNTERS, Store, StoreOptions, Tables, codec, durable_commit, index_key};
@@ -49,6 +54,9 @@ pub struct WriterStats {
     pub journal_bytes: AtomicU64,
     /// Whether journal appends bypass the page cache (O_DIRECT); false means buffered fallback.
     pub journal_direct: std::sync::atomic::AtomicBool,
+    /// Bytes one small commit writes to the journal: the sector size (512, or 4096 on a device
+    /// that refused 512-byte direct writes) or, buffered, a 4096-byte page.
+    pub journal_write_bytes: AtomicU64,
     /// Unix milliseconds of the last successful commit (0 = none yet).
     pub last_commit_ms: AtomicU64,
     pub last_fold_ms: AtomicU64,
@@ -168,6 +176,9 @@ pub struct StoreWriter {
     fold_error: Option<String>,
     /// redb refused an operation after an I/O error: it must be reopened before the next write.
     needs_reopen: bool,
+    /// Tests: the next redb commit after a journal append fails (as a failing card makes it).
+    #[cfg(test)]
+    fail_next_redb_commit: bool,
 }
 
 /// The pause between attempts while storing fails.
@@ -187,6 +198,7 @@ impl StoreWriter {
         let stats = Arc::new(WriterStats::default());
         stats.last_seq.store(last_seq, Relaxed);
         stats.journal_direct.store(journal.is_direct(), Relaxed);
+        stats.journal_write_bytes.store(journal.write_granularity(), Relaxed);
         Ok(StoreWriter {
             store,
             journal,
@@ -209,7 +221,15 @@ impl StoreWriter {
             commit_error: None,
             fold_error: None,
             needs_reopen: false,
+            #[cfg(test)]
+            fail_next_redb_commit: false,
         })
+    }
+
+    /// Makes the next redb commit that follows a journal append fail.
+    #[cfg(test)]
+    pub(super) fn fail_next_redb_commit(&mut self) {
+        self.fail_next_redb_commit = true;
     }
 
     /// A producer handle. Take every handle you need before `spawn`.
@@ -430,6 +450,8 @@ impl StoreWriter {
         self.store.db.put(db);
         self.needs_reopen = false;
         tracing::warn!(replayed, "reopened the store after a write error; the journal restored every commit");
+        // Readers see the replayed commits now.
+        self.committed.send_replace(self.stats.last_seq.load(Relaxed));
         Ok(())
     }
 
@@ -477,18 +499,34 @@ impl StoreWriter {
                     entries.push(Entry::Cursor { name: name.clone(), seq: *value });
                 }
             }
+            // Journaled as absolute values, so that replay is idempotent (the last one wins).
             let mut counters = txn.open_table(COUNTERS)?;
             for (name, n) in &self.counts {
-                let current = counters.get(name.as_str())?.map_or(0, |v| v.value());
-                counters.insert(name.as_str(), current + n)?;
+                let value = counters.get(name.as_str())?.map_or(0, |v| v.value()) + n;
+                counters.insert(name.as_str(), value)?;
+                entries.push(Entry::Counter { name: name.clone(), value });
             }
         }
         // Journal first: once this returns the batch survives a power cut; then let readers see it.
-        self.journal.append(&entries).map_err(|e| anyhow::anyhow!("cannot write the journal: {e}"))?;
-        txn.commit()?;
+        // If it fails, the batch stays in memory and the retry, against the same redb state, gives
+        // each record the same seq again (a frame whose fsync failed may still be on disk: replay
+        // then skips the repeated seqs).
+        let appended = self.journal.append(&entries);
+        stats.journal_direct.store(self.journal.is_direct(), Relaxed);
+        stats.journal_write_bytes.store(self.journal.write_granularity(), Relaxed);
+        appended.map_err(|e| anyhow::anyhow!("cannot write the journal: {e}"))?;
+        // From here the batch is acknowledged: it is durable in the journal, whatever redb does.
         if !entries.is_empty() {
             self.unfolded = true;
         }
+        #[cfg(test)]
+        let visible = if std::mem::take(&mut self.fail_next_redb_commit) {
+            txn.abort().map_err(anyhow::Error::from).and(Err(anyhow::anyhow!("injected: the redb commit failed")))
+        } else {
+            txn.commit().map_err(anyhow::Error::from)
+        };
+        #[cfg(not(test))]
+        let visible = txn.commit();
         self.batch.clear();
         self.cursors.clear();
         self.marks.clear();
@@ -503,6 +541,15 @@ impl StoreWriter {
         stats.commits.fetch_add(1, Relaxed);
         stats.journal_bytes.store(self.journal.used(), Relaxed);
         stats.last_commit_ms.store(chrono::Utc::now().timestamp_millis().max(0) as u64, Relaxed);
+        if let Err(e) = visible {
+            // The journal has the batch; committing it to redb again from memory would give its
+            // records new seqs or refuse them as duplicates. Reopen redb and replay the journal
+            // instead (now, or at the next attempt if the reopen fails too).
+            tracing::warn!(error = %e, "the batch is journaled but redb refused it; reopening redb from the journal");
+            self.needs_reopen = true;
+            self.reopen_if_needed().context("the batch is safe in the journal, but the store cannot be reopened")?;
+            return Ok(last_seq);
+        }
         self.committed.send_replace(last_seq);
         Ok(last_seq)
     }
@@ -510,7 +557,10 @@ impl StoreWriter {
     fn fold(&mut self) -> anyhow::Result<()> {
         let db = self.store.db.get()?;
         durable_commit(&db)?;
-        self.journal.reset().map_err(|e| anyhow::anyhow!("cannot reset the journal: {e}"))?;
+        let reset = self.journal.reset();
+        self.stats.journal_direct.store(self.journal.is_direct(), Relaxed);
+        self.stats.journal_write_bytes.store(self.journal.write_granularity(), Relaxed);
+        reset.map_err(|e| anyhow::anyhow!("cannot reset the journal: {e}"))?;
         self.unfolded = false;
         self.last_fold = Instant::now();
         let stats = &self.stats;

@@ -22,17 +22,24 @@ struct Damage {
 /// The journal's frames start here (see src/store/journal.rs).
 const FRAMES_START: usize = 8192;
 
-/// (offset, length) of every frame in the journal's current epoch, walking the length fields.
+/// (offset, length) of every frame in the journal's current epoch (the first frame's): each
+/// frame header is `len u32 | crc u32 | epoch u64`, and the next frame starts at the next
+/// 512-byte boundary, or the next 4096-byte one where the writes are 4 KB.
 fn frames(wal: &[u8]) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
+    let Some(epoch) = wal.get(FRAMES_START + 8..FRAMES_START + 16) else { return out };
     let mut pos = FRAMES_START;
-    while pos + 8 <= wal.len() {
+    while pos + 16 <= wal.len() {
         let len = u32::from_le_bytes(wal[pos..pos + 4].try_into().unwrap()) as usize;
-        if len == 0 || pos + 8 + len > wal.len() {
-            break;
+        if len == 0 || &wal[pos + 8..pos + 16] != epoch || pos + 16 + len > wal.len() {
+            match pos.next_multiple_of(4096) {
+                page if page != pos => pos = page,
+                _ => break,
+            }
+            continue;
         }
-        out.push((pos, 8 + len));
-        pos += 8 + len;
+        out.push((pos, 16 + len));
+        pos = (pos + 16 + len).next_multiple_of(512);
     }
     out
 }

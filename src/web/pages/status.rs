@@ -143,7 +143,7 @@ fn store(s: &Status, now: DateTime<Utc>) -> Markup {
                     }
                 }
                 @if let Some(w) = &s.writer {
-                    dt { "Journal" } dd { (w.journal_mode) ", " (bytes(w.journal_bytes)) " since the last fold" }
+                    dt { "Journal" } dd { (w.journal_mode) " (" (w.journal_write_bytes) " B per commit), " (bytes(w.journal_bytes)) " since the last fold" }
                     dt { "Last commit" } dd { (ago(w.last_commit, now)) }
                     dt { "Last fold" } dd { (ago(w.last_fold, now)) }
                 }

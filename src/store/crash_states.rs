@@ -148,7 +148,10 @@ pub(super) fn check_store(
     }
     let n = got.len() as u64;
     if n < acked.last_seq {
-        return Err(format!("acknowledged records lost: the log ends at seq {n}, seq {} was acknowledged", acked.last_seq));
+        return Err(format!(
+            "acknowledged records lost: the log ends at seq {n}, seq {} was acknowledged",
+            acked.last_seq
+        ));
     }
     if exact && n != records.len() as u64 {
         return Err(format!("the log ends at seq {n}, {} records were stored", records.len()));
@@ -538,7 +541,9 @@ enum Outcome {
 }
 
 fn materialize(dir: &Path, images: &Images, patch: Option<(StoreFile, u64, &[u8])>) {
-    for (file, name, bytes) in [(StoreFile::Journal, JOURNAL_FILE, &images.journal), (StoreFile::Db, DB_FILE, &images.db)] {
+    for (file, name, bytes) in
+        [(StoreFile::Journal, JOURNAL_FILE, &images.journal), (StoreFile::Db, DB_FILE, &images.db)]
+    {
         let Some(bytes) = bytes else { continue };
         let mut bytes = bytes.clone();
         if let Some((f, at, data)) = patch
@@ -647,7 +652,10 @@ impl Tally {
             started.elapsed().as_secs_f64(),
         );
         if self.refused_redb_header > 0 {
-            println!("  refused for redb's torn super-header sector (see REDB_SUPER_HEADER): {}", self.refused_redb_header);
+            println!(
+                "  refused for redb's torn super-header sector (see REDB_SUPER_HEADER): {}",
+                self.refused_redb_header
+            );
         }
     }
 
@@ -667,7 +675,9 @@ impl Tally {
 
 /// A torn write of redb's sector 0 (not a sector left unwritten: that keeps the old header).
 fn tears_redb_super_header(state: &CrashState) -> bool {
-    state.tear.is_some_and(|t| t.file == StoreFile::Db && t.sector == REDB_SUPER_HEADER && t.kind != TearKind::Unwritten)
+    state
+        .tear
+        .is_some_and(|t| t.file == StoreFile::Db && t.sector == REDB_SUPER_HEADER && t.kind != TearKind::Unwritten)
 }
 
 /// Records the workload in a fresh directory, then checks a deterministic sample of up to
@@ -714,7 +724,8 @@ fn check_states(
             Some(t) => {
                 tally.tears += 1;
                 if t.over_synced {
-                    *tally.over_synced.entry(if t.file == StoreFile::Db { "redb" } else { "journal" }).or_default() += 1;
+                    *tally.over_synced.entry(if t.file == StoreFile::Db { "redb" } else { "journal" }).or_default() +=
+                        1;
                 }
             }
         }

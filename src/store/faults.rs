@@ -172,7 +172,8 @@ impl Run<'_> {
                 }
                 self.hook.clear();
                 self.surfaced = true;
-                let seq = run(&w).map_err(|e2| format!("failed ({e:#}), and again once the fault was cleared: {e2:#}"))?;
+                let seq =
+                    run(&w).map_err(|e2| format!("failed ({e:#}), and again once the fault was cleared: {e2:#}"))?;
                 if let Some(still) = w.stats().error() {
                     return Err(format!("the retry succeeded but WriterStats::error still says: {still}"));
                 }
@@ -335,7 +336,9 @@ fn run_points(points: &[Fault], counts: &BTreeMap<Target, u64>, existing: bool) 
         *tally.covered.entry(format!("{phase}/{:?}", point.target)).or_default() += 1;
         tally.surfaced += usize::from(reported);
         if let Err(e) = result {
-            tally.failures.push(format!("{:?} #{} errno {} (first hit in {phase}): {e}", point.target, point.nth, point.errno));
+            tally
+                .failures
+                .push(format!("{:?} #{} errno {} (first hit in {phase}): {e}", point.target, point.nth, point.errno));
         }
     }
     tally
@@ -395,8 +398,14 @@ fn an_io_error_while_a_store_is_created_leaves_it_openable() {
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
     let hook = Arc::new(FaultHook::default());
-    let mut run =
-        Run { dir: dir.path(), hook: hook.clone(), live: None, ledger: Ledger::default(), appended: Vec::new(), surfaced: false };
+    let mut run = Run {
+        dir: dir.path(),
+        hook: hook.clone(),
+        live: None,
+        ledger: Ledger::default(),
+        appended: Vec::new(),
+        surfaced: false,
+    };
     run.open().expect("the store is created");
     let counts = hook.counts.lock().unwrap().clone();
     run.shutdown();

@@ -63,7 +63,10 @@ const VERSION: u32 = 3;
 const LEGACY_VERSION: u32 = 2;
 const SLOT_STRIDE: u64 = 4096;
 const FRAMES_START: u64 = 8192;
-const PREALLOCATED: u64 = 256 * 1024;
+/// Room for ~2,000 one-sector commits (5.6 h at 10 s) while folds cannot run (a full disk).
+const PREALLOCATED: u64 = 1024 * 1024;
+/// What a version-2 journal was zero-filled to (it is extended when opened).
+const LEGACY_PREALLOCATED: u64 = 256 * 1024;
 /// Frames start at multiples of this (the smallest direct-I/O sector).
 const SECTOR: u64 = 512;
 /// The write granularity of buffered appends and of 4 KB-sector devices.
@@ -166,11 +169,18 @@ fn check_header(file: &File, len: u64) -> io::Result<Option<Header>> {
         None if !all_zero(file, len)? => {
             Err(damaged("neither of its two headers is readable, yet it holds data".into()))
         }
-        Some(_) if len < PREALLOCATED => Err(damaged(format!(
-            "it is {len} bytes long, shorter than the {PREALLOCATED} bytes it always has: it was truncated"
-        ))),
+        Some(((epoch, version), slot)) => {
+            let legacy = version == LEGACY_VERSION;
+            // A version-3 header is only ever written into a file already extended to its size.
+            let min = if legacy { LEGACY_PREALLOCATED } else { PREALLOCATED };
+            if len < min {
+                return Err(damaged(format!(
+                    "it is {len} bytes long, shorter than the {min} bytes it always has: it was truncated"
+                )));
+            }
+            Ok(Some(Header { epoch, slot, legacy }))
+        }
         None => Ok(None),
-        Some(((epoch, version), slot)) => Ok(Some(Header { epoch, slot, legacy: version == LEGACY_VERSION })),
     }
 }
 
@@ -845,7 +855,7 @@ fn parse_payload(payload: &[u8]) -> Option<Vec<Entry>> {
 /// The previous release's file, for tests: a version-2 header in slot A and `frames` back to back.
 #[cfg(test)]
 pub(crate) fn write_version_2(path: &Path, epoch: u64, frames: &[&[Entry]]) {
-    let mut bytes = vec![0u8; PREALLOCATED as usize];
+    let mut bytes = vec![0u8; LEGACY_PREALLOCATED as usize];
     let mut header = Vec::new();
     header.extend(MAGIC);
     header.extend(LEGACY_VERSION.to_le_bytes());

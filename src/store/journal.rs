@@ -511,7 +511,7 @@ impl Locked {
 
     /// Removes the file if this lock created it, so that a refused start leaves the directory as
     /// it was (still under the lock).
-    pub fn remove_if_created(self) -> io::Result<()> {
+    pub fn remove_if_created(&self) -> io::Result<()> {
         if self.created {
             std::fs::remove_file(&self.path)?;
         }

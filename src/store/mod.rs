@@ -157,10 +157,14 @@ impl Store {
         }
         // A file that existed before is checked page by page (redb trusts a file it closed
         // cleanly, and a card can damage it since); a new one has nothing to check.
-        let db = open_db(&db_path, opts.cache_bytes, opts.verify_on_open && !db_was_empty, &opts.io_hook)?;
+        let db = open_db(&db_path, opts.cache_bytes, opts.verify_on_open && !db_was_empty, &opts.io_hook).inspect_err(
+            |_| {
+                // A refused start leaves the directory as it was: the lock created a missing file.
+                let _ = locked.remove_if_created();
+            },
+        )?;
         if !journal_state.in_use && !log_is_empty(&db)? {
             let what = if journal_state.exists { "is empty" } else { "is missing" };
-            // Leave the directory as it was: the lock created the missing file.
             let _ = locked.remove_if_created();
             bail!(
                 "the journal {} {what}, but the store {} holds records: the records collected since the last fold \

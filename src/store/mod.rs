@@ -585,4 +585,8 @@ fn counter(txn: &redb::ReadTransaction, name: &str) -> anyhow::Result<u64> {
 }
 
 #[cfg(test)]
+mod crash_states;
+#[cfg(test)]
+mod faults;
+#[cfg(test)]
 mod tests;

@@ -21,6 +21,8 @@
 //!   `open` then replays journal entries with `seq` beyond it, folds, and resets the journal. A
 //!   power cut loses at most the records not yet journaled: at most `commit_interval_s`.
 //! - **Readers** use redb read transactions: they see every journaled record, never a torn batch.
+//! - **Store format** (`STORE_FORMAT` in META): an older store is upgraded in place at open, in
+//!   bounded, resumable transactions, the format bumped last (`upgrade`); a newer one is refused.
 //!
 //! Invariants: only this module writes redb; a record is in the log iff it is in its index;
 //! records are never stored twice (same index key); the log has no seq gaps.

@@ -110,8 +110,19 @@ impl Store {
         self.track_via(from, to, max_points, true)
     }
 
-    /// `track`, with `use_coarse = false` reading only the full index (tests compare the two).
-    pub(super) fn track_via(
+    /// `track` as format 1 answered it, from the full index only: the benches' and tests'
+    /// reference for the coarse index.
+    #[doc(hidden)]
+    pub fn track_full_index(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        max_points: Option<usize>,
+    ) -> anyhow::Result<Track> {
+        self.track_via(from, to, max_points, false)
+    }
+
+    fn track_via(
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,

@@ -61,7 +61,10 @@ pub(super) fn build_coarse_index(db: &Database, plan: Plan, stop_after: Option<u
         (next, positions)
     };
     if next == 0 {
-        tracing::info!(positions, "upgrading the store from format 1 to {STORE_FORMAT}: building the coarse track index");
+        tracing::info!(
+            positions,
+            "upgrading the store from format 1 to {STORE_FORMAT}: building the coarse track index"
+        );
     } else {
         tracing::info!(
             positions,
@@ -211,7 +214,12 @@ mod tests {
         assert_eq!(coarse.len().unwrap(), track.len().unwrap().div_ceil(COARSE_STRIDE));
         for row in coarse.iter().unwrap() {
             let (k, v) = row.unwrap();
-            assert_eq!(track.get(k.value() * COARSE_STRIDE).unwrap().unwrap().value(), v.value(), "coarse row {}", k.value());
+            assert_eq!(
+                track.get(k.value() * COARSE_STRIDE).unwrap().unwrap().value(),
+                v.value(),
+                "coarse row {}",
+                k.value()
+            );
         }
     }
 
@@ -229,7 +237,7 @@ mod tests {
             (-500, last + 500, Some(13)),
             (5, last - 5, Some(11)),
             (12_345, 12_345 + 5_120 * 10 * 4, Some(5)), // past the last position
-            (12_345, 12_345 + 5_120 * 10, Some(11)),     // a step of 511 positions: the full index
+            (12_345, 12_345 + 5_120 * 10, Some(11)),    // a step of 511 positions: the full index
             (777, 777 + 10 * 63, None),
             (last - 86_400, last, Some(50_000)),
             (last + 10, last + 1_000, Some(10)),
@@ -237,7 +245,7 @@ mod tests {
         let mut differed = 0;
         for &(from, to, max) in cases {
             let coarse: Track = store.track(t(from), t(to), max).unwrap();
-            let full: Track = store.track_via(t(from), t(to), max, false).unwrap();
+            let full: Track = store.track_full_index(t(from), t(to), max).unwrap();
             let what = format!("{from}..={to} max {max:?}");
             assert_eq!(coarse.total, full.total, "{what}");
             assert_eq!(coarse.points.len(), full.points.len(), "{what}");

@@ -8,7 +8,8 @@
 //!   increasing time, so ordinal order *is* time order: a time range is two binary searches and
 //!   its size is a subtraction); `iss_track_coarse: ordinal / 64 -> the iss_track row of that
 //!   ordinal` (every 64th position: a long range's binary searches and its downsampled answer
-//!   read a few hundred contiguous rows instead of one page per point); `tle_by_epoch: epoch_ms -> seq`;
+//!   read a few hundred contiguous rows instead of one page per point);
+//!   `tle_by_epoch: epoch_ms -> seq`;
 //!   `warnings: (valid_date, region, publish_ms, reg_id) -> seq`.
 //!   Each index key is also the kind's identity, which is how duplicates are refused.
 //! - **Cursors:** `cursors: name -> last acknowledged seq`, advanced by sinks.

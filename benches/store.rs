@@ -1,7 +1,7 @@
 //! Store figures for BENCHMARKS.md: append throughput, store size per year, track query times.
 //!
 //!     cargo bench --bench store                    # everything (about 3 minutes on 2 cores)
-//!     cargo bench --bench store -- append          # one part: append | size | track
+//!     cargo bench --bench store -- append          # one part: append | size | track (includes the upgrade)
 //!     cargo bench --bench store -- size 62         # the size fill over 62 simulated days (default 31)
 //!
 //! Stores are created under $OUTPOST_BENCH_DIR (default: the system temp dir), which must be on
@@ -21,7 +21,10 @@
 //!   `Store::track` over the newest day (8,640 points, all returned, as `/api/iss/track` does
 //!   below its 50,000-point cap) and over the whole year downsampled to 2,000 points; warm (the
 //!   store's file in the page cache, redb's own cache warm) and cold (the store reopened and its
-//!   file evicted from the page cache before each query).
+//!   file evicted from the page cache before each query), each through the coarse index (format
+//!   2) and through the full index only (format 1's query) in the same run; the two indexes'
+//!   sizes; then the same store turned back into format 1 and upgraded in place by
+//!   `Store::open` (timed against an open without an upgrade).
 
 mod common;
 
@@ -157,37 +160,119 @@ fn track() {
         dir_size(dir.path()) as f64 / 1e6
     );
     let db = dir.path().join(outpost::store::DB_FILE);
+    for table in [ISS_TRACK, ISS_TRACK_COARSE] {
+        println!("{}", table_size(&db, table));
+    }
     let last = end - Duration::seconds(10);
     let day = (last - Duration::days(1), last, 50_000usize, "1 day (8,640 points)");
     let year = (last - Duration::days(365), last, 2_000usize, "1 year -> 2,000 points");
+    let mut answers = Vec::new();
     for (from, to, max, what) in [day, year] {
-        // Warm: one store handle, the same query repeated.
-        let (store, writer, _) = Store::open(dir.path(), "bench", StoreOptions::default()).unwrap();
-        let mut warm = Vec::new();
-        let mut points = 0;
-        for _ in 0..50 {
-            let t0 = Instant::now();
-            let tr = store.track(from, to, Some(max)).unwrap();
-            warm.push(t0.elapsed().as_secs_f64() * 1e3);
-            points = tr.points.len();
-        }
-        drop((store, writer));
-        // Cold: the store reopened, then its file dropped from the page cache, before each query
-        // (in that order: opening reads the whole file to check it).
-        let mut cold = Vec::new();
-        for _ in 0..5 {
+        // The format-2 query (coarse index) and, in the same run, format 1's (full index only).
+        for coarse in [true, false] {
+            let query = |store: &Store| {
+                if coarse { store.track(from, to, Some(max)) } else { store.track_full_index(from, to, Some(max)) }
+                    .unwrap()
+            };
+            // Warm: one store handle, the same query repeated.
             let (store, writer, _) = Store::open(dir.path(), "bench", StoreOptions::default()).unwrap();
-            evict(&db);
-            let t0 = Instant::now();
-            let tr = store.track(from, to, Some(max)).unwrap();
-            cold.push(t0.elapsed().as_secs_f64() * 1e3);
-            assert_eq!(tr.points.len(), points);
+            let mut warm = Vec::new();
+            let mut answer = None;
+            for _ in 0..50 {
+                let t0 = Instant::now();
+                let tr = query(&store);
+                warm.push(t0.elapsed().as_secs_f64() * 1e3);
+                answer = Some(tr);
+            }
             drop((store, writer));
+            let answer = answer.unwrap();
+            // Cold: the store reopened, then its file dropped from the page cache, before each
+            // query (in that order: opening reads the whole file to check it).
+            let mut cold = Vec::new();
+            for _ in 0..5 {
+                let (store, writer, _) = Store::open(dir.path(), "bench", StoreOptions::default()).unwrap();
+                evict(&db);
+                let t0 = Instant::now();
+                let tr = query(&store);
+                cold.push(t0.elapsed().as_secs_f64() * 1e3);
+                assert_eq!(tr, answer);
+                drop((store, writer));
+            }
+            let (wmin, wmed, wmax) = stats_ms(warm);
+            let (cmin, cmed, cmax) = stats_ms(cold);
+            println!(
+                "{what}, {}: {} points; warm median {wmed:.2} ms (min {wmin:.2}, max {wmax:.2}, 50 runs); cold median {cmed:.2} ms (min {cmin:.2}, max {cmax:.2}, 5 runs)",
+                if coarse { "coarse index (format 2)" } else { "full index only (format 1)" },
+                answer.points.len()
+            );
+            answers.push((what, coarse, answer));
         }
-        let (wmin, wmed, wmax) = stats_ms(warm);
-        let (cmin, cmed, cmax) = stats_ms(cold);
+    }
+    // How far the coarse answer's points are from the full index's (same count, same ends).
+    for pair in answers.chunks(2) {
+        let [(what, _, c), (_, _, f)] = pair else { unreachable!() };
+        assert_eq!(
+            (c.total, c.points.len(), c.points.first(), c.points.last()),
+            (f.total, f.points.len(), f.points.first(), f.points.last())
+        );
+        let apart =
+            c.points.iter().zip(&f.points).map(|(c, f)| (c.time - f.time).num_seconds().abs()).max().unwrap_or(0);
+        println!("{what}: coarse vs full index: same count and ends, points at most {apart} s apart");
+    }
+    upgrade(dir.path(), &db);
+}
+
+const ISS_TRACK: redb::TableDefinition<u64, (i64, i32, i32, u64)> = redb::TableDefinition::new("iss_track");
+const ISS_TRACK_COARSE: redb::TableDefinition<u64, (i64, i32, i32, u64)> =
+    redb::TableDefinition::new("iss_track_coarse");
+const META: redb::TableDefinition<&str, &str> = redb::TableDefinition::new("meta");
+
+/// A table's rows and pages, read from redb's file with the store closed.
+fn table_size(db: &std::path::Path, table: redb::TableDefinition<u64, (i64, i32, i32, u64)>) -> String {
+    use redb::{ReadableDatabase, ReadableTableMetadata};
+    let db = redb::Database::open(db).unwrap();
+    let txn = db.begin_read().unwrap();
+    let t = txn.open_table(table).unwrap();
+    let s = t.stats().unwrap();
+    format!(
+        "table {}: {} rows, {} leaf + {} branch pages ({:.2} MB of pages; {:.2} MB stored)",
+        redb::TableHandle::name(&table),
+        t.len().unwrap(),
+        s.leaf_pages(),
+        s.branch_pages(),
+        (s.leaf_pages() + s.branch_pages()) as f64 * 4096.0 / 1e6,
+        s.stored_bytes() as f64 / 1e6
+    )
+}
+
+/// The year's store made format 1 again (no coarse index), then opened by this build, which
+/// upgrades it in place: the open timed against an open of the same store without an upgrade,
+/// both with the file dropped from the page cache first.
+fn upgrade(dir: &std::path::Path, db_path: &std::path::Path) {
+    println!("\n== upgrade of the year's store from format 1");
+    let timed_open = |verify: bool| {
+        evict(db_path);
+        let opts = StoreOptions { verify_on_open: verify, ..StoreOptions::default() };
+        let t0 = Instant::now();
+        let (store, writer, _) = Store::open(dir, "bench", opts).unwrap();
+        let ms = t0.elapsed().as_secs_f64() * 1e3;
+        drop((store, writer));
+        ms
+    };
+    for verify in [false, true] {
+        {
+            let db = redb::Database::create(db_path).unwrap();
+            let txn = db.begin_write().unwrap();
+            assert!(txn.delete_table(ISS_TRACK_COARSE).unwrap());
+            txn.open_table(META).unwrap().insert("store_format", "1").unwrap();
+            txn.commit().unwrap();
+        }
+        let with_upgrade = timed_open(verify);
+        let without = timed_open(verify);
         println!(
-            "{what}: {points} points; warm median {wmed:.2} ms (min {wmin:.2}, max {wmax:.2}, 50 runs); cold median {cmed:.2} ms (min {cmin:.2}, max {cmax:.2}, 5 runs)"
+            "Store::open, page cache cold, verify_on_open {verify}: {with_upgrade:.0} ms with the upgrade, {without:.0} ms without: the upgrade took {:.0} ms",
+            with_upgrade - without
         );
     }
+    println!("{}", table_size(db_path, ISS_TRACK_COARSE));
 }

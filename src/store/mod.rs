@@ -6,7 +6,10 @@
 //! - **Indexes, written in the same transaction as the log row:**
 //!   `iss_track: ordinal -> (time_ms, lat_e6, lon_e6, seq)` (positions are stored in strictly
 //!   increasing time, so ordinal order *is* time order: a time range is two binary searches and
-//!   its size is a subtraction); `tle_by_epoch: epoch_ms -> seq`;
+//!   its size is a subtraction); `iss_track_coarse: ordinal / 64 -> the iss_track row of that
+//!   ordinal` (every 64th position: a long range's binary searches and its downsampled answer
+//!   read a few hundred contiguous rows instead of one page per point);
+//!   `tle_by_epoch: epoch_ms -> seq`;
 //!   `warnings: (valid_date, region, publish_ms, reg_id) -> seq`.
 //!   Each index key is also the kind's identity, which is how duplicates are refused.
 //! - **Cursors:** `cursors: name -> last acknowledged seq`, advanced by sinks; beside them the
@@ -29,6 +32,8 @@
 //!   while it reopens redb after an I/O error: a CLI command can never replay or reset the
 //!   running daemon's journal. A held lock is `StoreInUse`, like redb's own.
 //! - **Readers** use redb read transactions: they see every journaled record, never a torn batch.
+//! - **Store format** (`STORE_FORMAT` in META): an older store is upgraded in place at open, in
+//!   bounded, resumable transactions, the format bumped last (`upgrade`); a newer one is refused.
 //!
 //! Invariants: only this module writes redb; a record is in the log iff it is in its index;
 //! records are never stored twice (same index key); the log has no seq gaps.
@@ -38,6 +43,7 @@ mod config;
 pub mod io_hook;
 mod journal;
 mod read;
+mod upgrade;
 mod writer;
 
 pub use codec::{from_e6, to_e6};
@@ -56,6 +62,9 @@ use std::time::Instant;
 
 const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
 const ISS_TRACK: TableDefinition<u64, (i64, i32, i32, u64)> = TableDefinition::new("iss_track");
+/// Every `COARSE_STRIDE`-th row of `ISS_TRACK`, keyed by ordinal / `COARSE_STRIDE` (format 2).
+const ISS_TRACK_COARSE: TableDefinition<u64, (i64, i32, i32, u64)> = TableDefinition::new("iss_track_coarse");
+const COARSE_STRIDE: u64 = 64;
 const TLE_BY_EPOCH: TableDefinition<i64, u64> = TableDefinition::new("tle_by_epoch");
 const WARNINGS: TableDefinition<(i32, u32, i64, u64), u64> = TableDefinition::new("warnings");
 const ALERTS: TableDefinition<(u8, i64), u64> = TableDefinition::new("alerts");
@@ -71,8 +80,9 @@ pub fn dead_letter_resent_mark(sink: &str, seq: u64) -> String {
     format!("sink.{sink}.dead_letter.{seq}.resent")
 }
 
-/// The store format this binary writes (see `codec` for the record format).
-const STORE_FORMAT: &str = "1";
+/// The store format this binary writes (see `codec` for the record format). "2" added
+/// `iss_track_coarse`; `upgrade` brings a format-1 store to it in place at open.
+const STORE_FORMAT: &str = "2";
 
 pub const DB_FILE: &str = "outpost.redb";
 pub const JOURNAL_FILE: &str = "outpost.wal";
@@ -387,6 +397,7 @@ fn open_error(path: &Path, e: redb::DatabaseError) -> anyhow::Error {
 
 /// Checks the store format and interns `station`; returns the station table.
 fn init_meta(db: &Database, station: &str) -> anyhow::Result<Vec<String>> {
+    upgrade::to_current_format(db)?;
     let txn = db.begin_write()?;
     let stations = {
         let mut meta = txn.open_table(META)?;
@@ -415,6 +426,7 @@ fn init_meta(db: &Database, station: &str) -> anyhow::Result<Vec<String>> {
         // Create every table so readers never meet a missing one.
         txn.open_table(LOG)?;
         txn.open_table(ISS_TRACK)?;
+        txn.open_table(ISS_TRACK_COARSE)?;
         txn.open_table(TLE_BY_EPOCH)?;
         txn.open_table(WARNINGS)?;
         txn.open_table(ALERTS)?;
@@ -466,6 +478,7 @@ pub(crate) fn key_date(k: i32) -> Option<NaiveDate> {
 struct Tables<'t> {
     log: redb::Table<'t, u64, &'static [u8]>,
     track: redb::Table<'t, u64, (i64, i32, i32, u64)>,
+    track_coarse: redb::Table<'t, u64, (i64, i32, i32, u64)>,
     tle: redb::Table<'t, i64, u64>,
     warnings: redb::Table<'t, (i32, u32, i64, u64), u64>,
     alerts: redb::Table<'t, (u8, i64), u64>,
@@ -478,6 +491,7 @@ impl<'t> Tables<'t> {
         Ok(Tables {
             log: txn.open_table(LOG)?,
             track: txn.open_table(ISS_TRACK)?,
+            track_coarse: txn.open_table(ISS_TRACK_COARSE)?,
             tle: txn.open_table(TLE_BY_EPOCH)?,
             warnings: txn.open_table(WARNINGS)?,
             alerts: txn.open_table(ALERTS)?,
@@ -507,6 +521,9 @@ impl<'t> Tables<'t> {
             &IndexKey::Position { time_ms, lat_e6, lon_e6 } => {
                 let ordinal = self.track.last()?.map_or(0, |(k, _)| k.value() + 1);
                 self.track.insert(ordinal, (time_ms, lat_e6, lon_e6, seq))?;
+                if ordinal.is_multiple_of(COARSE_STRIDE) {
+                    self.track_coarse.insert(ordinal / COARSE_STRIDE, (time_ms, lat_e6, lon_e6, seq))?;
+                }
             }
             IndexKey::Tle { epoch_ms } => {
                 self.tle.insert(epoch_ms, seq)?;

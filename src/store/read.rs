@@ -1,8 +1,8 @@
 //! Read queries over the log and its indexes. All blocking: call them from `spawn_blocking`.
 
 use super::{
-    ALERTS, COUNTERS, CURSORS, DEAD_LETTERS, ISS_TRACK, LOG, Store, TLE_BY_EPOCH, WARNINGS, codec, counter, date_key,
-    from_e6, key_date,
+    ALERTS, COARSE_STRIDE, COUNTERS, CURSORS, DEAD_LETTERS, ISS_TRACK, ISS_TRACK_COARSE, LOG, Store, TLE_BY_EPOCH,
+    WARNINGS, codec, counter, date_key, from_e6, key_date,
 };
 use crate::domain::{
     AlertEmail, AlertKind, AvalancheWarning, DeadLetter, IssPosition, Kind, Record, StoredRecord, Tle,
@@ -49,6 +49,10 @@ pub struct StoreSummary {
 
 type TrackRow = (i64, i32, i32, u64);
 
+/// The shortest step (in positions) between downsampled points that takes them from the coarse
+/// index: rounding to every `COARSE_STRIDE`-th position then moves a point by at most 1/16 step.
+const COARSE_MIN_STEP: u64 = 8 * COARSE_STRIDE;
+
 fn point(row: TrackRow) -> Option<TrackPoint> {
     Some(TrackPoint {
         time: DateTime::from_timestamp_millis(row.0)?,
@@ -92,22 +96,77 @@ impl Store {
 
     /// Positions with `from <= time <= to`, in time order. With `max_points`, at most that many,
     /// taken at even steps through the range (first and last always kept), so the track keeps its
-    /// shape. Cost: two binary searches plus one lookup per returned point, whatever the range.
+    /// shape. `total` is always the exact count in the range.
+    ///
+    /// Cost: two binary searches over the coarse index (every 64th position) each narrowed to
+    /// one run of at most 63 track rows, plus one lookup per returned point. When the steps are
+    /// at least `COARSE_MIN_STEP` (512) positions apart, the points between the first and the
+    /// last come from the coarse index: each is the stored position nearest to its even step
+    /// among every 64th (at most 32 positions, 1/16 of a step, from the one an exact even step
+    /// would pick; about 5 minutes at 10 s polls), so the steps stay even within 1/8 and
+    /// strictly increasing. A year downsampled to 2,000 points then reads a few hundred coarse
+    /// pages instead of 2,000 track pages (see BENCHMARKS.md).
     pub fn track(&self, from: DateTime<Utc>, to: DateTime<Utc>, max_points: Option<usize>) -> anyhow::Result<Track> {
+        self.track_via(from, to, max_points, true)
+    }
+
+    /// `track` as format 1 answered it, from the full index only: the benches' and tests'
+    /// reference for the coarse index.
+    #[doc(hidden)]
+    pub fn track_full_index(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        max_points: Option<usize>,
+    ) -> anyhow::Result<Track> {
+        self.track_via(from, to, max_points, false)
+    }
+
+    fn track_via(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        max_points: Option<usize>,
+        use_coarse: bool,
+    ) -> anyhow::Result<Track> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(ISS_TRACK)?;
+        let coarse = txn.open_table(ISS_TRACK_COARSE)?;
         let empty = Track { points: Vec::new(), total: 0 };
         let Some((last_key, _)) = table.last()? else { return Ok(empty) };
         let last = last_key.value();
-        let time_of = |ordinal: u64| -> anyhow::Result<i64> {
-            Ok(table.get(ordinal)?.context("the track index has a hole")?.value().0)
+        let row_at = |ordinal: u64| -> anyhow::Result<TrackRow> {
+            Ok(table.get(ordinal)?.context("the track index has a hole")?.value())
+        };
+        let coarse_at = |k: u64| -> anyhow::Result<TrackRow> {
+            Ok(coarse.get(k)?.context("the coarse track index has a hole")?.value())
         };
         // First ordinal whose time is >= t (or last + 1 if none).
         let lower_bound = |t: i64| -> anyhow::Result<u64> {
             let (mut lo, mut hi) = (0u64, last + 1);
+            if use_coarse {
+                // First coarse row at or after t; the answer lies after the coarse row before it.
+                let (mut clo, mut chi) = (0u64, last / COARSE_STRIDE + 1);
+                while clo < chi {
+                    let mid = clo + (chi - clo) / 2;
+                    if coarse_at(mid)?.0 < t { clo = mid + 1 } else { chi = mid }
+                }
+                if clo == 0 {
+                    return Ok(0);
+                }
+                lo = (clo - 1) * COARSE_STRIDE + 1;
+                hi = hi.min(clo * COARSE_STRIDE);
+                for row in table.range(lo..hi)? {
+                    let (ordinal, row) = row?;
+                    if row.value().0 >= t {
+                        return Ok(ordinal.value());
+                    }
+                }
+                return Ok(hi);
+            }
             while lo < hi {
                 let mid = lo + (hi - lo) / 2;
-                if time_of(mid)? < t { lo = mid + 1 } else { hi = mid }
+                if row_at(mid)?.0 < t { lo = mid + 1 } else { hi = mid }
             }
             Ok(lo)
         };
@@ -124,12 +183,21 @@ impl Store {
                 points.extend(point(row?.1.value()));
             }
         } else if wanted == 1 {
-            points.extend(point(table.get(first)?.context("track hole")?.value()));
+            points.extend(point(row_at(first)?));
         } else {
+            // Even steps from first to the last ordinal in range, both ends included.
+            let step_at = |i: u64| first + (u128::from(i) * u128::from(total - 1) / u128::from(wanted - 1)) as u64;
+            // Steps at least COARSE_STRIDE apart round to distinct coarse rows strictly inside
+            // the range (the ends are exact); COARSE_MIN_STEP keeps them even.
+            let from_coarse = use_coarse && (total - 1) / (wanted - 1) >= COARSE_MIN_STEP;
             for i in 0..wanted {
-                // Even steps from first to the last ordinal in range, both ends included.
-                let ordinal = first + (u128::from(i) * u128::from(total - 1) / u128::from(wanted - 1)) as u64;
-                points.extend(point(table.get(ordinal)?.context("track hole")?.value()));
+                let ordinal = step_at(i);
+                let row = if from_coarse && i > 0 && i < wanted - 1 {
+                    coarse_at((ordinal + COARSE_STRIDE / 2) / COARSE_STRIDE)?
+                } else {
+                    row_at(ordinal)?
+                };
+                points.extend(point(row));
             }
         }
         Ok(Track { points, total })

@@ -31,4 +31,5 @@ mod kafka_connector;
 mod mqtt;
 mod passes;
 mod pi;
+mod store_upgrade;
 mod web;

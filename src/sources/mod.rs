@@ -82,7 +82,10 @@ fn spawn(at: &Spawn<'_>, client: &reqwest::Client, source: impl Poller) -> Arc<S
         cancel: at.cancel.clone(),
         clock: at.clock.clone(),
     };
-    at.tasks.spawn(format!("collector {name}"), poll::run_polling(source, ctx).instrument(tracing::info_span!("source", name)));
+    at.tasks.spawn(
+        format!("collector {name}"),
+        poll::run_polling(source, ctx).instrument(tracing::info_span!("source", name)),
+    );
     status
 }
 

@@ -8,8 +8,8 @@ use crate::cell::StatusCell;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::sync::Arc;
-use tokio_util::sync::CancellationToken;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// A task that ended before shutdown.
@@ -66,7 +66,11 @@ impl Tasks {
 
     /// Watches a task started elsewhere: `ended` resolves, with why, when it has ended.
     /// The watcher is not on the tracker (it must not hold shutdown up).
-    pub fn watch(&self, name: impl Into<String>, ended: impl Future<Output = String> + Send + 'static) -> JoinHandle<()> {
+    pub fn watch(
+        &self,
+        name: impl Into<String>,
+        ended: impl Future<Output = String> + Send + 'static,
+    ) -> JoinHandle<()> {
         let tasks = self.clone();
         let name = name.into();
         tokio::spawn(async move {

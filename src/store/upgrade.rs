@@ -151,6 +151,12 @@ mod tests {
         Utc.timestamp_opt(1_700_000_000 + secs, 0).unwrap()
     }
 
+    fn position(secs: i64, latitude: f64, longitude: f64) -> Record {
+        let p =
+            IssPosition { time: t(secs), latitude, longitude, altitude_km: None, velocity_kmh: None, visibility: None };
+        Record::IssPosition(p.rounded())
+    }
+
     fn block<T>(f: impl std::future::Future<Output = T>) -> T {
         tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
     }
@@ -165,17 +171,7 @@ mod tests {
             if i == n / 3 {
                 w.append(crate::domain::test_warning(3022, "2023-03-01", -8, 1, Some(2)));
             }
-            w.append(Record::IssPosition(
-                IssPosition {
-                    time: t(10 * i),
-                    latitude: (i as f64 / 50.0).sin() * 51.6,
-                    longitude: ((i as f64 * 0.7) % 360.0) - 180.0,
-                    altitude_km: None,
-                    velocity_kmh: None,
-                    visibility: None,
-                }
-                .rounded(),
-            ));
+            w.append(position(10 * i, (i as f64 / 50.0).sin() * 51.6, ((i as f64 * 0.7) % 360.0) - 180.0));
         }
         block(w.shutdown()).unwrap();
         thread.join().unwrap();
@@ -326,17 +322,7 @@ mod tests {
         let w = writer.handle();
         let thread = writer.spawn().unwrap();
         for i in n..n + 200 {
-            w.append(Record::IssPosition(
-                IssPosition {
-                    time: t(10 * i),
-                    latitude: 1.0,
-                    longitude: 2.0,
-                    altitude_km: None,
-                    velocity_kmh: None,
-                    visibility: None,
-                }
-                .rounded(),
-            ));
+            w.append(position(10 * i, 1.0, 2.0));
         }
         block(w.shutdown()).unwrap();
         thread.join().unwrap();

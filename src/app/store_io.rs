@@ -2,7 +2,7 @@
 //! start.
 //!
 //! - With `OUTPOST_LOG` enabling `outpost::store::io=trace`, every write, `set_len` and sync of the
-//!   journal and of redb's file is logged ("store io", and "store io synced" once a sync
+//!   journal, of redb's file and of its header copy is logged ("store io", and "store io synced" once a sync
 //!   returned): what a commit and a fold do on the card. The kill drill times its kills by it.
 //! - `OUTPOST_TEST_PANIC_WRITER_AFTER_SYNCS=N` (tests only): after N journal syncs of the
 //!   running writer (one per commit, one per fold), it panics at its next journal write, before writing, to test that a
@@ -56,6 +56,7 @@ fn file_name(file: StoreFile) -> &'static str {
     match file {
         StoreFile::Journal => "journal",
         StoreFile::Db => "db",
+        StoreFile::Header => "header copy",
     }
 }
 
@@ -69,6 +70,7 @@ impl IoHook for DaemonHook {
                 }
                 Op::SetLen(len) => tracing::trace!(target: TARGET, file, op = "set_len", len, "store io"),
                 Op::Sync => tracing::trace!(target: TARGET, file, op = "sync", "store io"),
+                Op::Rename => tracing::trace!(target: TARGET, file, op = "rename", "store io"),
             }
         }
         if let (Some(after), StoreFile::Journal, Op::Write { .. }) = (self.panic_after, file, op)

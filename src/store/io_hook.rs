@@ -1,12 +1,11 @@
 //! A seam under the store's two files, for the crash-state harness and fault injection.
 //!
-//! Every write, `set_len` and sync that the journal or redb's file receives passes through
+//! Every write, `set_len`, sync and rename that the store's files receive passes through
 //! `IoHook::before` (which may refuse it, as a failing card would: EIO, ENOSPC) and, once it
 //! succeeded, `IoHook::after` (which may record it). Production stores have no hook; the cost is
 //! one branch per operation.
 
 use std::io;
-use std::ops::Bound;
 use std::sync::Arc;
 
 /// Which of the store's files an operation touches.
@@ -14,6 +13,8 @@ use std::sync::Arc;
 pub enum StoreFile {
     Journal,
     Db,
+    /// `outpost.redb.hdr`, the copy of redb's super-header (`header_guard`).
+    Header,
 }
 
 /// One operation on a store file, as the device sees it (direct-I/O writes with their padding).
@@ -26,6 +27,9 @@ pub enum Op<'a> {
     SetLen(u64),
     /// `fdatasync` / `fsync`: everything written before it is on the device once it returns.
     Sync,
+    /// A new store's file renamed from its creation name (`<name>.new`) to its own, and the
+    /// directory fsynced: it is in place once this returns.
+    Rename,
 }
 
 pub trait IoHook: Send + Sync {
@@ -59,51 +63,5 @@ impl Hook {
                 Ok(out)
             }
         }
-    }
-}
-
-/// redb's file backend with every mutation passed through the hook.
-#[derive(Debug)]
-pub(crate) struct HookedBackend {
-    pub(crate) inner: redb::backends::FileBackend,
-    pub(crate) hook: Hook,
-}
-
-impl redb::StorageBackend for HookedBackend {
-    fn len(&self) -> Result<u64, io::Error> {
-        self.inner.len()
-    }
-    fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), io::Error> {
-        self.inner.read(offset, out)
-    }
-    fn set_len(&self, len: u64) -> Result<(), io::Error> {
-        self.hook.run(StoreFile::Db, Op::SetLen(len), || self.inner.set_len(len))
-    }
-    fn sync_data(&self) -> Result<(), io::Error> {
-        self.hook.run(StoreFile::Db, Op::Sync, || self.inner.sync_data())
-    }
-    fn write(&self, offset: u64, data: &[u8]) -> Result<(), io::Error> {
-        self.hook.run(StoreFile::Db, Op::Write { offset, data }, || self.inner.write(offset, data))
-    }
-    fn close(&self) -> Result<(), io::Error> {
-        self.inner.close()
-    }
-    fn try_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, redb::BackendError> {
-        self.inner.try_lock_range(start, end)
-    }
-    fn try_lock_shared_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, redb::BackendError> {
-        self.inner.try_lock_shared_range(start, end)
-    }
-    fn lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), redb::BackendError> {
-        self.inner.lock_range(start, end)
-    }
-    fn lock_shared_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), redb::BackendError> {
-        self.inner.lock_shared_range(start, end)
-    }
-    fn unlock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), redb::BackendError> {
-        self.inner.unlock_range(start, end)
-    }
-    fn query_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, redb::BackendError> {
-        self.inner.query_lock_range(start, end)
     }
 }

@@ -40,6 +40,10 @@
 //!   the writer retries the same batch with the same seqs, and replay skips seqs it already has.
 //! - The journal holds an exclusive `flock` on its file for its lifetime: no other process (an
 //!   `outpost export` while the daemon reopens redb) can replay or reset it.
+//! - A journal is never created in place: a new one is zero-filled and given its first header
+//!   as `outpost.wal.new`, synced, and only then renamed to `outpost.wal` (the directory synced),
+//!   so a file named `outpost.wal` always has a header. The lock is taken on the new file before
+//!   anything is written, and follows it through the rename.
 //!
 //! Write cost: appends use O_DIRECT, one logical sector (512 B on SD cards) per commit. Through the
 //! page cache each fsync would write at least a 4 KB page, and on kernels whose page cache uses
@@ -123,9 +127,47 @@ pub struct Journal {
 /// The journal file opened and exclusively locked, not read yet (`Journal::lock`).
 pub struct Locked {
     file: File,
+    /// The journal's own name.
     path: PathBuf,
-    /// The file did not exist: the lock created it (empty).
-    created: bool,
+    /// The journal was missing: `file` is the new one being created under this name.
+    staging: Option<PathBuf>,
+}
+
+/// Where a missing journal is created before it is renamed into place.
+pub(crate) fn staging_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".new");
+    PathBuf::from(name)
+}
+
+fn flock(file: &File) -> io::Result<()> {
+    // SAFETY: flock only reads its integer arguments; the fd is open for this call.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let e = io::Error::last_os_error();
+        return Err(if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            io::Error::new(io::ErrorKind::WouldBlock, "the journal is locked by another process")
+        } else {
+            e
+        });
+    }
+    Ok(())
+}
+
+/// Whether `path` still names the open `file` (same device and inode).
+fn same_file(file: &File, path: &Path) -> io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let open = file.metadata()?;
+    match std::fs::metadata(path) {
+        Ok(named) => Ok(open.dev() == named.dev() && open.ino() == named.ino()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Makes the entries of `path`'s directory durable (a created or renamed name).
+pub(crate) fn sync_dir(path: &Path) -> io::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    File::open(dir)?.sync_all()
 }
 
 /// What `Journal::open_locked` found: the journal ready for appends, and the entries to replay.
@@ -209,31 +251,45 @@ pub enum WriteMode {
 }
 
 impl Journal {
-    /// Opens the journal file (creating it if missing, and then fsyncing the directory) and
-    /// takes its exclusive lock. Another holder (a running daemon) is an error of kind
-    /// `WouldBlock`; nothing is read or written before the lock is held.
+    /// Opens the journal file and takes its exclusive lock. Another holder (a running daemon) is
+    /// an error of kind `WouldBlock`; nothing is read or written before the lock is held.
+    ///
+    /// A missing journal is never created in place (a crash could leave a half-initialised file
+    /// under the journal's name): the lock is taken on `<path>.new` instead, created if missing
+    /// (a leftover of an interrupted creation holds nothing acknowledged and is reused), and
+    /// `open_locked` renames it into place once it is complete. The lock follows the file through
+    /// the rename. After locking, the name is checked to still be that file (another process may
+    /// have renamed or removed it meanwhile); if not, it starts over.
     pub fn lock(path: &Path) -> io::Result<Locked> {
-        let (file, created) = match OpenOptions::new().read(true).write(true).create_new(true).open(path) {
-            Ok(f) => (f, true),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                (OpenOptions::new().read(true).write(true).open(path)?, false)
+        let staging = staging_path(path);
+        loop {
+            match OpenOptions::new().read(true).write(true).open(path) {
+                Ok(file) => {
+                    flock(&file)?;
+                    if same_file(&file, path)? {
+                        return Ok(Locked { file, path: path.to_owned(), staging: None });
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    let created = !staging.exists();
+                    let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&staging)?;
+                    flock(&file)?;
+                    if !same_file(&file, &staging)? {
+                        continue;
+                    }
+                    if path.exists() {
+                        // Another process put its new journal in place meanwhile: use that one.
+                        std::fs::remove_file(&staging)?;
+                        continue;
+                    }
+                    if created {
+                        sync_dir(path)?;
+                    }
+                    return Ok(Locked { file, path: path.to_owned(), staging: Some(staging) });
+                }
+                Err(e) => return Err(e),
             }
-            Err(e) => return Err(e),
-        };
-        // SAFETY: flock only reads its integer arguments; the fd is open for this call.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            let e = io::Error::last_os_error();
-            return Err(if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-                io::Error::new(io::ErrorKind::WouldBlock, "the journal is locked by another process")
-            } else {
-                e
-            });
         }
-        if created && let Some(dir) = path.parent() {
-            // The new name must survive a power cut with the frames that will go into the file.
-            File::open(if dir.as_os_str().is_empty() { Path::new(".") } else { dir })?.sync_all()?;
-        }
-        Ok(Locked { file, path: path.to_owned(), created })
     }
 
     /// Locks, opens (or creates) the journal and reads back every valid frame of its epoch.
@@ -249,12 +305,26 @@ impl Journal {
 
     /// Opens the locked journal for appends, every write and sync of the file passed through
     /// `hook`, and reads back every valid frame of the current epoch.
+    ///
+    /// A journal being created (`Journal::lock` found none) is initialised under its creation
+    /// name, synced, and only then renamed into place (and the directory synced): a crash leaves
+    /// either no journal or a complete one.
     pub fn open_locked(locked: Locked, mode: WriteMode, hook: Hook) -> io::Result<Recovered> {
-        let Locked { file: buffered, path, .. } = locked;
+        let Locked { file: buffered, path, staging } = locked;
         // Setup and recovery go through the page cache with readahead off; appends then use a
         // direct-I/O handle when the filesystem allows it.
         super::advise_random(&buffered);
-        let len = buffered.metadata()?.len();
+        let mut len = buffered.metadata()?.len();
+        if let Some(staging) = &staging
+            && len > 0
+        {
+            tracing::info!(
+                path = %staging.display(),
+                "removing the journal an interrupted store creation left (it holds nothing acknowledged)"
+            );
+            hook.run(StoreFile::Journal, Op::SetLen(0), || buffered.set_len(0))?;
+            len = 0;
+        }
         // Damage is refused before anything is written: the caller reports it and stops.
         let current = check_header(&buffered, len)?;
         if len < PREALLOCATED {
@@ -270,7 +340,7 @@ impl Journal {
         }
         let header = current.unwrap_or(Header { epoch: 0, slot: 1, legacy: false });
         let mut journal = Journal {
-            path,
+            path: staging.clone().unwrap_or_else(|| path.clone()),
             locked: buffered,
             direct: None,
             sector: None,
@@ -300,6 +370,14 @@ impl Journal {
         }
         if journal.epoch == 0 {
             journal.reset()?;
+        }
+        if let Some(staging) = staging {
+            // Complete and synced (the reset synced its header): now it may take the name.
+            journal.hook.run(StoreFile::Journal, Op::Rename, || {
+                std::fs::rename(&staging, &path)?;
+                sync_dir(&path)
+            })?;
+            journal.path = path;
         }
         Ok(Recovered { journal, entries, torn_tail })
     }
@@ -489,9 +567,13 @@ impl Locked {
     /// Checks the locked journal without writing anything: an error of kind `InvalidData` if it
     /// is damaged (truncated, unreadable headers with data, a bad frame before good ones).
     pub fn inspect(&self) -> io::Result<Inspection> {
+        if self.staging.is_some() {
+            // A journal being created: whatever a leftover holds was never acknowledged.
+            return Ok(Inspection { exists: false, in_use: false });
+        }
         let len = self.file.metadata()?.len();
         match check_header(&self.file, len)? {
-            None => Ok(Inspection { exists: !self.created, in_use: false }),
+            None => Ok(Inspection { exists: true, in_use: false }),
             Some(h) => {
                 scan(&self.file, h.epoch, h.legacy)?;
                 Ok(Inspection { exists: true, in_use: true })
@@ -499,11 +581,11 @@ impl Locked {
         }
     }
 
-    /// Removes the file if this lock created it, so that a refused start leaves the directory as
-    /// it was (still under the lock).
+    /// Removes the journal being created, if this is one, so that a refused start leaves no
+    /// journal behind (still under the lock).
     pub fn remove_if_created(&self) -> io::Result<()> {
-        if self.created {
-            std::fs::remove_file(&self.path)?;
+        if let Some(staging) = &self.staging {
+            std::fs::remove_file(staging)?;
         }
         Ok(())
     }
@@ -910,7 +992,7 @@ mod tests {
         fn before(&self, _file: StoreFile, op: Op<'_>) -> io::Result<()> {
             let mut state = self.state.lock().unwrap();
             let Some(fault) = state.1 else { return Ok(()) };
-            if fault.on_sync != matches!(op, Op::Sync) || matches!(op, Op::SetLen(_)) {
+            if fault.on_sync != matches!(op, Op::Sync) || matches!(op, Op::SetLen(_) | Op::Rename) {
                 return Ok(());
             }
             state.1 = None;

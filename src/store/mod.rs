@@ -1,5 +1,17 @@
 //! The durable log: every record Outpost collected, in order, in one redb file plus a journal.
 //!
+//! # Files of a store
+//! - `outpost.redb`: redb's file, the log and its indexes.
+//! - `outpost.wal`: the journal (`journal`): the commits since the last fold.
+//! - `outpost.redb.hdr`: one sector, a copy of redb's super-header written and synced before
+//!   every header write (`header_guard`): a torn write of redb's first sector, which holds both of
+//!   its commit slots, is restored from it at open.
+//! - `outpost.redb.new`, `outpost.wal.new`: only while a new store is created. Both files are
+//!   initialised completely under these names, synced, then renamed into place, redb's first
+//!   (each rename followed by a directory fsync): a crash leaves no store, a complete redb without
+//!   a journal (which holds no records; `open` creates the journal the same way), or a complete
+//!   store. `open` removes such leftovers: they hold nothing acknowledged.
+//!
 //! # Design
 //! - **One append-only log.** `log: seq -> encoded record`. `seq` starts at 1 and increases by
 //!   one per stored record, with no gaps; nothing is ever deleted or rewritten.
@@ -19,7 +31,8 @@
 //!   (one 512-byte O_DIRECT write, on a sector of its own: see `journal`), then applies them to
 //!   redb with `Durability::None`, which redb keeps in memory. Every `fold_interval_s` (or when the journal grows large) one durable redb commit
 //!   with quick-repair makes everything so far durable, and the journal is reset.
-//! - **Crash behaviour:** redb reopens at its last durable commit (quick-repair keeps that fast);
+//! - **Crash behaviour:** redb reopens at its last durable commit (quick-repair keeps that fast;
+//!   every durable commit is 2-phase, which `header_guard` relies on);
 //!   `open` then replays journal entries with `seq` beyond it, folds, and resets the journal. A
 //!   power cut loses at most the records not yet journaled: at most `commit_interval_s`.
 //!   A store of the previous release (journal version 2) is replayed the same way once.
@@ -40,6 +53,7 @@
 
 mod codec;
 mod config;
+mod header_guard;
 pub mod io_hook;
 mod journal;
 mod read;
@@ -86,6 +100,8 @@ const STORE_FORMAT: &str = "2";
 
 pub const DB_FILE: &str = "outpost.redb";
 pub const JOURNAL_FILE: &str = "outpost.wal";
+/// The copy of redb's super-header written before each header write (`header_guard`).
+pub const HEADER_FILE: &str = "outpost.redb.hdr";
 
 /// Commit policy; see the module docs.
 #[derive(Debug, Clone)]
@@ -101,7 +117,7 @@ pub struct StoreOptions {
     pub cache_bytes: usize,
     /// Verify every page of an existing redb file when opening it (see `open_db`).
     pub verify_on_open: bool,
-    /// Sees (and may fail) every write and sync of both files: crash and fault tests only.
+    /// Sees (and may fail) every write, sync and rename of the store's files: crash and fault tests only.
     pub io_hook: io_hook::Hook,
 }
 
@@ -165,14 +181,18 @@ impl Store {
                 journal_path.display()
             );
         }
-        // A file that existed before is checked page by page (redb trusts a file it closed
-        // cleanly, and a card can damage it since); a new one has nothing to check.
-        let db = open_db(&db_path, opts.cache_bytes, opts.verify_on_open && !db_was_empty, &opts.io_hook).inspect_err(
-            |_| {
-                // A refused start leaves the directory as it was: the lock created a missing file.
-                let _ = locked.remove_if_created();
-            },
-        )?;
+        let db = if db_was_empty {
+            create_db(dir, station, &opts)
+        } else {
+            // A file that existed before is checked page by page (redb trusts a file it closed
+            // cleanly, and a card can damage it since).
+            remove_leftover(&staging_db_path(dir));
+            open_db(&db_path, opts.cache_bytes, opts.verify_on_open, &opts.io_hook)
+        }
+        .inspect_err(|_| {
+            // A refused start leaves no journal it began to create.
+            let _ = locked.remove_if_created();
+        })?;
         if !journal_state.in_use && !log_is_empty(&db)? {
             let what = if journal_state.exists { "is empty" } else { "is missing" };
             let _ = locked.remove_if_created();
@@ -233,24 +253,127 @@ fn advise(file: &std::fs::File, advice: libc::c_int) {
     }
 }
 
-/// Opens (or creates) redb's file. Our own handle with readahead off: redb reads single pages,
-/// and readahead would fill the page cache with large folios that turn each 4 KB page write into
-/// a much larger one. With `check`, redb verifies the checksum of every page first: an SD card
-/// can damage a page of a file redb closed cleanly, and nothing else would notice until a query
-/// returned garbage. That reads the whole file, so it is read once sequentially first (see
-/// BENCHMARKS.md for the cost). A damaged file is an error that names it, never a panic: a panic
-/// in redb over a damaged file is caught and reported as such.
+/// Opens redb's existing file (see `open_guarded`). If redb refuses it and the side file
+/// `outpost.redb.hdr` holds a different, valid super-header, that is the header a torn write
+/// destroyed: it is written back and the file opened again (`header_guard` argues why that is
+/// safe). A restore that does not help is undone, and the first refusal returned.
 fn open_db(db_path: &Path, cache_bytes: usize, check: bool, hook: &io_hook::Hook) -> anyhow::Result<Database> {
+    let side = db_path.with_file_name(HEADER_FILE);
+    let refusal = match open_guarded(db_path, &side, cache_bytes, check, hook) {
+        Ok(db) => return Ok(db),
+        Err(DbOpenError::Refused(e)) => e,
+        Err(DbOpenError::Other(e)) => return Err(e),
+    };
+    match header_guard::restore(db_path, &side, hook) {
+        Ok(header_guard::Restored::Header { undo }) => {
+            tracing::warn!(
+                path = %db_path.display(),
+                refused = %format!("{refusal:#}"),
+                "the store's header was torn by an interrupted write; restored it from {HEADER_FILE}"
+            );
+            match open_guarded(db_path, &side, cache_bytes, check, hook) {
+                Ok(db) => Ok(db),
+                Err(_) => {
+                    // Not a torn header after all: leave the file exactly as it was found.
+                    if let Err(e) = header_guard::undo(db_path, &undo, hook) {
+                        tracing::error!(error = %e, "cannot put the store's header back as it was");
+                    }
+                    Err(refusal)
+                }
+            }
+        }
+        Ok(header_guard::Restored::Nothing) => Err(refusal),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read or restore the store's header from {HEADER_FILE}");
+            Err(refusal)
+        }
+    }
+}
+
+/// Creates a new store's redb file completely under a temporary name (`outpost.redb.new`: the
+/// tables, the station, one durable commit), then renames it into place and syncs the
+/// directory: a crash leaves either no redb file or a complete, empty one. A leftover of an
+/// interrupted creation is removed first.
+fn create_db(dir: &Path, station: &str, opts: &StoreOptions) -> anyhow::Result<Database> {
+    let staging = staging_db_path(dir);
+    let db_path = dir.join(DB_FILE);
+    remove_leftover(&staging);
+    let created = (|| {
+        let db = open_guarded(&staging, &header_guard::side_path(dir), opts.cache_bytes, false, &opts.io_hook)
+            .map_err(DbOpenError::into_inner)?;
+        init_meta(&db, station)?;
+        durable_commit(&db)?;
+        opts.io_hook
+            .run(io_hook::StoreFile::Db, io_hook::Op::Rename, || {
+                std::fs::rename(&staging, &db_path)?;
+                journal::sync_dir(&db_path)
+            })
+            .with_context(|| format!("cannot create the store {}", db_path.display()))?;
+        anyhow::Ok(db)
+    })();
+    if created.is_err() {
+        let _ = std::fs::remove_file(&staging);
+    }
+    created
+}
+
+fn staging_db_path(dir: &Path) -> PathBuf {
+    journal::staging_path(&dir.join(DB_FILE))
+}
+
+/// Removes what an interrupted store creation left under `path` (never acknowledged data).
+fn remove_leftover(path: &Path) {
+    if path.exists() {
+        tracing::info!(path = %path.display(), "removing what an interrupted store creation left (it holds nothing acknowledged)");
+        if let Err(e) = std::fs::remove_file(path) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot remove it");
+        }
+    }
+}
+
+/// Why redb's file did not open: redb refused it (or panicked over it), or anything else.
+enum DbOpenError {
+    Refused(anyhow::Error),
+    Other(anyhow::Error),
+}
+
+impl DbOpenError {
+    fn into_inner(self) -> anyhow::Error {
+        match self {
+            DbOpenError::Refused(e) | DbOpenError::Other(e) => e,
+        }
+    }
+}
+
+/// Opens (or creates) redb's file through `GuardedBackend` (its super-header doubled in
+/// `side`). Our own handle with readahead off: redb reads single pages, and readahead would fill
+/// the page cache with large folios that turn each 4 KB page write into a much larger one. With
+/// `check`, redb verifies the checksum of every page first: an SD card can damage a page of a
+/// file redb closed cleanly, and nothing else would notice until a query returned garbage. That
+/// reads the whole file, so it is read once sequentially first (see BENCHMARKS.md for the cost).
+/// A damaged file is an error that names it, never a panic: a panic in redb over a damaged file
+/// is caught and reported as such.
+fn open_guarded(
+    db_path: &Path,
+    side: &Path,
+    cache_bytes: usize,
+    check: bool,
+    hook: &io_hook::Hook,
+) -> Result<Database, DbOpenError> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
         .open(db_path)
-        .with_context(|| format!("cannot open the store {}", db_path.display()))?;
+        .with_context(|| format!("cannot open the store {}", db_path.display()))
+        .map_err(DbOpenError::Other)?;
     advise_random(&file);
     // Takes redb's lock on the file: a store held by another process is refused before it is read.
-    let backend = redb::backends::FileBackend::new(file).map_err(|e| open_error(db_path, e))?;
+    let backend = redb::backends::FileBackend::new(file).map_err(|e| DbOpenError::Other(open_error(db_path, e)))?;
+    let backend = header_guard::GuardedBackend::new(backend, side, hook.clone())
+        .with_context(|| format!("cannot open {}", side.display()))
+        .map_err(DbOpenError::Other)?;
     let checking = check.then(|| (Instant::now(), prefetch(db_path)));
     if let Some((_, bytes)) = checking {
         tracing::info!(mb = bytes / 1_000_000, "verifying every page of the store");
@@ -263,20 +386,21 @@ fn open_db(db_path: &Path, cache_bytes: usize, check: bool, hook: &io_hook::Hook
             .set_check_integrity_on_open(check)
             // Called for the page check as well as for a repair, so it cannot say which.
             .set_repair_callback(|s| tracing::debug!(progress = s.progress(), "checking the store"));
-        match hook.0 {
-            None => builder.create_with_backend(backend),
-            Some(_) => builder.create_with_backend(io_hook::HookedBackend { inner: backend, hook: hook.clone() }),
-        }
+        builder.create_with_backend(backend)
     }));
     let db = match opened {
-        Ok(r) => r.map_err(|e| open_error(db_path, e))?,
+        Ok(Ok(db)) => db,
+        Ok(Err(redb::DatabaseError::DatabaseAlreadyOpen)) => {
+            return Err(DbOpenError::Other(StoreInUse(db_path.to_owned()).into()));
+        }
+        Ok(Err(e)) => return Err(DbOpenError::Refused(open_error(db_path, e))),
         Err(panic) => {
             let what = panic
                 .downcast_ref::<&str>()
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "a panic".into());
-            return Err(damaged_db(db_path, &format!("it cannot be read ({what})")));
+            return Err(DbOpenError::Refused(damaged_db(db_path, &format!("it cannot be read ({what})"))));
         }
     };
     if let Some((started, _)) = checking {
@@ -396,9 +520,12 @@ fn open_error(path: &Path, e: redb::DatabaseError) -> anyhow::Error {
 }
 
 /// Checks the store format and interns `station`; returns the station table.
+/// Not durable by itself: `Store::open` (and `create_db`) follow it with `durable_commit`, whose
+/// 2-phase commit `header_guard` relies on.
 fn init_meta(db: &Database, station: &str) -> anyhow::Result<Vec<String>> {
     upgrade::to_current_format(db)?;
-    let txn = db.begin_write()?;
+    let mut txn = db.begin_write()?;
+    txn.set_durability(Durability::None)?;
     let stations = {
         let mut meta = txn.open_table(META)?;
         let format = meta.get("store_format")?.map(|v| v.value().to_owned());

@@ -414,7 +414,7 @@ impl Store {
             let (k, v) = row?;
             counters.insert(k.value().to_owned(), v.value());
         }
-        let size_bytes = [super::DB_FILE, super::JOURNAL_FILE]
+        let size_bytes = [super::DB_FILE, super::JOURNAL_FILE, super::HEADER_FILE]
             .iter()
             .filter_map(|f| std::fs::metadata(self.dir.join(f)).ok())
             .map(|m| m.len())

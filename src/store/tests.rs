@@ -518,3 +518,49 @@ fn a_batch_journaled_before_redb_failed_is_replayed_not_committed_again() {
     block(w.shutdown()).unwrap();
     thread.join().unwrap();
 }
+
+#[test]
+fn a_torn_redb_header_is_restored_from_its_copy_and_a_restore_that_does_not_help_is_undone() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (_, w, thread, _) = open(dir.path());
+        for s in 0..50 {
+            w.append(pos(s * 10));
+        }
+        block(w.shutdown()).unwrap();
+        thread.join().unwrap();
+    }
+    let db_path = dir.path().join(DB_FILE);
+    let pristine = std::fs::read(&db_path).unwrap();
+    let torn_header = |bytes: &mut Vec<u8>| bytes[..512].iter_mut().enumerate().for_each(|(i, b)| *b = (i * 7) as u8);
+
+    // A torn header with its copy there: restored, and every record is there.
+    let mut bytes = pristine.clone();
+    torn_header(&mut bytes);
+    std::fs::write(&db_path, &bytes).unwrap();
+    let (store, w, thread, _) = open(dir.path());
+    assert_eq!(store.summary().unwrap().kinds[0].count, 50);
+    block(w.shutdown()).unwrap();
+    thread.join().unwrap();
+    drop(store);
+
+    // A torn header *and* damaged data pages: the restore cannot help, so it is undone and the
+    // start refused, the file exactly as it was found.
+    let mut bytes = std::fs::read(&db_path).unwrap();
+    torn_header(&mut bytes);
+    for b in &mut bytes[4096..] {
+        *b = 0x5a;
+    }
+    std::fs::write(&db_path, &bytes).unwrap();
+    let err = Store::open(dir.path(), "test-station", opts()).err().expect("refused");
+    assert!(format!("{err:#}").contains("is damaged"), "{err:#}");
+    assert!(std::fs::read(&db_path).unwrap() == bytes, "the refused start left redb's file as it was");
+
+    // Without the copy, a torn header is refused as before.
+    let mut bytes = pristine;
+    torn_header(&mut bytes);
+    std::fs::write(&db_path, &bytes).unwrap();
+    std::fs::remove_file(dir.path().join(HEADER_FILE)).unwrap();
+    let err = Store::open(dir.path(), "test-station", opts()).err().expect("refused");
+    assert!(format!("{err:#}").contains("magic number mismatch"), "{err:#}");
+}

@@ -11,12 +11,16 @@ use std::time::Instant;
 
 const DB: &str = "outpost.redb";
 const WAL: &str = "outpost.wal";
+/// The copy of redb's super-header, written before each header write (src/store/header_guard.rs).
+const HDR: &str = "outpost.redb.hdr";
 
 /// One way to damage a store, and which file it damages.
 struct Damage {
     name: &'static str,
     file: &'static str,
     apply: fn(&mut Vec<u8>),
+    /// The copy of redb's header is gone too (with it, a damaged header is restored).
+    without_header_copy: bool,
 }
 
 /// The journal's frames start here (see src/store/journal.rs).
@@ -45,12 +49,13 @@ fn frames(wal: &[u8]) -> Vec<(usize, usize)> {
 }
 
 const DAMAGES: &[Damage] = &[
-    Damage { name: "redb truncated to half", file: DB, apply: |b| b.truncate(b.len() / 2) },
-    Damage { name: "redb truncated to nothing", file: DB, apply: |b| b.clear() },
+    Damage { name: "redb truncated to half", file: DB, apply: |b| b.truncate(b.len() / 2), without_header_copy: false },
+    Damage { name: "redb truncated to nothing", file: DB, apply: |b| b.clear(), without_header_copy: false },
     Damage {
-        name: "redb header overwritten",
+        name: "redb header overwritten, its copy gone",
         file: DB,
-        apply: |b| b[..4096].iter_mut().enumerate().for_each(|(i, x)| *x = (i * 7 + 3) as u8),
+        apply: |b| overwrite_redb_header(b),
+        without_header_copy: true,
     },
     Damage {
         name: "redb data page overwritten",
@@ -61,9 +66,15 @@ const DAMAGES: &[Damage] = &[
             let page = at - at % 4096;
             b[page..page + 4096].iter_mut().enumerate().for_each(|(i, x)| *x = (i * 13 + 1) as u8)
         },
+        without_header_copy: false,
     },
-    Damage { name: "journal truncated inside its frames", file: WAL, apply: |b| b.truncate(FRAMES_START + 40) },
-    Damage { name: "journal truncated to nothing", file: WAL, apply: |b| b.clear() },
+    Damage {
+        name: "journal truncated inside its frames",
+        file: WAL,
+        apply: |b| b.truncate(FRAMES_START + 40),
+        without_header_copy: false,
+    },
+    Damage { name: "journal truncated to nothing", file: WAL, apply: |b| b.clear(), without_header_copy: false },
     Damage {
         name: "journal headers overwritten",
         file: WAL,
@@ -71,6 +82,7 @@ const DAMAGES: &[Damage] = &[
             b[..24].fill(0x77);
             b[4096..4096 + 24].fill(0x77);
         },
+        without_header_copy: false,
     },
     Damage {
         name: "journal frame damaged before good ones",
@@ -81,8 +93,13 @@ const DAMAGES: &[Damage] = &[
             let (at, len) = f[0];
             b[at + len / 2] ^= 0x5a;
         },
+        without_header_copy: false,
     },
 ];
+
+fn overwrite_redb_header(b: &mut [u8]) {
+    b[..4096].iter_mut().enumerate().for_each(|(i, x)| *x = (i * 7 + 3) as u8);
+}
 
 /// A store as `kill -9` leaves it: a first run's records folded into redb, and a journal holding
 /// the second run's, which redb does not have yet.
@@ -109,7 +126,7 @@ async fn crashed_store() -> (tempfile::TempDir, FixtureServer) {
 
 fn copy_store(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
-    for f in [DB, WAL] {
+    for f in [DB, WAL, HDR] {
         std::fs::copy(from.join(f), to.join(f)).unwrap();
     }
 }
@@ -180,6 +197,9 @@ async fn drills_a_damaged_store_file_is_refused_at_start_with_a_clear_message() 
         let mut bytes = std::fs::read(store.join(damage.file)).unwrap();
         (damage.apply)(&mut bytes);
         std::fs::write(store.join(damage.file), &bytes).unwrap();
+        if damage.without_header_copy {
+            std::fs::remove_file(store.join(HDR)).unwrap();
+        }
         let before = journal(&store);
         let (code, stderr) = start_on(&store, &fx).await;
         let last_line = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").to_owned();
@@ -212,9 +232,21 @@ async fn drills_a_damaged_store_file_is_refused_at_start_with_a_clear_message() 
     if code.is_some() {
         failures.push(format!("a torn last frame: refused to start\n{stderr}"));
     }
+    // The other control: redb's header destroyed (as a torn write of its sector leaves it) is
+    // restored from its copy, with a warning.
+    let case = tempfile::tempdir().unwrap();
+    let store = case.path().join("store");
+    copy_store(&pristine, &store);
+    let mut db = std::fs::read(store.join(DB)).unwrap();
+    overwrite_redb_header(&mut db);
+    std::fs::write(store.join(DB), &db).unwrap();
+    let (code, stderr) = start_on(&store, &fx).await;
+    if code.is_some() || !stderr.contains("restored it from outpost.redb.hdr") {
+        failures.push(format!("redb's header overwritten, its copy there: not restored ({code:?})\n{stderr}"));
+    }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
     eprintln!(
-        "store drill: {} damages refused, the torn tail accepted; {:.0} s",
+        "store drill: {} damages refused, the torn tail accepted, the torn redb header restored; {:.0} s",
         DAMAGES.len(),
         started.elapsed().as_secs_f64()
     );

@@ -84,10 +84,10 @@ cargo test --workspace --locked -- --show-output 2>&1 | tee "$log" || status=$?
 scripts/pi-check.sh 2>&1 | tee -a "$log" || status=$? # the Raspberry Pi build and deploy/ (README: Tests)
 # One closing line for the whole run, from cargo's per-test lines: a test skipped at run time
 # counts as skipped, not passed, and so does an #[ignore]d one unless another run (pi-check's
-# --include-ignored) ran it. Skipped tests are named.
+# --include-ignored) ran it, or it is the child process of another test. Skipped tests are named.
 awk '/^test .* \.\.\. ok$/ { n = $0; sub(/^test /, "", n); sub(/ \.\.\. ok$/, "", n); ok[n]++; p++ }
      /^test .* \.\.\. FAILED$/ { f++ }
-     /^test .* \.\.\. ignored/ { n = $0; sub(/^test /, "", n); sub(/ \.\.\. ignored.*$/, "", n); ignored[n] = 1 }
+     /^test .* \.\.\. ignored/ && !/ignored, run as a child process/ { n = $0; sub(/^test /, "", n); sub(/ \.\.\. ignored.*$/, "", n); ignored[n] = 1 }
      /^SKIPPED [^ ]+: / { n = $0; sub(/^SKIPPED /, "", n); sub(/: .*$/, "", n); skipped[n] = 1 }
      END {
          for (n in ignored) if (!(n in ok) && !(n in skipped)) { s++; names = names sep n; sep = ", " }

@@ -39,6 +39,12 @@ fn open(dir: &Path) -> (Store, WriterHandle, std::thread::JoinHandle<()>, OpenRe
     (store, handle, writer.spawn().unwrap(), report)
 }
 
+/// A clean stop: the writer commits, folds and ends.
+fn stop(w: WriterHandle, thread: std::thread::JoinHandle<()>) {
+    block(w.shutdown()).unwrap();
+    thread.join().unwrap();
+}
+
 fn block<T>(f: impl std::future::Future<Output = T>) -> T {
     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
 }
@@ -61,8 +67,7 @@ fn records_get_gapless_sequence_numbers_and_duplicates_are_refused() {
     assert!(all.iter().all(|r| r.station == "test-station"));
     assert_eq!(all[0].id(), format!("test-station/iss.position/{}", t(0).timestamp_millis()));
     assert_eq!(store.read_after(3, 1).unwrap()[0].seq, 4);
-    block(w.shutdown()).unwrap();
-    thread.join().unwrap();
+    stop(w, thread);
 }
 
 #[test]
@@ -73,8 +78,7 @@ fn committed_records_survive_reopen_and_nothing_is_stored_twice() {
         for s in 0..100 {
             w.append(pos(s * 10));
         }
-        block(w.shutdown()).unwrap();
-        thread.join().unwrap();
+        stop(w, thread);
     }
     let (store, w, thread, report) = open(dir.path());
     assert_eq!(report.replayed, 0, "a clean shutdown folds everything");
@@ -83,8 +87,7 @@ fn committed_records_survive_reopen_and_nothing_is_stored_twice() {
     }
     assert_eq!(block(w.flush()).unwrap(), 110);
     assert_eq!(store.summary().unwrap().kinds[0].count, 110);
-    block(w.shutdown()).unwrap();
-    thread.join().unwrap();
+    stop(w, thread);
 }
 
 #[test]
@@ -95,8 +98,7 @@ fn journal_entries_missing_from_redb_are_replayed_on_open() {
     {
         let (_, w, thread, _) = open(dir.path());
         w.append(pos(0));
-        block(w.shutdown()).unwrap();
-        thread.join().unwrap();
+        stop(w, thread);
     }
     {
         let mut j = Journal::open(&dir.path().join(JOURNAL_FILE)).unwrap().journal;
@@ -115,13 +117,11 @@ fn journal_entries_missing_from_redb_are_replayed_on_open() {
     assert_eq!(all[3].record, pos(30));
     assert_eq!(store.cursor("kafka").unwrap(), 3);
     // The replay was folded and the journal reset: a second open replays nothing.
-    block(w.shutdown()).unwrap();
-    thread.join().unwrap();
+    stop(w, thread);
     drop(store);
     let (_, w, thread, report) = open(dir.path());
     assert_eq!(report.replayed, 0);
-    block(w.shutdown()).unwrap();
-    thread.join().unwrap();
+    stop(w, thread);
 }
 
 #[test]
@@ -129,8 +129,7 @@ fn a_gap_in_the_journal_is_refused_loudly() {
     let dir = tempfile::tempdir().unwrap();
     {
         let (_, w, thread, _) = open(dir.path());
-        block(w.shutdown()).unwrap();
-        thread.join().unwrap();
+        stop(w, thread);
     }
     {
         let mut j = Journal::open(&dir.path().join(JOURNAL_FILE)).unwrap().journal;
@@ -170,8 +169,7 @@ fn track_counts_and_downsamples_without_losing_the_ends() {
     assert_eq!(store.track(t(500), t(100), None).unwrap().total, 0, "reversed range is empty");
     let latest = store.latest_position().unwrap().unwrap();
     assert_eq!(Record::IssPosition(latest), pos(9990));
-    block(w.shutdown()).unwrap();
-    thread.join().unwrap();
+    stop(w, thread);
 }
 
 #[test]
@@ -196,8 +194,7 @@ fn avalanche_shows_the_newest_version_and_prefers_assessed_over_placeholders() {
     let newest = store.newest_warning_dates("2023-03-01".parse().unwrap()).unwrap();
     assert_eq!(newest.get(&3022), Some(&"2023-03-02".parse().unwrap()));
     assert_eq!(newest.get(&3011), Some(&"2023-03-01".parse().unwrap()));
-    block(w.shutdown()).unwrap();
-    thread.join().unwrap();
+    stop(w, thread);
 }
 
 #[test]
@@ -222,8 +219,7 @@ fn tles_are_kept_per_epoch() {
     let summary = store.summary().unwrap();
     assert_eq!(summary.kinds[1].count, 3);
     assert_eq!(summary.kinds[1].first, Some(t(0)));
-    block(w.shutdown()).unwrap();
-    thread.join().unwrap();
+    stop(w, thread);
 }
 
 #[test]
@@ -237,15 +233,13 @@ fn cursors_only_move_forward_and_persist() {
         w.count("rejected.iss_position.time_in_future".into());
         block(w.flush()).unwrap();
         assert_eq!(store.cursor("kafka").unwrap(), 5);
-        block(w.shutdown()).unwrap();
-        thread.join().unwrap();
+        stop(w, thread);
     }
     let (store, w, thread, _) = open(dir.path());
     assert_eq!(store.cursor("kafka").unwrap(), 5);
     assert_eq!(store.cursor("mqtt").unwrap(), 0);
     assert_eq!(store.counter("rejected.iss_position.time_in_future").unwrap(), 2);
-    block(w.shutdown()).unwrap();
-    thread.join().unwrap();
+    stop(w, thread);
 }
 
 #[test]
@@ -254,8 +248,7 @@ fn a_second_process_on_the_same_store_gets_a_clear_error() {
     let (_store, w, thread, _) = open(dir.path());
     let err = Store::open(dir.path(), "x", opts()).err().expect("store is locked");
     assert!(format!("{err:#}").contains("in use by another Outpost"), "{err:#}");
-    block(w.shutdown()).unwrap();
-    thread.join().unwrap();
+    stop(w, thread);
 }
 
 #[test]
@@ -284,8 +277,7 @@ fn one_alert_email_per_pass_is_kept_and_found() {
     assert!(store.alert_email(AlertKind::Overhead, t(1000)).unwrap().is_none());
     assert_eq!(store.alert_emails_since(t(0)).unwrap().len(), 1);
     assert!(store.alert_emails_since(t(2000)).unwrap().is_empty());
-    block(w.shutdown()).unwrap();
-    thread.join().unwrap();
+    stop(w, thread);
 }
 
 /// What a power cut at this moment leaves: both files as they are on disk now (redb without its
@@ -311,8 +303,7 @@ fn rejection_counters_survive_a_crash() {
     w.count("rejected.tle.bad_checksum".into());
     block(w.flush()).unwrap();
     crash_copy(dir.path(), crashed.path());
-    block(w.shutdown()).unwrap();
-    thread.join().unwrap();
+    stop(w, thread);
 
     let (store, w, thread, report) = open(crashed.path());
     assert_eq!(report.replayed, 1);
@@ -322,8 +313,7 @@ fn rejection_counters_survive_a_crash() {
     w.count("rejected.tle.bad_checksum".into());
     block(w.flush()).unwrap();
     assert_eq!(store.counter("rejected.tle.bad_checksum").unwrap(), 2);
-    block(w.shutdown()).unwrap();
-    thread.join().unwrap();
+    stop(w, thread);
 }
 
 #[test]
@@ -341,8 +331,7 @@ fn a_clean_restart_does_not_warn_of_a_torn_tail_but_a_torn_commit_does() {
             w.append(pos(round * 10_000 + s * 10));
             block(w.flush()).unwrap();
         }
-        block(w.shutdown()).unwrap();
-        thread.join().unwrap();
+        stop(w, thread);
     }
     // A crash in the middle of writing a multi-sector commit: its first sector is on disk only.
     let crashed = tempfile::tempdir().unwrap();
@@ -358,8 +347,7 @@ fn a_clean_restart_does_not_warn_of_a_torn_tail_but_a_torn_commit_does() {
     }
     block(w.flush()).unwrap();
     crash_copy(dir.path(), crashed.path());
-    block(w.shutdown()).unwrap();
-    thread.join().unwrap();
+    stop(w, thread);
     let wal = crashed.path().join(JOURNAL_FILE);
     let mut bytes = std::fs::read(&wal).unwrap();
     bytes[torn_at + 512..torn_at + 4096].fill(0);
@@ -368,8 +356,7 @@ fn a_clean_restart_does_not_warn_of_a_torn_tail_but_a_torn_commit_does() {
     assert!(report.torn_tail, "a torn commit is reported");
     assert_eq!(report.replayed, 1, "the commit before it is replayed");
     assert_eq!(store.summary().unwrap().kinds[0].count, 3 * 305 + 1);
-    block(w.shutdown()).unwrap();
-    thread.join().unwrap();
+    stop(w, thread);
 }
 
 #[test]
@@ -378,8 +365,7 @@ fn a_store_written_by_the_previous_release_opens_and_its_journal_is_replayed() {
     {
         let (_, w, thread, _) = open(dir.path());
         w.append(pos(0));
-        block(w.shutdown()).unwrap();
-        thread.join().unwrap();
+        stop(w, thread);
     }
     // The previous release crashed with two commits in its (version-2) journal.
     let wal = dir.path().join(JOURNAL_FILE);
@@ -397,14 +383,12 @@ fn a_store_written_by_the_previous_release_opens_and_its_journal_is_replayed() {
     assert_eq!(store.cursor("kafka").unwrap(), 2);
     assert_eq!(journal::current_version(&wal), Some(3), "the reset after replay writes version 3");
     w.append(pos(30));
-    block(w.shutdown()).unwrap();
-    thread.join().unwrap();
+    stop(w, thread);
     drop(store);
     let (store, w, thread, report) = open(dir.path());
     assert_eq!(report.replayed, 0);
     assert_eq!(store.summary().unwrap().kinds[0].count, 4);
-    block(w.shutdown()).unwrap();
-    thread.join().unwrap();
+    stop(w, thread);
 }
 
 #[test]
@@ -413,8 +397,7 @@ fn a_missing_journal_beside_records_is_refused_and_not_recreated() {
     {
         let (_, w, thread, _) = open(dir.path());
         w.append(pos(0));
-        block(w.shutdown()).unwrap();
-        thread.join().unwrap();
+        stop(w, thread);
     }
     let wal = dir.path().join(JOURNAL_FILE);
     std::fs::remove_file(&wal).unwrap();
@@ -425,8 +408,7 @@ fn a_missing_journal_beside_records_is_refused_and_not_recreated() {
     // A brand-new store has neither file, and opens.
     let fresh = tempfile::tempdir().unwrap();
     let (_, w, thread, _) = open(fresh.path());
-    block(w.shutdown()).unwrap();
-    thread.join().unwrap();
+    stop(w, thread);
     assert!(fresh.path().join(JOURNAL_FILE).exists());
 }
 
@@ -449,8 +431,7 @@ fn the_journal_is_locked_before_redb_even_while_the_writer_reopens_redb() {
     assert!(std::fs::read(&wal).unwrap() == before, "the running store's journal is untouched");
     let (db, _) = (open_db(&dir.path().join(DB_FILE), 1 << 20, false, &io_hook::Hook::default()).unwrap(), ());
     store.db.put(db);
-    block(w.shutdown()).unwrap();
-    thread.join().unwrap();
+    stop(w, thread);
 }
 
 #[test]
@@ -469,8 +450,7 @@ fn another_process_cannot_open_the_store_or_touch_its_journal() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("second process: refused: store in use"), "{stdout}");
     assert!(std::fs::read(&wal).unwrap() == before, "the running store's journal is untouched");
-    block(w.shutdown()).unwrap();
-    thread.join().unwrap();
+    stop(w, thread);
 }
 
 /// Run by `another_process_cannot_open_the_store_or_touch_its_journal` in a child process.
@@ -507,16 +487,14 @@ fn a_batch_journaled_before_redb_failed_is_replayed_not_committed_again() {
     assert_eq!(block(w.flush()).unwrap(), 3, "the next commit goes on after it");
     let crashed = tempfile::tempdir().unwrap();
     crash_copy(dir.path(), crashed.path());
-    block(w.shutdown()).unwrap();
-    thread.join().unwrap();
+    stop(w, thread);
     drop(store);
     let (store, w, thread, report) = open(crashed.path());
     assert_eq!(report.replayed, 3);
     let seqs: Vec<u64> = store.read_after(0, 10).unwrap().iter().map(|r| r.seq).collect();
     assert_eq!(seqs, vec![1, 2, 3]);
     assert_eq!(store.counter("rejected.iss_position.time_in_future").unwrap(), 1);
-    block(w.shutdown()).unwrap();
-    thread.join().unwrap();
+    stop(w, thread);
 }
 
 #[test]
@@ -527,8 +505,7 @@ fn a_torn_redb_header_is_restored_from_its_copy_and_a_restore_that_does_not_help
         for s in 0..50 {
             w.append(pos(s * 10));
         }
-        block(w.shutdown()).unwrap();
-        thread.join().unwrap();
+        stop(w, thread);
     }
     let db_path = dir.path().join(DB_FILE);
     let pristine = std::fs::read(&db_path).unwrap();
@@ -540,8 +517,7 @@ fn a_torn_redb_header_is_restored_from_its_copy_and_a_restore_that_does_not_help
     std::fs::write(&db_path, &bytes).unwrap();
     let (store, w, thread, _) = open(dir.path());
     assert_eq!(store.summary().unwrap().kinds[0].count, 50);
-    block(w.shutdown()).unwrap();
-    thread.join().unwrap();
+    stop(w, thread);
     drop(store);
 
     // A torn header *and* damaged data pages: the restore cannot help, so it is undone and the

@@ -52,14 +52,15 @@ pub struct AppState {
     pub shutdown: CancellationToken,
 }
 
-/// Every path; `credentials` turns on basic auth for all of them.
+/// Every path; `credentials` turns on basic auth for all of them but `/healthz`, which says only
+/// "ok" or which part failed, so that install scripts and supervisors need no password.
 pub fn router(state: AppState, credentials: Option<(String, crate::config::Secret)>) -> Router {
+    let health = Router::new().route("/healthz", get(api::healthz)).with_state(state.clone());
     let router = Router::new()
         .route("/", get(pages::map))
         .route("/avalanche", get(pages::avalanche))
         .route("/status", get(pages::status))
         .route("/static/{*path}", get(assets::serve))
-        .route("/healthz", get(api::healthz))
         .route("/metrics", get(metrics::metrics))
         .route("/api/iss/latest", get(api::iss_latest))
         .route("/api/iss/track", get(api::iss_track))
@@ -74,13 +75,14 @@ pub fn router(state: AppState, credentials: Option<(String, crate::config::Secre
         // Tracks are big JSON and the basemap is 1 MB: gzip pays on Wi-Fi. The default predicate
         // leaves event streams and images alone.
         .layer(tower_http::compression::CompressionLayer::new());
-    match credentials {
+    let router = match credentials {
         Some((user, password)) => router.layer(axum::middleware::from_fn_with_state(
             Arc::new(auth::BasicAuth::new(&user, password.expose())),
             auth::require,
         )),
         None => router,
-    }
+    };
+    health.merge(router)
 }
 
 /// Serves until `state.shutdown`, then finishes in-flight requests.

@@ -195,9 +195,7 @@ async fn basic_auth_guards_every_path_and_the_password_stays_secret() {
     let cfg = config(&fx, dir.path(), "").replace("[web]\n", &extra);
     let app = Outpost::start(dir.path(), &cfg).await;
     let http = reqwest::Client::new();
-    for path in
-        ["/", "/status", "/avalanche", "/api/status", "/api/iss/track", "/metrics", "/healthz", "/static/map.js"]
-    {
+    for path in ["/", "/status", "/avalanche", "/api/status", "/api/iss/track", "/metrics", "/static/map.js"] {
         let url = format!("http://{}{path}", app.addr);
         let r = http.get(&url).send().await.unwrap();
         assert_eq!(r.status(), 401, "{path} without credentials");
@@ -209,6 +207,10 @@ async fn basic_auth_guards_every_path_and_the_password_stays_secret() {
         let body = ok.text().await.unwrap();
         assert!(!body.contains(secret), "{path} shows the password");
     }
+    // The one open path: install scripts and supervisors poll it without the password.
+    let health = http.get(format!("http://{}/healthz", app.addr)).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    assert_eq!(health.json::<Value>().await.unwrap(), serde_json::json!({ "status": "ok" }));
     assert!(!app.log().contains(secret), "the log shows the password");
     // The CLI signs in with the same [web] credentials when it asks the running appliance.
     let cfg = app.config_path.clone();

@@ -150,10 +150,10 @@ pub async fn run(config: Config, listener: tokio::net::TcpListener, shutdown: Ca
         tile_url: config.web.tile_url.clone(),
         shutdown: shutdown.clone(),
     };
-    let credentials = config.web.credentials().map(|(u, p)| (u.to_owned(), crate::config::Secret::new(p)));
-    tracing::info!(address = %listener.local_addr()?, basic_auth = credentials.is_some(), "serving the map and API");
+    let door = web::FrontDoor::new(&config.web);
+    tracing::info!(address = %listener.local_addr()?, basic_auth = door.basic_auth(), "serving the map and API");
     tasks.spawn_fallible("web server", async move {
-        web::serve(listener, state, credentials).await.map_err(|e| anyhow::anyhow!("web server error: {e}"))
+        web::serve(listener, state, door).await.map_err(|e| anyhow::anyhow!("web server error: {e}"))
     });
     tracker.close();
 

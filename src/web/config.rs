@@ -1,4 +1,5 @@
-//! `[web]`: where the map listens, its optional basic auth, and the online tile layer.
+//! `[web]`: where the map listens, the names it answers to, its optional basic auth, and the
+//! online tile layer.
 
 use crate::config::{Invalid, KeyType, Secret, Section};
 use serde::{Deserialize, Serialize};
@@ -16,6 +17,11 @@ pub struct WebConfig {
     /// ("" = bundled basemap only).
     #[serde(default = "d_tile_url")]
     pub tile_url: String,
+    /// Host names (or IP addresses) the appliance answers to besides the ones it knows itself
+    /// (`listen`, localhost, the machine's name and `<name>.local`, the address a request
+    /// arrived at): a reverse proxy's name, a DNS name on the LAN. Any port.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
 }
 
 fn d_listen() -> String {
@@ -50,6 +56,7 @@ impl Section for WebConfig {
         ("username", KeyType::Str),
         ("password", KeyType::Secret),
         ("tile_url", KeyType::Str),
+        ("allowed_hosts", KeyType::StrList),
     ];
 
     fn validate(&self) -> Result<(), Invalid> {
@@ -74,6 +81,51 @@ impl Section for WebConfig {
                 format!("{t:?} is not a tile URL like https://tile.openstreetmap.org/{{z}}/{{x}}/{{y}}.png"),
             ));
         }
+        for host in &self.allowed_hosts {
+            if normalize_host_entry(host).is_none() {
+                return Err(Invalid::new(
+                    "allowed_hosts",
+                    format!(
+                        "{host:?} is not a host name or IP address like outpost.lan or 192.168.1.20 (no port: any port is answered)"
+                    ),
+                ));
+            }
+        }
         Ok(())
+    }
+}
+
+/// An `allowed_hosts` entry as the Host check compares it (lower case, no trailing dot, IPv6
+/// without brackets), or `None` when it is neither a DNS name nor an IP address.
+pub fn normalize_host_entry(entry: &str) -> Option<String> {
+    let entry = entry.trim();
+    let bare = entry.strip_prefix('[').and_then(|e| e.strip_suffix(']')).unwrap_or(entry);
+    if let Ok(ip) = bare.parse::<std::net::IpAddr>() {
+        return Some(ip.to_canonical().to_string());
+    }
+    let name = entry.strip_suffix('.').unwrap_or(entry).to_ascii_lowercase();
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    (name.len() <= 253 && name.split('.').all(label_ok)).then_some(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allowed_hosts_are_names_or_addresses_without_a_port() {
+        assert_eq!(normalize_host_entry("Outpost.LAN.").as_deref(), Some("outpost.lan"));
+        assert_eq!(normalize_host_entry("pi").as_deref(), Some("pi"));
+        assert_eq!(normalize_host_entry("192.168.1.20").as_deref(), Some("192.168.1.20"));
+        assert_eq!(normalize_host_entry("[FD00::2]").as_deref(), Some("fd00::2"));
+        assert_eq!(normalize_host_entry("::ffff:10.0.0.1").as_deref(), Some("10.0.0.1"));
+        for bad in ["", "pi.lan:8080", "http://pi.lan", "*.lan", "pi..lan", "-pi.lan", "pi lan", "pi/x", "a@b"] {
+            assert_eq!(normalize_host_entry(bad), None, "{bad:?}");
+        }
     }
 }

@@ -116,6 +116,14 @@ pub fn render(s: &Status) -> Result<String, std::fmt::Error> {
         );
         m.gauge("emails_pending", "Pass emails still to send (next 24 h).", [(vec![], email.pending.len() as f64)]);
     }
+    // The front door (web/guard.rs, web/auth.rs): counted by the web server, not in the status.
+    let (refused, auth_failures) = super::guard::DOOR.snapshot();
+    m.counter(
+        "web_requests_refused",
+        "Requests refused at the front door, by reason: host, unauthorized (401), throttled (429).",
+        refused.map(|(reason, n)| (vec![("reason", reason.to_owned())], n)),
+    );
+    m.counter("web_auth_failures", "Requests with wrong basic-auth credentials.", [(vec![], auth_failures)]);
     m.gauge("uptime_seconds", "Seconds since start.", [(vec![], s.uptime_s.unwrap_or(0) as f64)]);
     m.gauge("build_info", "The running version.", [(vec![("version", s.version.clone())], 1.0)]);
     let mut out = String::new();

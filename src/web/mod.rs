@@ -2,6 +2,10 @@
 //! events (`events`), Prometheus metrics (`metrics`) and the embedded static files (`assets`).
 //! Everything is read-only, but for one path: `POST /api/sinks/{name}/resend` asks a sink to
 //! re-send its dead letters. The store is written by the writer alone.
+//!
+//! Every request passes the front door first, in this order: the browser-hardening headers go
+//! on whatever is answered (`headers`), an unknown Host is refused before routing (`guard`: DNS
+//! rebinding), then basic auth with its per-client back-off (`auth`) guards all but `/healthz`.
 
 mod api;
 mod assets;
@@ -9,6 +13,8 @@ mod auth;
 mod config;
 mod error;
 mod events;
+mod guard;
+mod headers;
 mod metrics;
 mod pages;
 
@@ -52,9 +58,32 @@ pub struct AppState {
     pub shutdown: CancellationToken,
 }
 
-/// Every path; `credentials` turns on basic auth for all of them but `/healthz`, which says only
-/// "ok" or which part failed, so that install scripts and supervisors need no password.
-pub fn router(state: AppState, credentials: Option<(String, crate::config::Secret)>) -> Router {
+/// What stands between a request and the routes, from `[web]`.
+pub struct FrontDoor {
+    known_hosts: Arc<guard::KnownHosts>,
+    hardening: Arc<headers::Hardening>,
+    auth: Option<Arc<auth::BasicAuth>>,
+}
+
+impl FrontDoor {
+    pub fn new(web: &WebConfig) -> FrontDoor {
+        let hostname = gethostname::gethostname().to_string_lossy().trim().to_owned();
+        FrontDoor {
+            known_hosts: Arc::new(guard::KnownHosts::new(&web.listen, &web.allowed_hosts, &hostname)),
+            hardening: Arc::new(headers::Hardening::new(&web.tile_url)),
+            auth: web.credentials().map(|(user, password)| Arc::new(auth::BasicAuth::new(user, password))),
+        }
+    }
+
+    pub fn basic_auth(&self) -> bool {
+        self.auth.is_some()
+    }
+}
+
+/// Every path behind the front door; basic auth (when configured) guards all of them but
+/// `/healthz`, which says only "ok" or which part failed, so that install scripts and
+/// supervisors need no password.
+pub fn router(state: AppState, door: FrontDoor) -> Router {
     let health = Router::new().route("/healthz", get(api::healthz)).with_state(state.clone());
     let router = Router::new()
         .route("/", get(pages::map))
@@ -75,24 +104,22 @@ pub fn router(state: AppState, credentials: Option<(String, crate::config::Secre
         // Tracks are big JSON and the basemap is 1 MB: gzip pays on Wi-Fi. The default predicate
         // leaves event streams and images alone.
         .layer(tower_http::compression::CompressionLayer::new());
-    let router = match credentials {
-        Some((user, password)) => router.layer(axum::middleware::from_fn_with_state(
-            Arc::new(auth::BasicAuth::new(&user, password.expose())),
-            auth::require,
-        )),
+    let router = match door.auth {
+        Some(auth) => router.layer(axum::middleware::from_fn_with_state(auth, auth::require)),
         None => router,
     };
-    health.merge(router)
+    // The routes as the one service of an outer router, so that the Host check runs before
+    // routing (no route, method or auth answer reaches an unknown Host); the last layer is the
+    // outermost.
+    Router::new()
+        .fallback_service(health.merge(router))
+        .layer(axum::middleware::from_fn_with_state(door.known_hosts, guard::check_host))
+        .layer(axum::middleware::from_fn_with_state(door.hardening, headers::harden))
 }
 
 /// Serves until `state.shutdown`, then finishes in-flight requests.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    state: AppState,
-    credentials: Option<(String, crate::config::Secret)>,
-) -> std::io::Result<()> {
+pub async fn serve(listener: tokio::net::TcpListener, state: AppState, door: FrontDoor) -> std::io::Result<()> {
     let cancel = state.shutdown.clone();
-    axum::serve(listener, router(state, credentials))
-        .with_graceful_shutdown(async move { cancel.cancelled().await })
-        .await
+    let app = router(state, door).into_make_service_with_connect_info::<guard::Connection>();
+    axum::serve(listener, app).with_graceful_shutdown(async move { cancel.cancelled().await }).await
 }

@@ -25,6 +25,10 @@ const browser = await chromium.launch({
 const blocked = [];
 const requests = [];
 const errors = [];
+// Content-Security-Policy violations, as the page reports them (securitypolicyviolation events)
+// and as chromium logs them ("Refused to ..."), with the page they happened on.
+const violations = [];
+const refusals = [];
 
 async function open(viewport, path) {
   const context = await browser.newContext({ viewport, deviceScaleFactor: 1 });
@@ -38,11 +42,29 @@ async function open(viewport, path) {
     blocked.push(url.href);
     return route.abort("internetdisconnected");
   });
+  await context.exposeBinding("reportCspViolation", ({ page }, v) => violations.push(`${new URL(page.url()).pathname}: ${v}`));
+  await context.addInitScript(() =>
+    document.addEventListener("securitypolicyviolation", (e) =>
+      window.reportCspViolation(`${e.effectiveDirective} blocked ${e.blockedURI || "inline"} (${e.sourceFile}:${e.lineNumber})`),
+    ),
+  );
   const page = await context.newPage();
   page.on("pageerror", (e) => errors.push(String(e)));
-  page.on("console", (m) => m.type() === "error" && !/ERR_INTERNET_DISCONNECTED|Failed to load resource/.test(m.text()) && errors.push(m.text()));
+  page.on("console", (m) => {
+    if (/Refused to|Content Security Policy/.test(m.text())) refusals.push(`${path}: ${m.text()}`);
+    else if (m.type() === "error" && !/ERR_INTERNET_DISCONNECTED|Failed to load resource/.test(m.text())) errors.push(m.text());
+  });
   await page.goto(base + path);
   return page;
+}
+
+// Waits (at most 10 s) until `cond()` holds.
+async function until(cond, what) {
+  const deadline = Date.now() + 10000;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error("timed out waiting for " + what);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 try {
@@ -140,6 +162,26 @@ try {
   await status.screenshot({ path: join(artifacts, "status.png"), fullPage: true });
 
   check(errors.length === 0, "no script errors: " + errors.join("; "));
+  check(
+    violations.length === 0 && refusals.length === 0,
+    "no Content-Security-Policy violation on /, /avalanche and /status: " + [...violations, ...refusals].join("; "),
+  );
+
+  // --- the CSP check itself: an injected inline script and a foreign image must be reported --
+  const probe = await open({ width: 800, height: 600 }, "/status");
+  await probe.evaluate(() => {
+    const script = document.createElement("script");
+    script.textContent = "window.inlineScriptRan = true;";
+    document.head.appendChild(script);
+    const img = document.createElement("img");
+    img.src = "https://evil.example/pixel.png";
+    document.body.appendChild(img);
+  });
+  await until(() => violations.length >= 2 && refusals.length >= 2, "the injected content to be reported");
+  check(await probe.evaluate(() => window.inlineScriptRan === undefined), "the injected inline script did not run");
+  check(violations.some((v) => v.startsWith("/status: script-src-elem blocked inline")), "an inline script is reported: " + violations.join("; "));
+  check(violations.some((v) => v.includes("img-src blocked https://evil.example/pixel.png")), "a foreign image is reported: " + violations.join("; "));
+  check(!blocked.includes("https://evil.example/pixel.png"), "the browser never asked for the foreign image");
   console.log("screenshots in " + artifacts);
 } finally {
   await browser.close();

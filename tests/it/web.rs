@@ -1,11 +1,12 @@
-//! The map's server side: pages, live events, metrics, embedded files and basic auth, against a
-//! running appliance fed from recorded answers.
+//! The map's server side: pages, live events, metrics, embedded files and the front door (Host
+//! check, basic auth and its back-off, browser-hardening headers), against a running appliance
+//! fed from recorded answers.
 
 use crate::helpers::*;
 use chrono::{Duration, Utc};
 use serde_json::Value;
 use std::net::SocketAddr;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 /// An appliance collecting a position a second (longitudes crossing the antimeridian), the
 /// recorded TLE and Trollheimen's warnings, seen from Oslo.
@@ -111,7 +112,7 @@ async fn pages_metrics_and_files_render_what_was_collected() {
 async fn read_events(addr: SocketAddr, last_event_id: Option<u64>, count: usize) -> Vec<(u64, Value)> {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let resume = last_event_id.map(|id| format!("Last-Event-ID: {id}\r\n")).unwrap_or_default();
-    let request = format!("GET /api/events HTTP/1.1\r\nHost: outpost\r\nAccept: text/event-stream\r\n{resume}\r\n");
+    let request = format!("GET /api/events HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n{resume}\r\n");
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut lines = BufReader::new(stream).lines();
     let mut events = Vec::new();
@@ -183,17 +184,26 @@ async fn passes_can_carry_their_path_over_the_ground_and_through_the_sky() {
     assert!(app.stop().await.success());
 }
 
+/// `config()` with `lines` added to its `[web]` table (a second `[web]` would be a TOML error).
+fn with_web(fx: &FixtureServer, dir: &std::path::Path, lines: &str) -> String {
+    config(fx, dir, "").replace("[web]\n", &format!("[web]\n{lines}"))
+}
+
+/// An appliance with basic auth for `ada` and `secret` (from a password file).
+async fn with_password(dir: &std::path::Path, secret: &str) -> (FixtureServer, Outpost) {
+    let pass_file = dir.join("web.pass");
+    std::fs::write(&pass_file, format!("{secret}\n")).unwrap();
+    let fx = FixtureServer::start().await;
+    let cfg = with_web(&fx, dir, &format!("username = \"ada\"\npassword_file = \"{}\"\n", pass_file.display()));
+    let app = Outpost::start(dir, &cfg).await;
+    (fx, app)
+}
+
 #[tokio::test]
 async fn basic_auth_guards_every_path_and_the_password_stays_secret() {
     let dir = tempfile::tempdir().unwrap();
     let secret = "correct horse battery staple";
-    let pass_file = dir.path().join("web.pass");
-    std::fs::write(&pass_file, format!("{secret}\n")).unwrap();
-    let extra = format!("[web]\nusername = \"ada\"\npassword_file = \"{}\"\n", pass_file.display());
-    // config() ends with [web] listen; a second [web] table would be a TOML error, so splice.
-    let fx = FixtureServer::start().await;
-    let cfg = config(&fx, dir.path(), "").replace("[web]\n", &extra);
-    let app = Outpost::start(dir.path(), &cfg).await;
+    let (_fx, app) = with_password(dir.path(), secret).await;
     let http = reqwest::Client::new();
     for path in ["/", "/status", "/avalanche", "/api/status", "/api/iss/track", "/metrics", "/static/map.js"] {
         let url = format!("http://{}{path}", app.addr);
@@ -224,5 +234,266 @@ async fn basic_auth_guards_every_path_and_the_password_stays_secret() {
         .unwrap();
     let status: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{out:?}"));
     assert_eq!(status["source"], "running appliance", "{status}");
+    assert!(app.stop().await.success());
+}
+
+/// One request over a fresh connection, sent byte for byte as given (forged and missing Host
+/// headers are beyond reqwest): `(status, header lines in lower case, body)`.
+async fn raw(addr: SocketAddr, request: &str) -> (u16, Vec<String>, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(10), stream.read_to_end(&mut answer))
+        .await
+        .unwrap_or_else(|_| panic!("no complete answer to {request:?}"))
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or_else(|| panic!("{request:?} -> {answer:?}"));
+    let mut lines = head.lines();
+    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    (status, lines.map(str::to_ascii_lowercase).collect(), body.to_owned())
+}
+
+fn get_with(path: &str, host_lines: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\n{host_lines}Connection: close\r\n\r\n")
+}
+
+/// The value of `name` in `/metrics` (0 when absent; a metric without labels may carry `{}`).
+fn metric(metrics: &str, name: &str) -> f64 {
+    let value = |l: &str| {
+        let rest = l.strip_prefix(name)?;
+        rest.strip_prefix("{}").unwrap_or(rest).strip_prefix(' ')?.parse().ok()
+    };
+    metrics.lines().find_map(value).unwrap_or(0.0)
+}
+
+const CSP: &str = "default-src 'self'; img-src 'self' data: https://tile.openstreetmap.org; connect-src 'self'; \
+                   frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'";
+
+fn assert_hardened(headers: &[String], what: &str) {
+    for expected in [
+        format!("content-security-policy: {}", CSP.to_ascii_lowercase()),
+        "x-content-type-options: nosniff".into(),
+        "referrer-policy: no-referrer".into(),
+        "x-frame-options: deny".into(),
+    ] {
+        assert!(headers.contains(&expected), "{what} lacks {expected:?}: {headers:#?}");
+    }
+}
+
+#[tokio::test]
+async fn a_rebinding_page_reads_nothing_and_the_appliances_own_names_are_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let fx = FixtureServer::start().await;
+    let app =
+        Outpost::start(dir.path(), &with_web(&fx, dir.path(), "allowed_hosts = [\"Outpost.Example.com\"]\n")).await;
+    let (addr, port) = (app.addr, app.addr.port());
+    let mut refused = 0;
+
+    // A page at evil.example whose name now resolves to this appliance: the right address and
+    // port, its own name in Host. Every path, the password-free /healthz included (one rule).
+    for path in [
+        "/",
+        "/avalanche",
+        "/status",
+        "/api/status",
+        "/api/iss/latest",
+        "/api/iss/track",
+        "/api/export?kind=iss&format=jsonl",
+        "/api/events",
+        "/api/passes",
+        "/metrics",
+        "/healthz",
+        "/static/map.js",
+        "/no/such/page",
+    ] {
+        let (code, headers, body) = raw(addr, &get_with(path, &format!("Host: evil.example:{port}\r\n"))).await;
+        refused += 1;
+        assert_eq!(code, 421, "{path}: {body}");
+        assert!(body.contains("web.allowed_hosts") && !body.contains('{'), "{path}: a short plain refusal: {body}");
+        assert_hardened(&headers, path);
+    }
+    let post = format!(
+        "POST /api/sinks/kafka/resend HTTP/1.1\r\nHost: evil.example:{port}\r\nContent-Type: application/json\r\n\
+         Content-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    assert_eq!(raw(addr, &post).await.0, 421, "the one POST");
+    refused += 1;
+
+    // Forged and missing Host headers, and a request target naming another host.
+    for request in [
+        get_with("/api/status", "Host: evil.example\r\n"),
+        get_with("/api/status", &format!("Host: 127.0.0.1.nip.io:{port}\r\n")),
+        get_with("/api/status", "Host: localhost.evil.example\r\n"),
+        get_with("/api/status", "Host: outpost.example.com.evil\r\n"),
+        get_with("/api/status", "Host: 203.0.113.7\r\n"),
+        get_with("/api/status", "Host: \r\n"),
+        get_with("/api/status", &format!("Host: 127.0.0.1:{port}\r\nHost: evil.example\r\n")),
+        get_with("/api/status", ""),
+        format!("GET http://evil.example/api/status HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"),
+        "GET /api/status HTTP/1.0\r\n\r\n".to_owned(),
+    ] {
+        let (code, _, body) = raw(addr, &request).await;
+        refused += 1;
+        assert_eq!(code, 421, "{request:?}: {body}");
+    }
+
+    // The names it is known by: any case, any port, with or without the trailing dot.
+    let hostname = gethostname::gethostname().to_string_lossy().trim().to_ascii_lowercase();
+    for host in [
+        format!("127.0.0.1:{port}"),
+        "localhost".into(),
+        format!("LOCALHOST.:{port}"),
+        format!("[::1]:{port}"),
+        hostname.clone(),
+        format!("{}.local:{port}", hostname.to_ascii_uppercase()),
+        "OUTPOST.example.COM.".into(),
+        format!("outpost.example.com:{port}"),
+    ] {
+        let (code, headers, body) = raw(addr, &get_with("/api/status", &format!("Host: {host}\r\n"))).await;
+        assert_eq!(code, 200, "{host}: {body}");
+        assert_hardened(&headers, &host);
+    }
+    for path in ["/", "/static/map.js", "/healthz", "/no/such/page"] {
+        let (_, headers, _) = raw(addr, &get_with(path, &format!("Host: localhost:{port}\r\n"))).await;
+        assert_hardened(&headers, path);
+    }
+
+    let (_, metrics) = text(&app, "/metrics").await;
+    assert_eq!(metric(&metrics, r#"outpost_web_requests_refused_total{reason="host"}"#), refused as f64, "{metrics}");
+    assert!(app.stop().await.success());
+}
+
+/// This machine's address on its default route, if it has one besides loopback.
+fn lan_address() -> Option<std::net::IpAddr> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    // Connecting a UDP socket sends nothing; it only picks the outgoing interface.
+    socket.connect("192.0.2.1:9").ok()?;
+    Some(socket.local_addr().ok()?.ip()).filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
+}
+
+#[tokio::test]
+async fn a_lan_user_reaches_the_appliance_by_the_address_it_was_reached_at() {
+    let Some(lan) = lan_address() else {
+        crate::helpers::skip!("this machine has no address besides loopback");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let fx = FixtureServer::start().await;
+    let cfg = config(&fx, dir.path(), "").replace("listen = \"127.0.0.1:0\"", "listen = \"0.0.0.0:0\"");
+    let app = Outpost::start(dir.path(), &cfg).await;
+    let port = app.addr.port();
+    let at_lan = SocketAddr::new(lan, port);
+    // http://192.168.1.20:8080 typed on a phone: the address the connection arrived at.
+    let (code, _, body) = raw(at_lan, &get_with("/api/status", &format!("Host: {at_lan}\r\n"))).await;
+    assert_eq!(code, 200, "{body}");
+    let (code, _, _) = raw(at_lan, &get_with("/api/status", &format!("Host: 0.0.0.0:{port}\r\n"))).await;
+    assert_eq!(code, 200, "the listen address as configured");
+    // Any other address is not this connection's: a port-forward's goes in allowed_hosts.
+    let (code, _, _) = raw(at_lan, &get_with("/api/status", &format!("Host: 203.0.113.7:{port}\r\n"))).await;
+    assert_eq!(code, 421);
+    let loopback = SocketAddr::new([127, 0, 0, 1].into(), port);
+    let (code, _, _) = raw(loopback, &get_with("/api/status", &format!("Host: {at_lan}\r\n"))).await;
+    assert_eq!(code, 421, "arrived at loopback, not at {lan}");
+    let (code, _, _) = raw(at_lan, &get_with("/api/status", &format!("Host: evil.example:{port}\r\n"))).await;
+    assert_eq!(code, 421);
+    assert!(app.stop().await.success());
+}
+
+/// Basic-auth attempts, with the refusals they met (to hold against /metrics).
+#[derive(Default)]
+struct Attempts {
+    unauthorized: u32,
+    throttled: u32,
+}
+
+impl Attempts {
+    /// `(status, Retry-After)` of a GET of `url` as `ada` with `password` (none: no header).
+    async fn ask(&mut self, client: &reqwest::Client, url: &str, password: Option<&str>) -> (u16, Option<u64>) {
+        let request = client.get(url);
+        let request = match password {
+            Some(p) => request.basic_auth("ada", Some(p)),
+            None => request,
+        };
+        let r = request.send().await.unwrap();
+        let retry_after = r.headers().get("retry-after").map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
+        match r.status().as_u16() {
+            401 => self.unauthorized += 1,
+            429 => self.throttled += 1,
+            _ => {}
+        }
+        (r.status().as_u16(), retry_after)
+    }
+
+    /// Asks without a password until the answer is not 429 (the wait is over); that answer.
+    async fn after_the_wait(&mut self, client: &reqwest::Client, url: &str) -> u16 {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(70);
+        loop {
+            let (code, _) = self.ask(client, url, None).await;
+            if code != 429 {
+                return code;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the wait never ends");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn guessing_the_password_is_slowed_down_per_client() {
+    use base64::Engine;
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "correct horse battery staple";
+    let (_fx, app) = with_password(dir.path(), secret).await;
+    let url = format!("http://{}/api/status", app.addr);
+    let eve = reqwest::Client::new();
+    // Another machine on the LAN: the same loopback server, from 127.0.0.2.
+    let ada = reqwest::Client::builder().local_address(std::net::IpAddr::from([127, 0, 0, 2])).build().unwrap();
+    let mut attempts = Attempts::default();
+    let mut failures = 0;
+
+    // The scheme in any case, with extra spaces (RFC 7235, 7617).
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("ada:{secret}"));
+    for header in [format!("basic {token}"), format!("BASIC   {token}  ")] {
+        let r = eve.get(&url).header("authorization", &header).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{header}");
+    }
+    for n in 1..=5 {
+        assert_eq!(attempts.ask(&eve, &url, Some("guess")).await, (401, None), "wrong guess {n} is answered");
+        failures += 1;
+    }
+    // During the wait nothing is checked, the right password included: a 200 here would tell
+    // the right guess from the wrong ones as fast as ever.
+    let (code, first_wait) = attempts.ask(&eve, &url, Some(secret)).await;
+    assert_eq!(code, 429, "the sixth attempt waits");
+    let first_wait = first_wait.expect("a 429 says how long to wait");
+    assert!((1..=2).contains(&first_wait), "{first_wait}");
+    assert_eq!(attempts.ask(&eve, &url, Some("guess")).await.0, 429);
+    assert_eq!(reqwest::get(format!("http://{}/healthz", app.addr)).await.unwrap().status(), 200, "/healthz is open");
+    // Another client is not held up by eve's guesses.
+    assert_eq!(attempts.ask(&ada, &url, Some("guess")).await.0, 401);
+    failures += 1;
+    assert_eq!(attempts.ask(&ada, &url, Some(secret)).await.0, 200);
+
+    // Once the wait is over, one more wrong guess doubles it.
+    assert_eq!(attempts.after_the_wait(&eve, &url).await, 401, "no password: asked for one, not a guess");
+    assert_eq!(attempts.ask(&eve, &url, Some("guess")).await.0, 401);
+    failures += 1;
+    let (code, second_wait) = attempts.ask(&eve, &url, Some(secret)).await;
+    assert_eq!(code, 429);
+    assert!(second_wait.unwrap() > first_wait, "{second_wait:?} after {first_wait}");
+    // The right password, once let through, forgives: the next wrong guess is answered at once.
+    assert_eq!(attempts.after_the_wait(&eve, &url).await, 401);
+    assert_eq!(attempts.ask(&eve, &url, Some(secret)).await.0, 200);
+    assert_eq!(attempts.ask(&eve, &url, Some("guess")).await.0, 401);
+    failures += 1;
+
+    let r = eve.get(format!("http://{}/metrics", app.addr)).basic_auth("ada", Some(secret)).send().await.unwrap();
+    let metrics = r.text().await.unwrap();
+    assert_eq!(metric(&metrics, "outpost_web_auth_failures_total"), f64::from(failures), "{metrics}");
+    let refused =
+        |reason: &str| metric(&metrics, &format!("outpost_web_requests_refused_total{{reason=\"{reason}\"}}"));
+    assert_eq!(refused("throttled"), f64::from(attempts.throttled), "{metrics}");
+    assert_eq!(refused("unauthorized"), f64::from(attempts.unauthorized), "{metrics}");
     assert!(app.stop().await.success());
 }

@@ -487,6 +487,13 @@ async fn guessing_the_password_is_slowed_down_per_client() {
     assert_eq!(attempts.ask(&eve, &url, Some(secret)).await.0, 200);
     assert_eq!(attempts.ask(&eve, &url, Some("guess")).await.0, 401);
     failures += 1;
+    // The Host check comes first: a rebinding page's guess is no guess, and counts as none.
+    let forged = get_with("/api/status", "Host: evil.example\r\nAuthorization: Basic Z3Vlc3M6Z3Vlc3M=\r\n");
+    assert_eq!(raw(app.addr, &forged).await.0, 421);
+    let (code, headers, _) = raw(app.addr, &get_with("/api/status", &format!("Host: {}\r\n", app.addr))).await;
+    assert_eq!(code, 401);
+    attempts.unauthorized += 1;
+    assert_hardened(&headers, "a 401");
 
     let r = eve.get(format!("http://{}/metrics", app.addr)).basic_auth("ada", Some(secret)).send().await.unwrap();
     let metrics = r.text().await.unwrap();

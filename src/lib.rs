@@ -14,6 +14,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod current;
+pub mod dates;
 pub mod domain;
 pub mod export;
 pub mod location;

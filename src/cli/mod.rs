@@ -53,10 +53,10 @@ enum Command {
         #[arg(long, value_enum)]
         kind: crate::export::KindArg,
         /// First day to include (YYYY-MM-DD, UTC; for warnings the day they are valid for).
-        #[arg(long)]
+        #[arg(long, value_parser = crate::dates::date_arg)]
         from: Option<chrono::NaiveDate>,
         /// Last day to include.
-        #[arg(long)]
+        #[arg(long, value_parser = crate::dates::date_arg)]
         to: Option<chrono::NaiveDate>,
         /// Output file (default: standard output).
         #[arg(long)]
@@ -78,8 +78,8 @@ enum Command {
         /// Observer altitude in metres.
         #[arg(long, allow_hyphen_values = true)]
         alt_m: Option<f64>,
-        /// Start of the window (RFC 3339; default: now).
-        #[arg(long)]
+        /// Start of the window (RFC 3339, or YYYY-MM-DD for the start of that UTC day; default: now).
+        #[arg(long, value_parser = crate::dates::time_arg)]
         from: Option<chrono::DateTime<chrono::Utc>>,
         /// Length of the window in hours.
         #[arg(long, default_value_t = 72.0)]

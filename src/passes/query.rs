@@ -20,7 +20,13 @@ pub const MAX_HOURS: f64 = 24.0 * 14.0;
 
 impl PassQuery {
     pub fn run(&self, tle: &Tle) -> Result<Vec<Pass>, super::PredictError> {
-        let to = self.from + Duration::milliseconds((self.hours.clamp(0.0, MAX_HOURS) * 3_600_000.0) as i64);
+        let span = Duration::milliseconds((self.hours.clamp(0.0, MAX_HOURS) * 3_600_000.0) as i64);
+        let to = self.from.checked_add_signed(span).ok_or_else(|| {
+            super::PredictError::InvalidOptions(format!(
+                "{} + {} h is past the last representable time",
+                self.from, self.hours
+            ))
+        })?;
         let mut passes = predict(tle, self.observer, self.from, to, self.options)?;
         if !self.all {
             passes.retain(|p| p.visible);
@@ -68,6 +74,21 @@ where
 mod tests {
     use super::*;
     use crate::passes::PassPoint;
+
+    #[test]
+    fn a_window_past_the_last_representable_time_is_an_error_not_a_panic() {
+        let tle =
+            Tle { epoch: DateTime::<Utc>::MAX_UTC, norad_id: 25544, name: None, line1: "1".into(), line2: "2".into() };
+        let query = PassQuery {
+            observer: Observer { latitude: 59.9, longitude: 10.7, altitude_m: 0.0 },
+            from: DateTime::<Utc>::MAX_UTC - Duration::hours(1),
+            hours: 72.0,
+            options: PassOptions { min_elevation_deg: 10.0, sun_limit_deg: -6.0 },
+            all: true,
+        };
+        let err = query.run(&tle).unwrap_err();
+        assert!(matches!(err, crate::passes::PredictError::InvalidOptions(_)), "{err}");
+    }
 
     #[test]
     fn compass_points_wrap_and_round() {

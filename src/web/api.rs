@@ -8,7 +8,7 @@ use crate::store::Track;
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Deserialize;
 use std::collections::HashMap;
 
@@ -63,18 +63,15 @@ pub async fn iss_latest(State(app): State<AppState>) -> Result<Json<IssPosition>
         .ok_or_else(|| WebError::NotFound("no ISS position has been collected yet".into()))
 }
 
-/// `from`/`to` as RFC 3339 or YYYY-MM-DD (a whole UTC day: `from` its start, `to` its end).
+/// `from`/`to` as RFC 3339 or YYYY-MM-DD (a whole UTC day: `from` its start, `to` its end), in
+/// `crate::dates::YEARS`.
 fn parse_time(name: &str, v: &str, end_of_day: bool) -> Result<DateTime<Utc>, WebError> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(v) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    if let Ok(d) = NaiveDate::parse_from_str(v, "%Y-%m-%d") {
-        let start = Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).expect("midnight exists"));
-        return Ok(if end_of_day { start + Duration::days(1) - Duration::milliseconds(1) } else { start });
-    }
-    Err(WebError::BadRequest(format!(
-        "{name}={v:?} is neither RFC 3339 (2023-09-18T12:00:00Z) nor a date (2023-09-18)"
-    )))
+    crate::dates::parse_time(v, end_of_day).map_err(|e| WebError::BadRequest(format!("{name}={v:?} {e}")))
+}
+
+/// A `YYYY-MM-DD` parameter, in `crate::dates::YEARS`.
+pub(super) fn parse_date(name: &str, v: &str) -> Result<NaiveDate, WebError> {
+    crate::dates::parse_date(v).map_err(|e| WebError::BadRequest(format!("{name}={v:?} {e}")))
 }
 
 /// Query parameters arrive as strings so that a bad value gets our message, not serde's.
@@ -86,11 +83,10 @@ pub async fn iss_track(
         return Err(WebError::BadRequest(format!("unknown parameter {unknown:?}; use from, to, max_points")));
     }
     let to = q.get("to").map(|v| parse_time("to", v, true)).transpose()?.unwrap_or_else(Utc::now);
-    let from = q
-        .get("from")
-        .map(|v| parse_time("from", v, false))
-        .transpose()?
-        .unwrap_or(to - Duration::minutes(TRACK_DEFAULT_SPAN_MIN));
+    let from = match q.get("from") {
+        Some(v) => parse_time("from", v, false)?,
+        None => crate::dates::add(to, -Duration::minutes(TRACK_DEFAULT_SPAN_MIN)).map_err(WebError::BadRequest)?,
+    };
     if from > to {
         return Err(WebError::BadRequest(format!("from ({from}) is after to ({to})")));
     }
@@ -120,8 +116,7 @@ pub async fn avalanche(
 ) -> Result<Json<Vec<AvalancheWarning>>, WebError> {
     let date = match q.date.as_deref() {
         None => crate::domain::norwegian_today(),
-        Some(v) => NaiveDate::parse_from_str(v, "%Y-%m-%d")
-            .map_err(|_| WebError::BadRequest(format!("date={v:?} is not a date like 2023-03-01")))?,
+        Some(v) => parse_date("date", v)?,
     };
     let store = app.store.clone();
     Ok(Json(blocking(move || store.avalanche_for_date(date)).await?))
@@ -135,7 +130,9 @@ pub async fn status(State(app): State<AppState>) -> Result<Json<crate::status::S
 pub struct ExportQuery {
     kind: crate::export::KindArg,
     format: crate::export::Format,
+    #[serde(default, deserialize_with = "crate::dates::optional_date")]
     from: Option<NaiveDate>,
+    #[serde(default, deserialize_with = "crate::dates::optional_date")]
     to: Option<NaiveDate>,
 }
 
@@ -203,10 +200,8 @@ pub async fn passes(
             },
         }
     };
-    let from = match q.get("from") {
-        None => Utc::now(),
-        Some(v) => parse_time("from", v, false)?,
-    };
+    let asked_from = q.get("from").map(|v| parse_time("from", v, false)).transpose()?;
+    let from = asked_from.unwrap_or_else(Utc::now);
     let hours = num("hours", 0.0, crate::passes::MAX_HOURS)?.unwrap_or(72.0);
     let all = flag(&q, "all")?;
     let with_path = flag(&q, "path")?;
@@ -235,6 +230,7 @@ pub async fn passes(
     let tle = blocking(move || store.latest_tle())
         .await?
         .ok_or_else(|| WebError::Unavailable("no TLE has been collected yet".into()))?;
+    let tle_epoch = tle.epoch;
     let query = crate::passes::PassQuery { observer, from, hours, options, all };
     let passes = tokio::task::spawn_blocking(move || {
         query
@@ -253,6 +249,16 @@ pub async fn passes(
     })
     .await
     .map_err(|e| WebError::Internal(e.into()))?
-    .map_err(|e| WebError::Unavailable(e.to_string()))?;
+    .map_err(|e| {
+        use crate::passes::PredictError as E;
+        match e {
+            // A TLE is good for days around its epoch: a `from` decades away is the request's fault.
+            E::Propagation(_) if asked_from.is_some() => {
+                WebError::BadRequest(format!("{e}; the newest TLE's epoch is {tle_epoch}: ask for a time near it"))
+            }
+            E::InvalidObserver(_) | E::InvalidOptions(_) | E::EndlessPass(_) => WebError::BadRequest(e.to_string()),
+            E::BadTle(_) | E::UnsupportedOrbit(_) | E::Propagation(_) => WebError::Unavailable(e.to_string()),
+        }
+    })?;
     Ok(Json(passes))
 }

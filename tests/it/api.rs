@@ -93,6 +93,16 @@ async fn bad_parameters_get_400_with_a_message() {
         ("/api/iss/track?form=2023-09-18", "unknown parameter"),
         ("/api/avalanche?date=03/01/2023", "date"),
         ("/api/avalanche?date=2023-02-30", "date"),
+        // Signed and out-of-range years (chrono's `%Y` takes a sign; its last day + 1 day panicked).
+        ("/api/iss/track?to=%2B262142-12-31", "to="),
+        ("/api/iss/track?from=-2026-01-01", "from="),
+        ("/api/iss/track?to=2101-01-01", "outside the years 2000 to 2100"),
+        ("/api/iss/track?from=0000-01-01T00:00:00Z", "outside the years"),
+        ("/api/avalanche?date=%2B2026-01-01", "date="),
+        ("/api/avalanche?date=1999-12-31", "outside the years"),
+        ("/api/passes?from=%2B262142-12-31", "from="),
+        ("/api/export?kind=iss&format=jsonl&to=%2B262142-12-31", "to"),
+        ("/api/export?kind=iss&format=jsonl&from=9999-12-31", "outside the years"),
     ] {
         let (code, body) = app.get(query).await;
         assert_eq!(code, 400, "{query}: {body}");

@@ -90,4 +90,7 @@ async fn dates_filter_and_a_running_daemon_serves_the_same_export() {
 
     let (code, _, err) = export(&cfg_path, &["--format", "xml", "--kind", "iss"]);
     assert_eq!(code, 2, "clap refuses an unknown format: {err}");
+    let (code, _, err) = export(&cfg_path, &["--format", "jsonl", "--kind", "iss", "--to", "+262142-12-31"]);
+    assert_eq!(code, 2, "a signed year is refused: {err}");
+    assert!(err.contains("--to"), "{err}");
 }

@@ -1,8 +1,8 @@
 //! Fault drill: random input (proptest, a bounded number of cases) into everything that parses
 //! what the outside world sends: the upstream answer parsers, TLE parsing, config loading with
-//! environment overrides, and the HTTP query parameters of the running appliance. Nothing may
-//! panic; the parsers and the config answer with a value or an error, the web server with 200,
-//! 400, 404 or 503, never 500 or a dropped connection.
+//! environment overrides, and every path, query parameter and `Last-Event-ID` of the running
+//! appliance. Nothing may panic; the parsers and the config answer with a value or an error, the
+//! web server with 2xx or 4xx, never 5xx or a dropped connection. Seeds are fixed: runs repeat.
 
 use crate::helpers::*;
 use outpost::app::Config;
@@ -17,8 +17,14 @@ use serde_json::Value;
 
 const CASES: u32 = 400;
 
+/// A fixed seed: every run tries the same inputs (a failure replays as it is).
 fn cfg() -> ProptestConfig {
-    ProptestConfig { cases: CASES, failure_persistence: None, ..ProptestConfig::default() }
+    ProptestConfig {
+        cases: CASES,
+        failure_persistence: None,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(15),
+        ..ProptestConfig::default()
+    }
 }
 
 /// Any JSON value, a few levels deep, with the numbers and strings parsers trip over.
@@ -206,33 +212,221 @@ fn encode(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// Query values that parameter parsers trip over.
-fn query_value() -> impl Strategy<Value = Vec<u8>> {
+fn one_of(options: &'static [&'static str]) -> impl Strategy<Value = String> + Clone {
+    prop::sample::select(options).prop_map(str::to_owned)
+}
+
+/// Dates and times at and past every edge: signed and six-digit years (chrono's `%Y` takes them;
+/// its last day `+262142-12-31` plus one day panics), years 0 and 9999, leap days, 24:00, leap
+/// seconds, offsets no clock has, overlong numbers.
+fn extreme_time() -> impl Strategy<Value = String> {
+    let year = prop_oneof![
+        one_of(&[
+            "+262143",
+            "+262142",
+            "-262144",
+            "-262143",
+            "+2026",
+            "-2026",
+            "02026",
+            "0000",
+            "9999",
+            "1999",
+            "2000",
+            "2100",
+            "2101",
+            "2024",
+            "99999999999999999999",
+            "",
+        ]),
+        "[+-]?[0-9]{1,7}",
+    ];
+    let month_day = prop_oneof![
+        one_of(&["02-29", "02-30", "12-31", "01-01", "00-00", "13-01", "1-1", "12-32", "02-28", "99999999999-01"]),
+        "[0-9]{1,3}-[0-9]{1,3}",
+    ];
+    let time = prop_oneof![
+        one_of(&[
+            "T24:00:00",
+            "T23:59:60",
+            "T00:00:00",
+            "T12:00:00.999999999999",
+            "T25:61:61",
+            "t12:00:00",
+            " 12:00:00",
+            "T23:59:59.999999999",
+            "T12:00",
+            "T",
+        ]),
+        "T[0-9]{1,3}:[0-9]{1,3}:[0-9]{1,3}",
+    ];
+    let offset = one_of(&[
+        "Z",
+        "z",
+        "",
+        "+23:59",
+        "-23:59",
+        "+24:00",
+        "+99:99",
+        "+2147483647:00",
+        "-9223372036854775808",
+        "+00:00",
+        "+0000000000000000000",
+        "-00:01",
+    ]);
     prop_oneof![
-        prop::collection::vec(any::<u8>(), 0..24),
-        ".{0,24}".prop_map(String::into_bytes),
-        any::<i64>().prop_map(|i| i.to_string().into_bytes()),
-        any::<f64>().prop_map(|f| f.to_string().into_bytes()),
-        prop_oneof![Just("NaN"), Just("inf"), Just("-0"), Just("1e999"), Just("true"), Just("false"), Just("")]
-            .prop_map(|s| s.as_bytes().to_vec()),
-        "[0-9]{1,6}-[0-9]{1,2}-[0-9]{1,2}".prop_map(String::into_bytes),
-        "[0-9]{4}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-9]{2}(\\.[0-9]{1,12})?(Z|[+-][0-9]{2}:[0-9]{2})"
-            .prop_map(String::into_bytes),
+        (year, month_day, prop::option::of((time, offset))).prop_map(|(y, md, t)| {
+            let t = t.map_or(String::new(), |(t, o)| format!("{t}{o}"));
+            format!("{y}-{md}{t}")
+        }),
+        // chrono's own ends, whatever version: the days where its arithmetic stops.
+        Just(chrono::NaiveDate::MAX.to_string()),
+        Just(chrono::NaiveDate::MIN.to_string()),
+        Just(chrono::DateTime::<chrono::Utc>::MAX_UTC.to_rfc3339()),
+        Just(chrono::DateTime::<chrono::Utc>::MIN_UTC.to_rfc3339()),
     ]
 }
 
+/// A query value, as it goes into the URL: mostly percent-encoded (any bytes, invalid UTF-8
+/// included, reach the server intact), sometimes raw (a `+` is a space; broken `%` escapes).
+fn query_value() -> impl Strategy<Value = String> {
+    let encoded = prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..24),
+        ".{0,24}".prop_map(String::into_bytes),
+        any::<i64>().prop_map(|i| i.to_string().into_bytes()),
+        any::<u64>().prop_map(|i| i.to_string().into_bytes()),
+        any::<f64>().prop_map(|f| f.to_string().into_bytes()),
+        "[0-9]{20,60}".prop_map(String::into_bytes),
+        one_of(&["NaN", "inf", "-0", "1e999", "true", "false", "", "iss", "tle", "avalanche", "cql", "csv", "jsonl"])
+            .prop_map(String::into_bytes),
+        "[0-9]{1,6}-[0-9]{1,2}-[0-9]{1,2}".prop_map(String::into_bytes),
+        "[0-9]{4}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-9]{2}(\\.[0-9]{1,12})?(Z|[+-][0-9]{2}:[0-9]{2})"
+            .prop_map(String::into_bytes),
+        extreme_time().prop_map(String::into_bytes),
+        extreme_time().prop_map(String::into_bytes),
+    ]
+    .prop_map(|v| encode(&v));
+    let raw = prop_oneof![
+        one_of(&[
+            "%",
+            "%%",
+            "%zz",
+            "%2",
+            "%C3%28",
+            "%FF%FE%FD",
+            "%00",
+            "%E2%82",
+            "%ED%A0%80",
+            "%C0%AF",
+            "%25%32%42",
+            "%2B2026-01-01",
+            "%2B262142-12-31",
+            "+262142-12-31",
+            "+2026-01-01",
+            "-2026-01-01",
+            "2026-01-01+",
+        ]),
+        extreme_time().prop_map(|t| t.replace(' ', "+")),
+    ];
+    prop_oneof![4 => encoded, 1 => raw]
+}
+
+/// Every path and the parameters it knows (unknown ones are generated too).
 const ROUTES: &[(&str, &[&str])] = &[
+    ("/", &[]),
+    ("/avalanche", &["date", "region"]),
+    ("/status", &[]),
+    ("/api/iss/latest", &[]),
     ("/api/iss/track", &["from", "to", "max_points"]),
     ("/api/avalanche", &["date"]),
-    ("/avalanche", &["date", "region"]),
-    ("/api/passes", &["from", "hours", "all", "min_elevation", "sun_limit", "lat", "lon", "alt_m", "path"]),
+    ("/api/status", &[]),
     ("/api/export", &["kind", "format", "from", "to"]),
-    ("/api/iss/latest", &[]),
-    ("/status", &[]),
+    ("/api/passes", &["from", "hours", "all", "min_elevation", "sun_limit", "lat", "lon", "alt_m", "path"]),
+    ("/metrics", &[]),
+    ("/healthz", &[]),
+    ("/api/events", &[]),
+    ("/static/", &[]),
 ];
 
+/// `Last-Event-ID` values a reconnecting browser would never send.
+fn last_event_id() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        one_of(&[
+            "18446744073709551615",
+            "18446744073709551616",
+            "99999999999999999999999999",
+            "-1",
+            "-0",
+            "0",
+            " 3 ",
+            "abc",
+            "1e3",
+            "0x10",
+            "",
+            "+5",
+            "9223372036854775808",
+        ])
+        .prop_map(String::into_bytes),
+        any::<u64>().prop_map(|n| n.to_string().into_bytes()),
+        any::<i64>().prop_map(|n| n.to_string().into_bytes()),
+        // Any byte a header value may carry (visible ASCII, tab, and obs-text 0x80..=0xFF).
+        prop::collection::vec(prop_oneof![0x20u8..0x7f, 0x80u8..=0xff, Just(b'\t')], 0..24),
+    ]
+}
+
+/// What follows `/static/`: real files, traversal in every spelling, junk.
+fn static_path() -> impl Strategy<Value = String> {
+    prop_oneof![
+        one_of(&[
+            "style.css",
+            "map.js",
+            "..%2f..%2fCargo.toml",
+            "..%2F..%2F..%2Fetc%2Fpasswd",
+            "%2e%2e/%2e%2e/Cargo.toml",
+            "../../Cargo.toml",
+            "..%5c..%5cCargo.toml",
+            "style.css%00",
+            "style.css%00.png",
+            "%2fetc%2fpasswd",
+            "vendor/leaflet/../../../Cargo.toml",
+            "vendor%2fleaflet%2fleaflet.js",
+            "%C0%AE%C0%AE/Cargo.toml",
+            "%FF",
+            "",
+            "/",
+            "//etc/passwd",
+        ]),
+        prop::collection::vec(any::<u8>(), 0..40).prop_map(|b| encode(&b)),
+        "[a-z./%0-9]{0,40}",
+    ]
+}
+
+/// A request: route, its parameters (`(known name index, unknown name, value)`), a static path,
+/// a `Last-Event-ID`, and for `/api/export` valid `kind` and `format` first (or not), so that the
+/// dates behind them are reached.
+type Case = (usize, Vec<(usize, String, String)>, String, Option<Vec<u8>>, Option<(String, String)>);
+
+fn case() -> impl Strategy<Value = Case> {
+    (
+        0..ROUTES.len(),
+        prop::collection::vec((0..12usize, ".{0,8}", query_value()), 0..5),
+        static_path(),
+        prop::option::of(last_event_id()),
+        prop::option::weighted(0.8, (one_of(&["iss", "tle", "avalanche"]), one_of(&["cql", "csv", "jsonl"]))),
+    )
+}
+
+/// The seed of the HTTP fuzz: fixed, so a run is repeatable; `OUTPOST_DRILL_SEED` explores others.
+fn http_fuzz_seed() -> u64 {
+    let seed = std::env::var("OUTPOST_DRILL_SEED").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(15);
+    eprintln!("http fuzz: seed {seed} (replay with OUTPOST_DRILL_SEED={seed})");
+    seed
+}
+
+const HTTP_CASES: u32 = 1200;
+
 #[tokio::test]
-async fn fuzz_http_query_parameters_never_get_a_500() {
+async fn fuzz_http_requests_never_get_a_5xx() {
     let fx = FixtureServer::start().await;
     let base = chrono::Utc::now() - chrono::Duration::minutes(20);
     fx.generate("/iss-now.json", move |n| {
@@ -242,39 +436,108 @@ async fn fuzz_http_query_parameters_never_get_a_500() {
     fx.script("/nve", vec![Reply::ok(fixture("nve_AvalancheWarningByRegion_Detail.json"))]);
     let dir = tempfile::tempdir().unwrap();
     let extra = "[location]\nlatitude = 59.9\nlongitude = 10.7\n";
-    let app = Outpost::start(dir.path(), &config(&fx, &dir.path().join("store"), extra)).await;
+    let mut app = Outpost::start(dir.path(), &config(&fx, &dir.path().join("store"), extra)).await;
     app.wait_for("every kind stored", 30, |s| stored(s, "iss.tle") == 1 && stored(s, "avalanche.warning") == 5).await;
+    let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(60)).build().unwrap();
+    let started = std::time::Instant::now();
 
-    let query = (0..ROUTES.len(), prop::collection::vec((0..12usize, ".{0,8}", query_value()), 0..5));
-    let seed = crate::drills::rng("http fuzz").u64(..);
+    // The requests of issue 15, each once: chrono's last day, where `+ 1 day` panicked.
+    let last = encode(chrono::NaiveDate::MAX.to_string().as_bytes());
+    for path in [
+        format!("/api/iss/track?to={last}"),
+        format!("/api/iss/track?from={last}"),
+        "/api/iss/track?to=%2B262143-12-31".to_owned(),
+        format!("/avalanche?date={last}"),
+        format!("/api/avalanche?date={last}"),
+        format!("/api/passes?from={last}"),
+        format!("/api/export?kind=iss&format=jsonl&to={last}"),
+        "/api/passes?from=%2B2026-12-01".to_owned(),
+        "/api/iss/track?from=-2026-12-01".to_owned(),
+    ] {
+        let url = format!("http://{}{path}", app.addr);
+        let r = http.get(&url).send().await.unwrap_or_else(|e| panic!("{url}: no answer ({e})\n{}", app.log()));
+        let code = r.status().as_u16();
+        let body = r.text().await.unwrap_or_default();
+        assert_eq!(code, 400, "{url}: {body}");
+        assert!(body.contains("is not a date") || body.contains("neither RFC 3339"), "{url}: {body}");
+    }
+    // The edges of the range are answered (the passes far from the TLE's epoch as a 4xx).
+    for path in [
+        "/api/passes?from=2100-12-31T23:59:59Z&hours=336&all=true&path=true",
+        "/api/passes?from=2000-01-01&hours=336&all=true",
+        "/api/iss/track?from=2000-01-01&to=2100-12-31",
+        "/avalanche?date=2100-12-31",
+        "/avalanche?date=2000-01-01",
+        "/api/export?kind=iss&format=csv&from=2000-01-01&to=2100-12-31",
+    ] {
+        let url = format!("http://{}{path}", app.addr);
+        let r = http.get(&url).send().await.unwrap_or_else(|e| panic!("{url}: no answer ({e})\n{}", app.log()));
+        let code = r.status().as_u16();
+        let body = r.text().await.unwrap_or_default();
+        assert!(code == 200 || (400..500).contains(&code), "{url}: {code} {body}");
+        eprintln!("edge {path}: {code} {}", body.chars().take(200).collect::<String>());
+    }
+
     let mut runner = TestRunner::new_with_rng(
         RunConfig::default(),
         TestRng::from_seed(proptest::test_runner::RngAlgorithm::ChaCha, &{
             let mut s = [0u8; 32];
-            s[..8].copy_from_slice(&seed.to_le_bytes());
+            s[..8].copy_from_slice(&http_fuzz_seed().to_le_bytes());
             s
         }),
     );
-    let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(60)).build().unwrap();
     let mut seen = std::collections::BTreeMap::new();
-    for _ in 0..CASES {
-        let (route, params) = query.new_tree(&mut runner).unwrap().current();
+    for _ in 0..HTTP_CASES {
+        let (route, params, static_tail, event_id, export) = case().new_tree(&mut runner).unwrap().current();
         let (path, known) = ROUTES[route];
-        let pairs: Vec<String> = params
-            .iter()
-            .map(|(k, unknown, v)| {
+        let export = export.filter(|_| path == "/api/export");
+        let pairs: Vec<String> = export
+            .map(|(kind, format)| [format!("kind={kind}"), format!("format={format}")])
+            .into_iter()
+            .flatten()
+            .chain(params.iter().map(|(k, unknown, v)| {
                 let key = known.get(*k).map_or(encode(unknown.as_bytes()), |k| k.to_string());
-                format!("{key}={}", encode(v))
-            })
+                format!("{key}={v}")
+            }))
             .collect();
-        let url = format!("http://{}{path}?{}", app.addr, pairs.join("&"));
-        let r = http.get(&url).send().await.unwrap_or_else(|e| panic!("{url}: no answer ({e})\n{}", app.log()));
+        let path_part = if path == "/static/" { format!("/static/{static_tail}") } else { path.to_owned() };
+        let url = format!("http://{}{path_part}?{}", app.addr, pairs.join("&"));
+        let mut request = http.get(&url);
+        let event_id = event_id.and_then(|v| reqwest::header::HeaderValue::from_bytes(&v).ok());
+        if let Some(v) = &event_id {
+            request = request.header("last-event-id", v.clone());
+        }
+        let r = request.send().await.unwrap_or_else(|e| panic!("{url}: no answer ({e})\n{}", app.log()));
         let code = r.status().as_u16();
-        let body = r.bytes().await.unwrap_or_else(|e| panic!("{url}: the answer broke off ({e})\n{}", app.log()));
-        assert!(matches!(code, 200 | 400 | 404 | 503), "{url}: {code} {}", String::from_utf8_lossy(&body));
+        let what = format!("{url} (Last-Event-ID {event_id:?})");
+        if path == "/api/events" && code == 200 {
+            // A stream never ends: the status and type are the answer; dropping it hangs up.
+            let content_type = r.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+            assert!(content_type.starts_with("text/event-stream"), "{what}: {content_type}");
+        } else {
+            let body = r.bytes().await.unwrap_or_else(|e| panic!("{what}: the answer broke off ({e})\n{}", app.log()));
+            assert!(
+                (200..300).contains(&code) || (400..500).contains(&code),
+                "{what}: {code} {}",
+                String::from_utf8_lossy(&body)
+            );
+            if path == "/static/" && code == 200 {
+                // Only embedded files are served, whatever the path spells.
+                let text = String::from_utf8_lossy(&body);
+                assert!(!text.contains("[package]") && !text.contains("root:x:0"), "{what} served a file from disk");
+            }
+        }
         *seen.entry((path, code)).or_insert(0) += 1;
     }
-    eprintln!("http fuzz: answers by route and status: {seen:?}");
+    let elapsed = started.elapsed();
+    eprintln!("http fuzz: {HTTP_CASES} requests in {elapsed:?}; answers by route and status: {seen:?}");
+    for (path, _) in ROUTES {
+        assert!(seen.keys().any(|(p, _)| p == path), "{path} was never requested");
+    }
+    for path in ["/api/iss/track", "/avalanche", "/api/avalanche", "/api/export", "/api/passes"] {
+        assert!(seen.contains_key(&(path, 200)) && seen.contains_key(&(path, 400)), "{path}: only {seen:?}");
+    }
+    assert_eq!(app.try_exited(), None, "the appliance exited\n{}", app.log());
     assert_eq!(app.get("/healthz").await.0, 200);
     assert!(!app.log().contains("panicked"), "{}", app.log());
     assert!(app.stop().await.success());

@@ -84,6 +84,12 @@ fn bad_cli_arguments_are_clear_errors() {
     let (code, _, err) = passes_cli(&["--tle", &tle_path(), "--lat", "95", "--lon", "2"]);
     assert_ne!(code, 0);
     assert!(err.contains("±90"), "{err}");
+    for from in ["+262142-12-31T00:00:00Z", "-2026-01-01T00:00:00Z", "2101-01-01"] {
+        let from = format!("--from={from}");
+        let (code, _, err) = passes_cli(&["--tle", &tle_path(), "--lat", "1", "--lon", "2", &from]);
+        assert_eq!(code, 2, "--from {from}: {err}");
+        assert!(err.contains("--from"), "{err}");
+    }
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use crate::domain::{AvalancheProblem, AvalancheWarning, Danger, ElevationBand};
 use crate::store::Store;
 use crate::web::assets;
 use crate::web::error::WebError;
-use chrono::{Datelike, Duration, NaiveDate};
+use chrono::{Datelike, NaiveDate};
 use maud::{Markup, html};
 use std::collections::HashMap;
 
@@ -24,8 +24,7 @@ impl Request {
         }
         let date = match q.get("date").map(String::as_str) {
             None | Some("") => crate::domain::norwegian_today(),
-            Some(v) => NaiveDate::parse_from_str(v, "%Y-%m-%d")
-                .map_err(|_| WebError::BadRequest(format!("date={v:?} is not a date like 2023-03-01")))?,
+            Some(v) => crate::web::api::parse_date("date", v)?,
         };
         let region = match q.get("region").map(String::as_str) {
             None | Some("") => None,
@@ -133,15 +132,17 @@ pub fn page(station: &str, tile_url: &str, data: &Data) -> Markup {
         (leaflet_head())
         script src=(assets::url("avalanche.js")) defer {}
     };
-    let day = Duration::days(1);
+    // No link to a day outside the years a request may name (the date itself is inside them).
+    let neighbour = |d: Option<NaiveDate>| d.filter(|d| crate::dates::YEARS.contains(&d.year()));
+    let (prev, next) = (neighbour(data.date.pred_opt()), neighbour(data.date.succ_opt()));
     let body = html! {
         (page_data(&serde_json::json!({ "tile_url": tile_url, "regions": markers })))
         main.content {
             form.date-form method="get" action="/avalanche" {
-                a.button href=(href(data.date - day, selected_id)) rel="prev" aria-label="previous day" { "‹" }
+                @if let Some(d) = prev { a.button href=(href(d, selected_id)) rel="prev" aria-label="previous day" { "‹" } }
                 input #date type="date" name="date" value=(data.date) aria-label="date";
                 @if let Some(r) = selected_id { input type="hidden" name="region" value=(r); }
-                a.button href=(href(data.date + day, selected_id)) rel="next" aria-label="next day" { "›" }
+                @if let Some(d) = next { a.button href=(href(d, selected_id)) rel="next" aria-label="next day" { "›" } }
                 button.primary type="submit" { "Show" }
             }
             h1 { "Avalanche danger " small { (data.date.format("%A %-d %B %Y")) } }
@@ -276,14 +277,34 @@ mod tests {
     #[test]
     fn bad_parameters_are_refused_with_a_reason() {
         let q = |k: &str, v: &str| HashMap::from([(k.to_owned(), v.to_owned())]);
-        for (k, v, needle) in
-            [("date", "2023-13-01", "not a date"), ("region", "abc", "region id"), ("foo", "1", "unknown")]
-        {
+        for (k, v, needle) in [
+            ("date", "2023-13-01", "not a day of the calendar"),
+            ("date", "+262143-12-31", "not a date"),
+            ("date", "-2026-01-01", "not a date"),
+            ("date", "2101-01-01", "outside the years"),
+            ("region", "abc", "region id"),
+            ("foo", "1", "unknown"),
+        ] {
             match Request::parse(&q(k, v)) {
                 Err(WebError::BadRequest(m)) => assert!(m.contains(needle), "{m}"),
                 _ => panic!("{k}={v} was accepted"),
             }
         }
         assert!(Request::parse(&q("region", "3022")).is_ok());
+    }
+
+    #[test]
+    fn the_first_and_last_day_of_the_range_link_no_further() {
+        let links = |date: &str| {
+            let date: NaiveDate = date.parse().unwrap();
+            let (start, end) = Season::containing(date);
+            let data =
+                Data { date, warnings: Vec::new(), selected: None, season: Season { start, end, days: Vec::new() } };
+            let html = page("station", "", &data).into_string();
+            (html.contains(r#"rel="prev""#), html.contains(r#"rel="next""#))
+        };
+        assert_eq!(links("2023-03-01"), (true, true));
+        assert_eq!(links("2100-12-31"), (true, false));
+        assert_eq!(links("2000-01-01"), (false, true));
     }
 }

@@ -9,11 +9,14 @@ mod auth;
 mod config;
 mod error;
 mod events;
+mod export;
 mod metrics;
 mod pages;
+mod slow;
 
 pub use api::DEFAULT_MAX_POINTS;
 pub use config::WebConfig;
+pub use slow::SlowClients;
 
 use crate::store::{Store, WriterHandle};
 use axum::Router;
@@ -50,6 +53,8 @@ pub struct AppState {
     pub tile_url: String,
     /// Ends the event streams when the appliance shuts down (they would hold the drain).
     pub shutdown: CancellationToken,
+    /// The export bound and the stall time-outs of clients that stop reading (`slow`).
+    pub slow: Arc<SlowClients>,
 }
 
 /// Every path; `credentials` turns on basic auth for all of them but `/healthz`, which says only
@@ -85,13 +90,15 @@ pub fn router(state: AppState, credentials: Option<(String, crate::config::Secre
     health.merge(router)
 }
 
-/// Serves until `state.shutdown`, then finishes in-flight requests.
+/// Serves until `state.shutdown`, then finishes in-flight requests. A connection whose client
+/// stops reading is closed (`slow::StallGuard`).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     credentials: Option<(String, crate::config::Secret)>,
 ) -> std::io::Result<()> {
     let cancel = state.shutdown.clone();
+    let listener = slow::GuardedListener::new(listener, state.slow.clone());
     axum::serve(listener, router(state, credentials))
         .with_graceful_shutdown(async move { cancel.cancelled().await })
         .await

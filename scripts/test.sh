@@ -70,6 +70,24 @@ if [ ! -d tests/browser/node_modules/playwright-core ]; then
     npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
 fi
 
+# promtool lints /metrics (tests/it/metrics.rs). Debian's prometheus package is unpacked, never
+# installed (it would start a service); without it the test prints its skip line.
+if [ -z "${OUTPOST_PROMTOOL:-}" ]; then
+    if [ ! -x "$TOOLS/promtool/promtool" ]; then
+        echo "== fetching promtool (Debian's prometheus package, unpacked into $TOOLS/promtool)"
+        deb_dir=$(mktemp -d)
+        if (cd "$deb_dir" && apt-get download -qq prometheus 2>/dev/null) &&
+            dpkg-deb -x "$deb_dir"/prometheus_*.deb "$deb_dir/root"; then
+            mkdir -p "$TOOLS/promtool"
+            cp "$deb_dir/root/usr/bin/promtool" "$TOOLS/promtool/promtool"
+        else
+            echo "   (could not fetch Debian's prometheus package; the promtool test will skip)"
+        fi
+        rm -rf "$deb_dir"
+    fi
+    export OUTPOST_PROMTOOL="$TOOLS/promtool/promtool"
+fi
+
 echo "== rustfmt"
 cargo fmt --all --check
 echo "== clippy"

@@ -118,15 +118,38 @@ pub fn csv_load_hint(req: &ExportRequest, file: &str) -> Option<String> {
     Some(cql_export::copy_from_cql(table, &req.keyspace, file))
 }
 
-/// A `Write` that hands 64 KB chunks to an async consumer (the HTTP export stream).
+/// Why a `ChannelWriter` stopped taking data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unread {
+    /// The consumer took nothing for the stall time.
+    Stalled,
+    /// The consumer is gone (the client closed the connection, or the server dropped it).
+    Gone,
+}
+
+/// A `Write` that hands 64 KB chunks to an async consumer (the HTTP export stream), from a
+/// blocking-pool thread. A full channel is the back-pressure; a consumer that takes nothing for
+/// `stall` ends the export, so a client that stops reading cannot hold the thread.
 pub struct ChannelWriter {
     buf: Vec<u8>,
-    tx: tokio::sync::mpsc::Sender<Result<axum::body::Bytes, std::io::Error>>,
+    tx: tokio::sync::mpsc::Sender<axum::body::Bytes>,
+    stall: std::time::Duration,
+    runtime: tokio::runtime::Handle,
+    unread: Option<Unread>,
 }
 
 impl ChannelWriter {
-    pub fn new(tx: tokio::sync::mpsc::Sender<Result<axum::body::Bytes, std::io::Error>>) -> Self {
-        ChannelWriter { buf: Vec::with_capacity(64 * 1024), tx }
+    pub fn new(
+        tx: tokio::sync::mpsc::Sender<axum::body::Bytes>,
+        stall: std::time::Duration,
+        runtime: tokio::runtime::Handle,
+    ) -> Self {
+        ChannelWriter { buf: Vec::with_capacity(64 * 1024), tx, stall, runtime, unread: None }
+    }
+
+    /// Why it stopped, when its consumer stopped taking data.
+    pub fn unread(&self) -> Option<Unread> {
+        self.unread
     }
 }
 
@@ -144,9 +167,53 @@ impl Write for ChannelWriter {
             return Ok(());
         }
         let chunk = axum::body::Bytes::from(std::mem::take(&mut self.buf));
-        // Blocks this (blocking-pool) thread while the client is slow: that is the back-pressure.
-        self.tx
-            .blocking_send(Ok(chunk))
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away"))
+        // A blocking-pool thread (not an async one), so it may wait on the runtime here.
+        let sent = self.runtime.block_on(tokio::time::timeout(self.stall, self.tx.send(chunk)));
+        let (unread, kind) = match sent {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(_)) => (Unread::Gone, std::io::ErrorKind::BrokenPipe),
+            Err(_) => (Unread::Stalled, std::io::ErrorKind::TimedOut),
+        };
+        self.unread = Some(unread);
+        Err(std::io::Error::new(kind, "the client stopped taking the export"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    /// Writes up to three chunks into a channel of one from a blocking-pool thread; returns the error
+    /// and why the writer stopped.
+    async fn write_three_chunks(rx_kept: bool, stall: Duration) -> (std::io::Error, Option<Unread>) {
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let rx = rx_kept.then_some(rx);
+        let runtime = tokio::runtime::Handle::current();
+        let (err, unread) = tokio::task::spawn_blocking(move || {
+            let mut out = ChannelWriter::new(tx, stall, runtime);
+            // Each 64 KB write is one chunk: the first fills the channel, the second waits.
+            let chunk = [b'x'; 64 * 1024];
+            let err = (0..3).find_map(|_| out.write_all(&chunk).err()).expect("a chunk is refused");
+            (err, out.unread())
+        })
+        .await
+        .unwrap();
+        drop(rx);
+        (err, unread)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_consumer_that_takes_nothing_stops_the_writer_after_the_stall_time() {
+        let started = Instant::now();
+        let (err, unread) = write_three_chunks(true, Duration::from_millis(300)).await;
+        assert_eq!((err.kind(), unread), (std::io::ErrorKind::TimedOut, Some(Unread::Stalled)));
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        let (err, unread) = write_three_chunks(false, Duration::from_secs(600)).await;
+        assert_eq!(
+            (err.kind(), unread),
+            (std::io::ErrorKind::BrokenPipe, Some(Unread::Gone)),
+            "at once, not after the stall"
+        );
     }
 }

@@ -149,6 +149,7 @@ pub async fn run(config: Config, listener: tokio::net::TcpListener, shutdown: Ca
         replication: config.sinks.cassandra.replication.clone(),
         tile_url: config.web.tile_url.clone(),
         shutdown: shutdown.clone(),
+        slow: Arc::new(web::SlowClients::from_env()?),
     };
     let door = web::FrontDoor::new(&config.web);
     tracing::info!(address = %listener.local_addr()?, basic_auth = door.basic_auth(), "serving the map and API");

@@ -136,12 +136,12 @@ pub struct ExportQuery {
     to: Option<NaiveDate>,
 }
 
-/// Streams `outpost export` from the running appliance (the store is locked while it runs).
+/// Streams `outpost export` from the running appliance (the store is locked while it runs), at
+/// most `slow::EXPORT_LIMIT` at once (`web::export`).
 pub async fn export(
     State(app): State<AppState>,
     q: Result<Query<ExportQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<axum::response::Response, WebError> {
-    use axum::response::IntoResponse;
     let Query(q) = q.map_err(|e| {
         WebError::BadRequest(format!(
             "{e}; use kind=iss|tle|avalanche&format=cql|csv|jsonl[&from=YYYY-MM-DD][&to=YYYY-MM-DD]"
@@ -155,17 +155,7 @@ pub async fn export(
         keyspace: app.keyspace.clone(),
         replication: app.replication.clone(),
     };
-    let (tx, rx) = tokio::sync::mpsc::channel(8);
-    let store = app.store.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut out = crate::export::ChannelWriter::new(tx.clone());
-        if let Err(e) = crate::export::export(&store, &req, &mut out, &mut |_| {}) {
-            tracing::warn!(error = format!("{e:#}"), "export stopped");
-            let _ = tx.blocking_send(Err(std::io::Error::other("export failed; see the Outpost log")));
-        }
-    });
-    let body = axum::body::Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
-    Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response())
+    Ok(super::export::stream(&app, req))
 }
 
 /// Spacing of the points of `path=true`, seconds.

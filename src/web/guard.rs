@@ -30,9 +30,9 @@ pub struct Connection {
     pub local: Option<SocketAddr>,
 }
 
-impl Connected<IncomingStream<'_, tokio::net::TcpListener>> for Connection {
-    fn connect_info(stream: IncomingStream<'_, tokio::net::TcpListener>) -> Self {
-        Connection { peer: *stream.remote_addr(), local: stream.io().local_addr().ok() }
+impl Connected<IncomingStream<'_, super::slow::GuardedListener>> for Connection {
+    fn connect_info(stream: IncomingStream<'_, super::slow::GuardedListener>) -> Self {
+        Connection { peer: *stream.remote_addr(), local: stream.io().get_ref().local_addr().ok() }
     }
 }
 

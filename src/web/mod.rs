@@ -13,13 +13,16 @@ mod auth;
 mod config;
 mod error;
 mod events;
+mod export;
 mod guard;
 mod headers;
 mod metrics;
 mod pages;
+mod slow;
 
 pub use api::DEFAULT_MAX_POINTS;
 pub use config::WebConfig;
+pub use slow::SlowClients;
 
 use crate::store::{Store, WriterHandle};
 use axum::Router;
@@ -56,6 +59,8 @@ pub struct AppState {
     pub tile_url: String,
     /// Ends the event streams when the appliance shuts down (they would hold the drain).
     pub shutdown: CancellationToken,
+    /// The export bound and the stall time-outs of clients that stop reading (`slow`).
+    pub slow: Arc<SlowClients>,
 }
 
 /// What stands between a request and the routes, from `[web]`.
@@ -117,9 +122,11 @@ pub fn router(state: AppState, door: FrontDoor) -> Router {
         .layer(axum::middleware::from_fn_with_state(door.hardening, headers::harden))
 }
 
-/// Serves until `state.shutdown`, then finishes in-flight requests.
+/// Serves until `state.shutdown`, then finishes in-flight requests. A connection whose client
+/// stops reading is closed (`slow::StallGuard`).
 pub async fn serve(listener: tokio::net::TcpListener, state: AppState, door: FrontDoor) -> std::io::Result<()> {
     let cancel = state.shutdown.clone();
+    let listener = slow::GuardedListener::new(listener, state.slow.clone());
     let app = router(state, door).into_make_service_with_connect_info::<guard::Connection>();
     axum::serve(listener, app).with_graceful_shutdown(async move { cancel.cancelled().await }).await
 }

@@ -28,6 +28,7 @@ mod fuzz;
 mod gpsd;
 mod kafka;
 mod kafka_connector;
+mod metrics;
 mod mqtt;
 mod passes;
 mod pi;

@@ -86,7 +86,7 @@ async fn pages_metrics_and_files_render_what_was_collected() {
     assert!(value(r#"outpost_records_stored_total{kind="iss.position"}"#) >= 3.0);
     assert!(value("outpost_store_bytes") > 0.0);
     assert_eq!(value(r#"outpost_store_records{kind="avalanche.warning"}"#), 5.0);
-    assert!(metrics.contains("# TYPE outpost_polls counter"), "{metrics}");
+    assert!(metrics.contains("# TYPE outpost_polls_total counter"), "{metrics}");
     assert!(metrics.lines().all(|l| l.starts_with('#') || l.starts_with("outpost_")), "{metrics}");
 
     let http = reqwest::Client::new();

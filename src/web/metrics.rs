@@ -215,6 +215,16 @@ pub fn render(s: &Status, slow: &SlowClients, format: Format) -> String {
         "Connections closed because the client took no bytes of an answer for the write stall time.",
         [(vec![], slow.stalled_connections())],
     );
+    m.counter(
+        "http_idle_connections",
+        "Connections closed because no byte went either way for the write stall time (a half-sent request, an idle keep-alive).",
+        [(vec![], slow.idle_connections())],
+    );
+    m.counter(
+        "http_refused_connections",
+        "Connections closed at once because their client address (or all clients) held the most allowed.",
+        [(vec![], slow.refused_connections())],
+    );
     m.encode(format)
 }
 

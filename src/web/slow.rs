@@ -7,15 +7,22 @@
 //!   and an export whose client takes nothing for `CLIENT_STALL` stops, freeing its thread.
 //! - Every connection (`StallGuard`): a write that waits `2 × CLIENT_STALL` for the client's
 //!   socket to take a byte closes the connection, so a stalled client cannot pin the buffered
-//!   answer and its socket buffers (tracks, the basemap, event streams, a cut-off export).
+//!   answer and its socket buffers (tracks, the basemap, event streams, a cut-off export). So
+//!   does a connection on which no byte went either way for as long (a half-sent request, an
+//!   idle keep-alive): event streams send a comment every 15 s, so only dead ones are cut.
+//! - At most `CONNECTIONS_PER_CLIENT` connections per client address and `CONNECTIONS` in all;
+//!   beyond that a new connection is closed at once, so one LAN host cannot use up the
+//!   process's file descriptors (which the store, the sinks and the collectors need too).
 //!
 //! `OUTPOST_TEST_CLIENT_STALL_S` (tests only, read once at start) replaces `CLIENT_STALL`.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
+use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -28,6 +35,11 @@ pub const CLIENT_STALL: Duration = Duration::from_secs(30);
 /// What a refused export is told to wait, seconds (an export of a year of positions takes seconds).
 pub const EXPORT_RETRY_AFTER_S: u64 = 10;
 pub const STALL_ENV: &str = "OUTPOST_TEST_CLIENT_STALL_S";
+/// Open connections one client address may hold: a browser opens 6, an event stream 1 per tab.
+/// Behind a reverse proxy every client shares the proxy's address.
+pub const CONNECTIONS_PER_CLIENT: usize = 64;
+/// Open connections in all, well under systemd's default limit of 1,024 file descriptors.
+pub const CONNECTIONS: usize = 512;
 
 /// How an export ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +80,10 @@ pub struct SlowClients {
     exports: Arc<Semaphore>,
     outcomes: [AtomicU64; ExportOutcome::ALL.len()],
     stalled_connections: AtomicU64,
+    idle_connections: AtomicU64,
+    refused_connections: AtomicU64,
+    /// Open connections per client address (the sum is the total).
+    open: Mutex<HashMap<IpAddr, usize>>,
     client_stall: Duration,
 }
 
@@ -83,6 +99,9 @@ impl SlowClients {
             exports: Arc::new(Semaphore::new(EXPORT_LIMIT)),
             outcomes: Default::default(),
             stalled_connections: AtomicU64::new(0),
+            idle_connections: AtomicU64::new(0),
+            refused_connections: AtomicU64::new(0),
+            open: Mutex::default(),
             client_stall,
         }
     }
@@ -121,6 +140,29 @@ impl SlowClients {
         self.stalled_connections.load(Relaxed)
     }
 
+    /// Connections closed because no byte went either way for the write stall time.
+    pub fn idle_connections(&self) -> u64 {
+        self.idle_connections.load(Relaxed)
+    }
+
+    /// Connections closed at once because their client (or everyone) held too many.
+    pub fn refused_connections(&self) -> u64 {
+        self.refused_connections.load(Relaxed)
+    }
+
+    /// A place for one more connection from `client`, or `None` (counted) beyond the bounds.
+    fn open_connection(self: &Arc<Self>, client: IpAddr) -> Option<ConnectionSlot> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let total: usize = open.values().sum();
+        let mine = open.get(&client).copied().unwrap_or(0);
+        if total >= CONNECTIONS || mine >= CONNECTIONS_PER_CLIENT {
+            self.refused_connections.fetch_add(1, Relaxed);
+            return None;
+        }
+        open.insert(client, mine + 1);
+        Some(ConnectionSlot { slow: self.clone(), client })
+    }
+
     /// How long an export waits for its client.
     pub fn export_stall(&self) -> Duration {
         self.client_stall
@@ -150,8 +192,13 @@ impl axum::serve::Listener for GuardedListener {
     type Addr = std::net::SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let (io, addr) = axum::serve::Listener::accept(&mut self.inner).await;
-        (StallGuard::new(io, self.slow.clone()), addr)
+        loop {
+            let (io, addr) = axum::serve::Listener::accept(&mut self.inner).await;
+            // Beyond the bounds the connection is dropped (closed) unread.
+            if let Some(slot) = self.slow.open_connection(addr.ip()) {
+                return (StallGuard::new(io, self.slow.clone()).holding(slot), addr);
+            }
+        }
     }
 
     fn local_addr(&self) -> io::Result<Self::Addr> {
@@ -159,14 +206,36 @@ impl axum::serve::Listener for GuardedListener {
     }
 }
 
+/// One open connection of a client, given back when the connection is dropped.
+struct ConnectionSlot {
+    slow: Arc<SlowClients>,
+    client: IpAddr,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut open = self.slow.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.client) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.client);
+            }
+        }
+    }
+}
+
 /// A connection whose writes fail once the client's socket has taken nothing for the write
-/// stall time; the server then drops the connection and whatever answer it was sending.
+/// stall time, and whose reads fail once no byte went either way for as long; the server then
+/// drops the connection and whatever answer it was sending.
 pub struct StallGuard<Io> {
     io: Io,
     slow: Arc<SlowClients>,
     /// Running while a write waits for the socket; reset by every write that gets through.
     waiting: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Reset by every byte read or written; a read that waits past it ends the connection.
+    idle: Pin<Box<tokio::time::Sleep>>,
     cut: bool,
+    _slot: Option<ConnectionSlot>,
 }
 
 impl<Io> StallGuard<Io> {
@@ -176,7 +245,18 @@ impl<Io> StallGuard<Io> {
     }
 
     pub fn new(io: Io, slow: Arc<SlowClients>) -> Self {
-        StallGuard { io, slow, waiting: None, cut: false }
+        let idle = Box::pin(tokio::time::sleep(slow.write_stall()));
+        StallGuard { io, slow, waiting: None, idle, cut: false, _slot: None }
+    }
+
+    fn holding(mut self, slot: ConnectionSlot) -> Self {
+        self._slot = Some(slot);
+        self
+    }
+
+    fn active(&mut self) {
+        let until = tokio::time::Instant::now() + self.slow.write_stall();
+        self.idle.as_mut().reset(until);
     }
 
     fn guard<T>(
@@ -201,6 +281,7 @@ impl<Io> StallGuard<Io> {
             }
             ready => {
                 self.waiting = None;
+                self.active();
                 ready
             }
         }
@@ -212,8 +293,27 @@ fn stalled() -> io::Error {
 }
 
 impl<Io: AsyncRead + Unpin> AsyncRead for StallGuard<Io> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_read(cx, buf)
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.cut {
+            return Poll::Ready(Err(stalled()));
+        }
+        let before = buf.filled().len();
+        match Pin::new(&mut this.io).poll_read(cx, buf) {
+            // A write that waits for the client is the write stall's to judge.
+            Poll::Pending if this.waiting.is_none() && this.idle.as_mut().poll(cx).is_ready() => {
+                this.cut = true;
+                this.slow.idle_connections.fetch_add(1, Relaxed);
+                Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "the connection was idle")))
+            }
+            Poll::Pending => Poll::Pending,
+            ready => {
+                if buf.filled().len() > before {
+                    this.active();
+                }
+                ready
+            }
+        }
     }
 }
 
@@ -288,6 +388,26 @@ mod tests {
         drop(guarded);
         assert_eq!(reader.await.unwrap(), 8 * 1024);
         assert_eq!(slow.stalled_connections(), 0);
+    }
+
+    #[test]
+    fn connections_are_bounded_per_client_and_in_all_and_given_back_on_drop() {
+        let slow = Arc::new(SlowClients::default());
+        let client = |i: u32| IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+        let mine: Vec<_> = (0..CONNECTIONS_PER_CLIENT).map(|_| slow.open_connection(client(0)).unwrap()).collect();
+        assert!(slow.open_connection(client(0)).is_none(), "one client beyond its bound");
+        let others: Vec<_> = (1..)
+            .map(client)
+            .flat_map(|c| (0..CONNECTIONS_PER_CLIENT).map(move |_| c))
+            .take(CONNECTIONS - CONNECTIONS_PER_CLIENT)
+            .map(|c| slow.open_connection(c).unwrap())
+            .collect();
+        assert!(slow.open_connection(client(999)).is_none(), "a new client beyond the total");
+        assert_eq!(slow.refused_connections(), 2);
+        drop(mine);
+        assert!(slow.open_connection(client(0)).is_some(), "dropped connections give their places back");
+        drop(others);
+        assert!(slow.open.lock().unwrap().is_empty(), "no entry outlives its connections");
     }
 
     #[test]

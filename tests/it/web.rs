@@ -515,3 +515,73 @@ async fn guessing_the_password_is_slowed_down_per_client() {
     assert_eq!(refused("unauthorized"), f64::from(attempts.unauthorized), "{metrics}");
     assert!(app.stop().await.success());
 }
+
+/// The value of an unlabelled sample in Prometheus text.
+fn sample(metrics: &str, name: &str) -> f64 {
+    let line = metrics.lines().find(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with(' ')));
+    line.unwrap_or_else(|| panic!("no {name} in\n{metrics}")).rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+/// Reads until the server closes the connection (EOF or reset), within `secs`.
+async fn closed_by_server(stream: &mut tokio::net::TcpStream, secs: u64) -> bool {
+    let mut buf = [0u8; 1024];
+    let read = async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(secs), read).await.is_ok()
+}
+
+#[tokio::test]
+async fn one_client_cannot_hold_every_connection_and_idle_ones_are_closed() {
+    const PER_CLIENT: usize = 64; // web::slow::CONNECTIONS_PER_CLIENT
+    const STALL_S: u64 = 2; // idle connections are closed after twice this
+    let dir = tempfile::tempdir().unwrap();
+    let fx = FixtureServer::start().await;
+    let stall = STALL_S.to_string();
+    let env = [("OUTPOST_TEST_CLIENT_STALL_S", std::ffi::OsStr::new(&stall))];
+    let app = Launched::spawn(dir.path(), &config(&fx, dir.path(), ""), &[bin()], &env).serving().await;
+    // Another client of the same machine, whose requests the held connections must not stop.
+    // No idle pooled connection of its own, which the idle rule would close and count too.
+    let other = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let url = |path: &str| format!("http://{}{path}", app.addr);
+    let metrics = || async { other.get(url("/metrics")).send().await.unwrap().text().await.unwrap() };
+
+    // One client holds the most it may: idle connections and half-sent requests.
+    let mut held = Vec::new();
+    for i in 0..PER_CLIENT {
+        let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+        if i % 2 == 0 {
+            stream.write_all(format!("GET / HTTP/1.1\r\nHost: {}\r\nX-Slow: ", app.addr).as_bytes()).await.unwrap();
+        }
+        held.push(stream);
+    }
+    // Its next connection is closed at once, unanswered; the other client is served.
+    let refused = std::time::Instant::now();
+    let mut extra = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    extra.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {}\r\n\r\n", app.addr).as_bytes()).await.ok();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(STALL_S), extra.read_to_end(&mut answer)).await;
+    assert!(read.is_ok() && answer.is_empty(), "closed unanswered before the idle time: {read:?} {answer:?}");
+    assert!(refused.elapsed() < std::time::Duration::from_secs(STALL_S));
+    let page = other.get(url("/")).send().await.unwrap();
+    assert_eq!(page.status(), 200, "another client is served beside the held connections");
+    assert_eq!(sample(&metrics().await, "outpost_http_refused_connections_total"), 1.0);
+
+    // After twice the stall time without a byte, every held connection is closed.
+    for stream in &mut held {
+        assert!(closed_by_server(stream, 4 * STALL_S + 10).await, "an idle connection stays open");
+    }
+    assert_eq!(sample(&metrics().await, "outpost_http_idle_connections_total"), PER_CLIENT as f64);
+    let (code, _) = app.get("/api/status").await;
+    assert_eq!(code, 200, "the client's places are free again");
+    assert!(app.stop().await.success());
+}

@@ -7,7 +7,7 @@
 mod predict;
 mod query;
 
-pub use predict::{PathPoint, PredictError, look_angles, pass_path, predict};
+pub use predict::{GroundTrack, PathPoint, PredictError, great_circle_km, look_angles, pass_path, predict};
 pub use query::{MAX_HOURS, PassQuery, compass, table_line};
 
 use chrono::{DateTime, Utc};

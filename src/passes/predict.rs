@@ -38,6 +38,7 @@
 //!   elevations are those of the refined instant.
 
 mod geometry;
+mod ground;
 mod path;
 mod roots;
 mod solar;
@@ -48,6 +49,7 @@ use super::{Observer, Pass, PassOptions, PassPoint};
 use crate::domain::Tle;
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use geometry::{SECONDS_PER_DAY, Site, Vec3, gmst82, is_finite, norm, teme_to_earth_fixed};
+pub use ground::{GroundTrack, great_circle_km};
 pub use path::{PathPoint, pass_path};
 use std::cell::Cell;
 

@@ -21,8 +21,11 @@ const VELOCITY_KMH: std::ops::RangeInclusive<f64> = 20_000.0..=32_000.0;
 /// Zarya, the first ISS module, launched on 1998-11-20: an earlier time cannot be an ISS position
 /// (a 0 or tiny timestamp is an upstream default, not data).
 const ISS_LAUNCH_UNIX: i64 = 911_520_000;
-/// How far ahead of our clock a position may be (clock skew between us and the upstream).
-const FUTURE_TOLERANCE: TimeDelta = TimeDelta::minutes(5);
+/// How far ahead of our clock a position may be (clock skew between us and the upstream). The
+/// store keeps positions in strictly increasing time, so one accepted from `FUTURE_SKEW` ahead
+/// refuses the real ones for that long: this bounds what a single forged timestamp can suppress
+/// (3 polls at 10 s). Two clocks kept by NTP agree to well under a second.
+pub const FUTURE_SKEW: TimeDelta = TimeDelta::seconds(30);
 const KM_PER_MILE: f64 = 1.609_344;
 const ISS_NORAD_ID: u64 = 25544;
 
@@ -54,7 +57,7 @@ pub fn check_position_time(
     now: DateTime<Utc>,
     last_stored: Option<DateTime<Utc>>,
 ) -> Result<(), Rejection> {
-    if now.checked_add_signed(FUTURE_TOLERANCE).is_some_and(|limit| time > limit) {
+    if now.checked_add_signed(FUTURE_SKEW).is_some_and(|limit| time > limit) {
         return Err(Rejection::new("time_in_future", format!("{time} is ahead of now ({now})")));
     }
     match last_stored {
@@ -308,8 +311,11 @@ mod tests {
     fn position_time_checks() {
         let now = at(1_700_000_000);
         assert!(check_position_time(now, now, None).is_ok());
-        assert!(check_position_time(at(1_700_000_300), now, None).is_ok());
-        assert_eq!(check_position_time(at(1_700_000_301), now, None).unwrap_err().reason, "time_in_future");
+        assert!(check_position_time(at(1_700_000_030), now, None).is_ok());
+        assert_eq!(check_position_time(at(1_700_000_031), now, None).unwrap_err().reason, "time_in_future");
+        // Four minutes ahead: within the old 5-minute tolerance, which let one such answer
+        // suppress every real position for that long.
+        assert_eq!(check_position_time(at(1_700_000_240), now, None).unwrap_err().reason, "time_in_future");
         assert!(check_position_time(now, now, Some(at(1_699_999_999))).is_ok());
         assert_eq!(check_position_time(now, now, Some(now)).unwrap_err().reason, "time_not_after_last");
         assert_eq!(check_position_time(at(1), now, Some(now)).unwrap_err().reason, "time_not_after_last");

@@ -61,9 +61,12 @@ pub struct Spawn<'a> {
 /// Starts every collector, one line each; returns their statuses in that order.
 pub async fn spawn_all(cfg: &Sections, at: &Spawn<'_>) -> anyhow::Result<Vec<Arc<SourceStatus>>> {
     let client = http_client(cfg.http.timeout())?;
+    // The newest TLE, from the store and then from the TLE source: positions are checked against it.
+    let stored_tle = read_store(at.store, |s| s.latest_tle()).await?;
+    let (newest_tle, tle_rx) = tokio::sync::watch::channel(stored_tle);
     Ok(vec![
-        spawn(at, &client, iss_position::IssPositionSource::new(&cfg.iss, at.store).await?),
-        spawn(at, &client, tle::TleSource::new(&cfg.iss, at.store).await?),
+        spawn(at, &client, iss_position::IssPositionSource::new(&cfg.iss, at.store, tle_rx).await?),
+        spawn(at, &client, tle::TleSource::new(&cfg.iss, at.store, newest_tle).await?),
         spawn(at, &client, varsom::VarsomSource::new(&cfg.varsom, at.store)),
     ])
 }

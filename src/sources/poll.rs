@@ -57,18 +57,63 @@ pub fn http_client(timeout: Duration) -> anyhow::Result<reqwest::Client> {
     )
 }
 
-/// GETs `url` and returns the body of a 200 answer; anything else is a `Rejection`.
-/// The URL is not repeated in errors: configured URLs may carry credentials.
+/// The most an upstream answer may hold. The largest real one is NVE's detail answer for the
+/// longest back-fill (`backfill_days` 60 + 2 days of one region): about 11 KB a day as recorded
+/// (tests/fixtures), so under 1 MB; an ISS position or a TLE is under 1 KB. 4 MiB leaves a margin
+/// of 6 over that and keeps a captive portal or a man in the middle from filling a Pi's memory.
+/// The HTTP client decodes no Content-Encoding (reqwest's gzip/brotli/deflate/zstd features are
+/// off, and it sends no Accept-Encoding), so the bytes counted are the bytes parsed: a compressed
+/// body cannot expand behind the cap.
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// How much of a refused (non-2xx) answer is read for the error detail.
+const ERROR_BODY_BYTES: usize = 4 * 1024;
+
+/// GETs `url` and returns the body of a 200 answer; anything else is a `Rejection`. A body over
+/// `MAX_BODY_BYTES` is `too_large`: refused on its Content-Length before any of it is read, or as
+/// soon as the bytes read pass the cap (a body without a length, or with a false one), so at most
+/// the cap is ever held. The URL is not repeated in errors: configured URLs may carry credentials.
 pub async fn fetch(client: &reqwest::Client, url: &str, accept: &str) -> Result<Vec<u8>, Rejection> {
-    let response = client.get(url).header(reqwest::header::ACCEPT, accept).send().await.map_err(transport)?;
+    let mut response = client.get(url).header(reqwest::header::ACCEPT, accept).send().await.map_err(transport)?;
     let status = response.status();
     if !status.is_success() {
         // Keep the start of the body: CelesTrak explains its 403s there.
-        let body = response.bytes().await.unwrap_or_default();
+        let body = read_body(&mut response, ERROR_BODY_BYTES).await.unwrap_or_else(|(partial, _)| partial);
         let text = String::from_utf8_lossy(&body[..body.len().min(160)]).trim().to_owned();
         return Err(Rejection::new("http_status", format!("HTTP {status}: {text}")));
     }
-    Ok(response.bytes().await.map_err(transport)?.to_vec())
+    if let Some(length) = response.content_length().filter(|&n| n > MAX_BODY_BYTES as u64) {
+        return Err(too_large(format!("Content-Length {length}")));
+    }
+    read_body(&mut response, MAX_BODY_BYTES).await.map_err(|(partial, error)| match error {
+        Some(e) => transport(e),
+        None => too_large(format!("more than {} bytes sent", partial.len())),
+    })
+}
+
+fn too_large(what: String) -> Rejection {
+    Rejection::new(
+        "too_large",
+        format!("{what}: the answer is over the {MAX_BODY_BYTES}-byte cap; nothing of it is used"),
+    )
+}
+
+/// Reads the body chunk by chunk, at most `cap` bytes. On a transport error, or when the body
+/// goes on past `cap` (`None`), returns what was read so far; the rest is never read.
+async fn read_body(response: &mut reqwest::Response, cap: usize) -> Result<Vec<u8>, (Vec<u8>, Option<reqwest::Error>)> {
+    let hint = response.content_length().map_or(0, |n| n.min(cap as u64) as usize);
+    let mut body = Vec::with_capacity(hint);
+    loop {
+        match response.chunk().await {
+            Ok(None) => return Ok(body),
+            Ok(Some(chunk)) if chunk.len() > cap - body.len() => {
+                let room = cap - body.len();
+                body.extend_from_slice(&chunk[..room]);
+                return Err((body, None));
+            }
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Err(e) => return Err((body, Some(e))),
+        }
+    }
 }
 
 fn transport(e: reqwest::Error) -> Rejection {

@@ -13,10 +13,11 @@ use super::poll::{Answer, Poller, Request, Schedule};
 use super::tle_parse::parse_tle;
 use super::{Rejection, SourceCtx};
 use crate::backoff::Backoff;
-use crate::domain::Record;
+use crate::domain::{Record, Tle};
 use crate::store::Store;
 use chrono::{DateTime, Utc};
 use std::time::Duration;
+use tokio::sync::watch;
 
 /// Store mark holding the unix seconds of the last TLE request.
 pub const LAST_ATTEMPT_MARK: &str = "source.iss_tle.last_attempt_s";
@@ -26,6 +27,8 @@ pub struct TleSource {
     pub refresh: Duration,
     /// Unix seconds of the previous attempt (from the store), 0 if never.
     pub last_attempt_s: u64,
+    /// The newest TLE known (by epoch), for the position source's plausibility check.
+    pub newest: watch::Sender<Option<Tle>>,
 }
 
 /// Marks up to this far ahead of the clock are taken as clock skew, not a wrong clock.
@@ -47,9 +50,9 @@ pub fn first_wait(now_s: i64, last_attempt_s: u64, refresh: Duration) -> Duratio
 }
 
 impl TleSource {
-    pub async fn new(cfg: &IssConfig, store: &Store) -> anyhow::Result<Self> {
+    pub async fn new(cfg: &IssConfig, store: &Store, newest: watch::Sender<Option<Tle>>) -> anyhow::Result<Self> {
         let last_attempt_s = super::read_store(store, |s| s.cursor(LAST_ATTEMPT_MARK)).await?;
-        Ok(TleSource { url: cfg.tle_url.clone(), refresh: cfg.tle_refresh(), last_attempt_s })
+        Ok(TleSource { url: cfg.tle_url.clone(), refresh: cfg.tle_refresh(), last_attempt_s, newest })
     }
 }
 
@@ -86,7 +89,16 @@ impl Poller for TleSource {
     }
 
     fn parse(&mut self, body: &[u8], _now: DateTime<Utc>) -> Result<Answer, Rejection> {
-        Ok(Answer::records(vec![Record::Tle(parse_tle(body)?)]))
+        let tle = parse_tle(body)?;
+        // An older element set than one already known (a stale mirror) does not replace it.
+        self.newest.send_if_modified(|known| {
+            let newer = known.as_ref().is_none_or(|k| tle.epoch > k.epoch);
+            if newer {
+                *known = Some(tle.clone());
+            }
+            newer
+        });
+        Ok(Answer::records(vec![Record::Tle(tle)]))
     }
 }
 
@@ -118,7 +130,12 @@ mod tests {
 
     #[test]
     fn the_schedule_follows_the_clock_it_is_given() {
-        let source = TleSource { url: "http://x/tle".into(), refresh: H2, last_attempt_s: 1_700_000_000 };
+        let source = TleSource {
+            url: "http://x/tle".into(),
+            refresh: H2,
+            last_attempt_s: 1_700_000_000,
+            newest: watch::channel(None).0,
+        };
         let at = |s| DateTime::from_timestamp(s, 0).unwrap();
         assert_eq!(source.schedule(at(1_700_000_600)).first_wait, H2 - Duration::from_secs(600));
         assert_eq!(source.schedule(at(1_700_010_000)).first_wait, Duration::ZERO);
@@ -149,7 +166,8 @@ mod tests {
             cancel: tokio_util::sync::CancellationToken::new(),
             clock: FakeClock::at(now),
         };
-        let mut source = TleSource { url: "http://x/tle".into(), refresh: H2, last_attempt_s: 0 };
+        let mut source =
+            TleSource { url: "http://x/tle".into(), refresh: H2, last_attempt_s: 0, newest: watch::channel(None).0 };
         assert_eq!(store.cursor(LAST_ATTEMPT_MARK).unwrap(), 0);
         let requests = source.plan(&ctx, now).await;
         assert_eq!(requests.len(), 1);

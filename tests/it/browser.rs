@@ -28,8 +28,9 @@ async fn the_map_works_in_headless_chromium_without_internet() {
         let lat = 51.0 * (n as f64 / 30.0).sin();
         Reply::ok(open_notify(base + Duration::seconds(20 * n as i64), &format!("{lat:.4}"), &format!("{lon:.4}")))
     });
-    // Elements from an hour ago, so the passes of the next days are predictable.
-    fx.script("/tle", vec![Reply::ok(crate::email::tle_at(Utc::now() - Duration::hours(1)))]);
+    // Elements from four days ago: the passes of the next days are still predicted, and the
+    // made-up track above is not checked against them (only a TLE within 3 days is).
+    fx.script("/tle", vec![Reply::ok(crate::email::tle_at(Utc::now() - Duration::days(4)))]);
     fx.script("/nve", vec![Reply::ok(fixture("nve_AvalancheWarningByRegion_Detail.json"))]);
     let dir = tempfile::tempdir().unwrap();
     let extra = "[location]\nlatitude = 59.91\nlongitude = 10.75\n";

@@ -66,8 +66,11 @@ fn cursor(s: &Value, name: &str) -> Option<i64> {
 /// A fixture server with live positions (real times, one second apart), a TLE of now, and NVE.
 fn serve(fx: &FixtureServer) {
     let base = Utc::now() - Duration::minutes(10);
-    fx.generate("/iss-now.json", move |n| Reply::ok(open_notify(base + Duration::seconds(n as i64), "59.9", "10.7")));
-    fx.script("/tle", vec![Reply::ok(tle_at(Utc::now() - Duration::hours(2)))]);
+    let tle = tle_at(Utc::now() - Duration::hours(2));
+    // On the TLE's orbit: a position that contradicts a fresh TLE is refused.
+    let served = tle.clone();
+    fx.generate("/iss-now.json", move |n| Reply::ok(on_orbit(&served, base + Duration::seconds(n as i64))));
+    fx.script("/tle", vec![Reply::ok(tle)]);
     fx.generate("/nve", |n| Reply::ok(new_warnings(n)));
 }
 

@@ -432,7 +432,8 @@ async fn fuzz_http_requests_never_get_a_5xx() {
     fx.generate("/iss-now.json", move |n| {
         Reply::ok(open_notify(base + chrono::Duration::seconds(n as i64), "51.5", "-0.1"))
     });
-    fx.script("/tle", vec![Reply::ok(crate::email::tle_at(chrono::Utc::now() - chrono::Duration::hours(3)))]);
+    // Four days old: the made-up positions above are not held against its orbit (a TLE within 3 days is).
+    fx.script("/tle", vec![Reply::ok(crate::email::tle_at(chrono::Utc::now() - chrono::Duration::days(4)))]);
     fx.script("/nve", vec![Reply::ok(fixture("nve_AvalancheWarningByRegion_Detail.json"))]);
     let dir = tempfile::tempdir().unwrap();
     let extra = "[location]\nlatitude = 59.9\nlongitude = 10.7\n";

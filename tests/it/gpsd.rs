@@ -266,3 +266,55 @@ async fn a_silent_listener_is_not_taken_for_gpsd() {
     assert_eq!(code, 200);
     assert!(app.stop().await.success());
 }
+
+/// A hostile gpsd: after its greeting, one line of 50 MB without an end in sight. The line is
+/// dropped as it comes (counted once), memory stays bounded, and the fix after it is followed.
+#[tokio::test]
+async fn an_endless_line_from_gpsd_is_dropped_without_filling_memory() {
+    use tokio::io::AsyncWriteExt;
+    const HUGE: usize = 50 * 1024 * 1024;
+    let fx = FixtureServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let go = Arc::new(tokio::sync::Notify::new());
+    let start = go.clone();
+    tokio::spawn(async move {
+        let Ok((mut socket, _)) = listener.accept().await else { return };
+        let version = r#"{"class":"VERSION","release":"3.22","rev":"3.22","proto_major":3,"proto_minor":14}"#;
+        socket.write_all(format!("{version}\n").as_bytes()).await.unwrap();
+        start.notified().await;
+        let junk = vec![b'x'; 64 * 1024];
+        for _ in 0..HUGE / junk.len() {
+            socket.write_all(&junk).await.unwrap();
+        }
+        socket.write_all(b"\n").await.unwrap();
+        loop {
+            let tpv = format!(
+                r#"{{"class":"TPV","mode":3,"time":"{}","lat":{},"lon":{},"altMSL":20.0}}"#,
+                chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                OSLO.0,
+                OSLO.1
+            );
+            if socket.write_all(format!("{tpv}\n").as_bytes()).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(400)).await;
+        }
+    });
+    let app = Outpost::start(dir.path(), &gpsd_config(&fx, dir.path(), port)).await;
+    app.wait_for("the greeting", 30, |s| location(s)["gpsd_connected"] == true).await;
+    let peak = |pid: u32| {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let kb = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).unwrap();
+        kb.trim().trim_end_matches("kB").trim().parse::<u64>().unwrap() * 1024
+    };
+    let baseline = peak(app.pid());
+    go.notify_one();
+    let s = app.wait_for("the fix after the endless line", 90, |s| is_at(&location(s)["current"], "gps", OSLO)).await;
+    assert_eq!(location(&s)["bad_lines"], 1, "the long line is counted once: {s:#}");
+    let growth = peak(app.pid()).saturating_sub(baseline);
+    eprintln!("gpsd: peak RSS grew by {:.1} MB over a 50 MB line", growth as f64 / 1048576.0);
+    assert!(growth < 10 << 20, "the peak RSS grew by {growth} bytes over a 50 MB line");
+    assert!(app.stop().await.success());
+}

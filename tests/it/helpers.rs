@@ -127,6 +127,19 @@ pub fn open_notify(time: DateTime<Utc>, lat: &str, lon: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// An open-notify answer for `time` at the point under the ISS by `tle` (TLE text, as served):
+/// a position that agrees with the orbit, as a real upstream's does.
+pub fn on_orbit(tle: &str, time: DateTime<Utc>) -> Vec<u8> {
+    let (lat, lon) = subpoint(tle, time);
+    open_notify(time, &format!("{lat:.4}"), &format!("{lon:.4}"))
+}
+
+/// Where SGP4 puts the ISS by `tle` (TLE text) at `time`: latitude, longitude.
+pub fn subpoint(tle: &str, time: DateTime<Utc>) -> (f64, f64) {
+    let tle = outpost::sources::tle_parse::parse_tle(tle.as_bytes()).unwrap();
+    outpost::passes::GroundTrack::new(&tle).unwrap().subpoint(time).unwrap()
+}
+
 /// A config for an outpost that talks only to `fx`, with a short commit interval.
 pub fn config(fx: &FixtureServer, store: &Path, extra: &str) -> String {
     format!(
@@ -296,6 +309,11 @@ impl Outpost {
     /// Back to the process and its log lines (e.g. to kill it and read what it wrote last).
     pub fn into_launched(self) -> Launched {
         Launched { child: self.child, config_path: self.config_path, lines: self.lines, log: self.log }
+    }
+
+    /// The process id of the running appliance.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("the appliance runs")
     }
 
     /// How it exited, if it has.

@@ -214,3 +214,122 @@ pub fn stored_cursor(dir: &Path, sink: &str) -> u64 {
     drop(writer);
     store.cursor(&format!("sink.{sink}")).unwrap()
 }
+
+/// How a raw answer frames its body.
+#[derive(Clone, Copy, Debug)]
+pub enum Framing {
+    /// `Content-Length: n`, whatever the body really holds.
+    Length(u64),
+    Chunked,
+    /// No length at all: the body ends when the connection closes.
+    UntilClose,
+}
+
+/// One answer of the `RawServer`: `body`, then `padding` bytes of `pad`, written 64 KB at a time
+/// as the client reads (never held whole), then the connection closes.
+#[derive(Clone, Debug)]
+pub struct RawReply {
+    pub framing: Framing,
+    pub body: Vec<u8>,
+    pub padding: usize,
+    pub pad: u8,
+}
+
+impl RawReply {
+    /// A plain 200 answer with the right Content-Length.
+    pub fn ok(body: Vec<u8>) -> RawReply {
+        RawReply { framing: Framing::Length(body.len() as u64), body, padding: 0, pad: b' ' }
+    }
+}
+
+/// A hostile upstream: HTTP/1.1 written by hand, for answers a server library will not send (a
+/// body far longer than its Content-Length says, a body without any length). Connection `n` (from
+/// 1) gets `reply(n)`; every answer says `Connection: close`.
+pub struct RawServer {
+    pub addr: std::net::SocketAddr,
+    connections: Arc<std::sync::atomic::AtomicU64>,
+    /// Body bytes written per connection number, the socket buffers' share included (filled when
+    /// a connection ends): far less than an answer holds when the client stopped reading.
+    written: Arc<std::sync::Mutex<Vec<(u64, usize)>>>,
+}
+
+impl RawServer {
+    pub async fn start(reply: impl Fn(u64) -> RawReply + Send + Sync + 'static) -> RawServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server =
+            RawServer { addr: listener.local_addr().unwrap(), connections: Arc::default(), written: Arc::default() };
+        let (connections, written, reply) = (server.connections.clone(), server.written.clone(), Arc::new(reply));
+        tokio::spawn(async move {
+            loop {
+                let Ok((socket, _)) = listener.accept().await else { return };
+                let n = connections.fetch_add(1, Ordering::SeqCst) + 1;
+                let (reply, written) = (reply(n), written.clone());
+                tokio::spawn(async move {
+                    let sent = answer_raw(socket, reply).await;
+                    written.lock().unwrap().push((n, sent));
+                });
+            }
+        });
+        server
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn connections(&self) -> u64 {
+        self.connections.load(Ordering::SeqCst)
+    }
+
+    /// Body bytes written on connection `n`, once it has ended.
+    pub fn written(&self, n: u64) -> Option<usize> {
+        self.written.lock().unwrap().iter().find(|(c, _)| *c == n).map(|(_, w)| *w)
+    }
+}
+
+/// Reads the request head, writes `reply`; returns how many body bytes got written.
+async fn answer_raw(mut socket: TcpStream, reply: RawReply) -> usize {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 64 * 1024 {
+        match socket.read(&mut buf).await {
+            Ok(0) | Err(_) => return 0,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let framing = match reply.framing {
+        Framing::Length(n) => format!("Content-Length: {n}\r\n"),
+        Framing::Chunked => "Transfer-Encoding: chunked\r\n".into(),
+        Framing::UntilClose => String::new(),
+    };
+    let head = format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{framing}Connection: close\r\n\r\n");
+    if socket.write_all(head.as_bytes()).await.is_err() {
+        return 0;
+    }
+    let chunked = matches!(reply.framing, Framing::Chunked);
+    let mut sent = 0;
+    let pad = vec![reply.pad; 64 * 1024];
+    let mut pieces = std::iter::once(&reply.body[..])
+        .chain(std::iter::repeat_n(&pad[..], reply.padding / pad.len()))
+        .chain(std::iter::once(&pad[..reply.padding % pad.len()]));
+    let ok = loop {
+        let Some(piece) = pieces.next() else { break true };
+        if piece.is_empty() {
+            continue;
+        }
+        let framed = if chunked {
+            [format!("{:x}\r\n", piece.len()).as_bytes(), piece, b"\r\n"].concat()
+        } else {
+            piece.to_vec()
+        };
+        if socket.write_all(&framed).await.is_err() {
+            break false;
+        }
+        sent += piece.len();
+    };
+    if ok && chunked {
+        let _ = socket.write_all(b"0\r\n\r\n").await;
+    }
+    let _ = socket.shutdown().await;
+    sent
+}

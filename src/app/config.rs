@@ -114,6 +114,22 @@ impl Config {
         self.web.local_addr()
     }
 
+    /// Why `[web]`'s basic auth is half set, if it is: `outpost run` refuses to serve then
+    /// (`check-config` warns). Only the commands that serve the web check it: the password is
+    /// often only in the service's root-only environment file, which `outpost status` and the
+    /// other commands are run without.
+    pub fn web_auth_problem(&self) -> Option<String> {
+        let has_user = self.web.username.is_some();
+        (has_user == self.web.password.is_empty()).then(|| {
+            let missing = if has_user { "web.password is not set" } else { "web.username is not set" };
+            format!(
+                "web.username and web.password go together (set both or neither): {missing} \
+                 (the password: OUTPOST_WEB_PASSWORD in the environment, e.g. /etc/outpost/outpost.env, \
+                 or web.password_file)"
+            )
+        })
+    }
+
     /// The effective configuration as TOML, secrets masked.
     pub fn to_toml(&self) -> String {
         let table = || -> Result<toml::Table, toml::ser::Error> {

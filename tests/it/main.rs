@@ -31,5 +31,6 @@ mod kafka_connector;
 mod mqtt;
 mod passes;
 mod pi;
+mod secrets;
 mod store_upgrade;
 mod web;

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 pub async fn print(config: &Config, json: bool) -> anyhow::Result<()> {
     let status = match from_daemon(config).await {
-        Daemon::Answered(s) => s,
+        Daemon::Answered(s) => *s,
         Daemon::NeedsPassword => match from_store_if_free(config).await? {
             Some(s) => s,
             // Running, and it would not tell without the web password: say what anyone may know.
@@ -24,7 +24,7 @@ pub async fn print(config: &Config, json: bool) -> anyhow::Result<()> {
 }
 
 enum Daemon {
-    Answered(Status),
+    Answered(Box<Status>),
     /// It answered 401: basic auth is on and this command has no (or a wrong) password.
     NeedsPassword,
     NotRunning,
@@ -45,7 +45,7 @@ async fn from_daemon(config: &Config) -> Daemon {
         return Daemon::NotRunning;
     };
     status.source = Some("running appliance".into());
-    Daemon::Answered(status)
+    Daemon::Answered(Box::new(status))
 }
 
 /// What a command without the web password may learn from a running appliance: that it runs,
@@ -76,7 +76,9 @@ async fn print_locked(config: &Config, json: bool) -> anyhow::Result<()> {
 async fn from_store_if_free(config: &Config) -> anyhow::Result<Option<Status>> {
     let config = config.clone();
     tokio::task::spawn_blocking(move || {
-        crate::app::open_store_if_free(&config)?.map(|store| Status::from_store(&store, &config.station.id)).transpose()
+        let redact = config.redactor();
+        let status = |store| Ok(Status::from_store(&store, &config.station.id)?.redacted(&redact));
+        crate::app::open_store_if_free(&config)?.map(status).transpose()
     })
     .await?
 }
@@ -86,7 +88,7 @@ async fn from_store(config: &Config) -> anyhow::Result<Status> {
     tokio::task::spawn_blocking(move || {
         let store = crate::app::open_store_if_free(&config)?
             .ok_or_else(|| crate::store::StoreInUse(config.store.path.clone()))?;
-        Status::from_store(&store, &config.station.id)
+        Ok(Status::from_store(&store, &config.station.id)?.redacted(&config.redactor()))
     })
     .await?
 }

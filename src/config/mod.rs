@@ -12,9 +12,11 @@
 //! Never: prints a secret (`Secret`), or reads configuration anywhere but here.
 
 mod host_port;
+mod redact;
 mod secret;
 
 pub use host_port::HostPort;
+pub use redact::Redactor;
 pub use secret::Secret;
 
 use std::fmt;

@@ -110,3 +110,67 @@ async fn status_needs_no_web_password() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("appliance not running"), "{out}");
 }
+
+/// Every upstream configured with a name that means something (and a URL with a password and a
+/// token): the errors they cause reach `/api/status`, `/status`, `/metrics`, `outpost status`
+/// and `/healthz` with their roles in place of the names. The log, root-only, keeps the names.
+#[tokio::test]
+async fn configured_host_names_stay_out_of_the_status() {
+    let fx = FixtureServer::start().await;
+    let tle_url = fx.url("/tle?key=querytoken918").replace("http://", "http://ada:tok3n918@");
+    // An upstream that quotes the request back in its error page.
+    fx.script("/tle", vec![Reply::status(500, format!("no TLE for {tle_url}"))]);
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "
+[kafka]
+brokers = [\"kafka.secret-corp.invalid:9092\"]
+[cassandra]
+nodes = [\"cassandra.secret-corp.invalid:9042\"]
+[mqtt]
+url = \"mqtt://mqtt.secret-corp.invalid:1883\"
+[location]
+latitude = 59.9
+longitude = 10.7
+gpsd = \"gpsd.secret-corp.invalid:2947\"
+";
+    let cfg = config(&fx, dir.path(), extra).replace(&fx.url("/tle"), &tle_url);
+    let app = Outpost::start(dir.path(), &cfg).await;
+    let sink_error = |s: &Value, name: &str| s["sinks"][name]["last_error"].as_str().map(str::to_owned);
+    let s = app
+        .wait_for("every upstream to fail", 90, |s| {
+            ["kafka", "cassandra", "mqtt"].iter().all(|n| sink_error(s, n).is_some())
+                && s["location"]["last_error"].is_string()
+                && s["sources"]["iss_tle"]["last_error"].is_string()
+        })
+        .await;
+    eprintln!(
+        "errors: kafka {:?}, cassandra {:?}, mqtt {:?}, gpsd {}, tle {}",
+        sink_error(&s, "kafka"),
+        sink_error(&s, "cassandra"),
+        sink_error(&s, "mqtt"),
+        s["location"]["last_error"],
+        s["sources"]["iss_tle"]["last_error"]
+    );
+    let leaks = ["secret-corp", "tok3n918", "querytoken918"];
+    let shown = |what: &str, text: &str| {
+        for leak in leaks {
+            assert!(!text.contains(leak), "{what} shows {leak}: {text}");
+        }
+    };
+    for path in ["/api/status", "/status", "/metrics", "/healthz"] {
+        let (code, body) = app.get(path).await;
+        assert_eq!(code, 200, "{path}: {body}");
+        shown(path, &body.to_string());
+    }
+    let listen = app.addr.to_string();
+    for args in [&["status", "--config"][..], &["status", "--json", "--config"][..]] {
+        let mut args = args.to_vec();
+        args.push(app.config_path.to_str().unwrap());
+        let (code, out, err) = outpost(&args, &[("OUTPOST_WEB_LISTEN", &listen)]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("running appliance"), "{out}");
+        shown("outpost status", &format!("{out}{err}"));
+    }
+    assert!(app.log().contains("secret-corp"), "the log names the hosts it could not reach");
+    assert!(app.stop().await.success());
+}

@@ -35,7 +35,7 @@ pub struct Probes {
     pub email: Option<Arc<EmailStatus>>,
     /// The daemon's tasks and those that died before shutdown.
     pub tasks: tasks::Tasks,
-    /// The configured addresses, URLs and secrets, taken out of every error the status shows.
+    /// The configured addresses and URLs, taken out of every error the status shows.
     pub redact: Arc<crate::config::Redactor>,
 }
 

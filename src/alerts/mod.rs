@@ -142,9 +142,9 @@ struct Failing {
 }
 
 impl EmailAlerts {
-    /// The SMTP server (and the password, should a server echo it) as roles.
+    /// The SMTP server as its role (the mailer already takes the password out).
     fn redactor(&self) -> crate::config::Redactor {
-        let r = crate::config::Redactor::new().secret(self.email.password.expose());
+        let r = crate::config::Redactor::new();
         match &self.email.smtp_host {
             Some(host) => {
                 let at = crate::config::HostPort { host: host.clone(), port: self.email.smtp_port };

@@ -59,8 +59,7 @@ async fn print_locked(config: &Config, json: bool) -> anyhow::Result<()> {
         response.json::<serde_json::Value>().await.ok()
     };
     let health = health.await.unwrap_or_else(|| serde_json::json!({ "status": "no answer" }));
-    let how = "the details need the web password: sudo sh -c 'set -a; . /etc/outpost/outpost.env; \
-               outpost status --config /etc/outpost/outpost.toml' (or OUTPOST_WEB_PASSWORD in the environment)";
+    let how = format!("the details need the web password: {}", super::daemon::GIVE_PASSWORD);
     if json {
         let out =
             serde_json::json!({ "source": "running appliance (no web password)", "health": health, "details": how });

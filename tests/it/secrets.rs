@@ -97,6 +97,11 @@ async fn status_needs_no_web_password() {
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["health"]["status"], "ok", "{v}");
 
+    // The commands that need the appliance's data say how to give the password.
+    let (code, out, err) = outpost(&["export", "--format", "jsonl", "--kind", "tle", "--config", &path], &env);
+    assert_eq!(code, 1, "export without the password: {out}{err}");
+    assert!(err.contains("asks for the web password") && err.contains("OUTPOST_WEB_PASSWORD"), "{err}");
+
     let env = [("OUTPOST_WEB_LISTEN", listen.as_str()), ("OUTPOST_WEB_PASSWORD", password)];
     let (code, out, err) = outpost(&["status", "--json", "--config", &path], &env);
     assert_eq!(code, 0, "{err}");

@@ -9,10 +9,15 @@
 # What it does, each step only when needed (running it twice changes nothing the second time):
 # creates the system user `outpost`; installs the binary as /usr/local/bin/outpost, keeping the one
 # it replaces as /usr/local/lib/outpost/outpost.previous; installs the systemd unit; installs
-# /etc/outpost/outpost.toml and an empty root-only /etc/outpost/outpost.env only if absent (an
-# upgrade never touches them, nor the store in /var/lib/outpost); enables and (re)starts the
-# service and waits for /healthz. If the new binary does not come up healthy, the one before it
-# is put back and restarted, and the script fails.
+# /etc/outpost/outpost.toml and a root-only /etc/outpost/outpost.env only if absent (an upgrade
+# never touches the config, nor the store in /var/lib/outpost); enables and (re)starts the
+# service and waits for /healthz (served without the password). If the new binary does not come
+# up healthy, the one before it is put back and restarted, and the script fails.
+# The map's password: when no web password is configured (the env file has no
+# OUTPOST_WEB_PASSWORD line, not even a commented one, and neither the config nor a drop-in sets
+# it), a random one is added to the env file (with OUTPOST_WEB_USERNAME=outpost if the config
+# names no user) and printed once at the end. So a first install turns basic auth on, an install
+# from before this gets it on its next upgrade, and any later upgrade keeps it as it is.
 #
 # Options (before the positional arguments):
 #   --rollback             swap the installed binary with the previous one (twice = undo)
@@ -126,6 +131,26 @@ health_addr() {
     printf '%s %s\n' "$h" "$p"
 }
 
+# Whether [web] in the config sets KEY (uncommented).
+web_key_set() {
+    awk -v key="$1" '/^[[:space:]]*\[/ { web = ($0 ~ /^[[:space:]]*\[web\]/) }
+                     web && $0 ~ "^[[:space:]]*" key "[[:space:]]*=" { found = 1 }
+                     END { exit !found }' "$conf" 2>/dev/null
+}
+
+# The password made by this run, once, with how to read and change it later.
+tell_password() {
+    [ -n "$new_password" ] || return 0
+    local user
+    user=$(sed -n 's/^OUTPOST_WEB_USERNAME=//p' "$envfile" | tail -n 1)
+    [ -n "$user" ] || user=$(awk -F'"' '/^[[:space:]]*\[/ { web = ($0 ~ /^[[:space:]]*\[web\]/) }
+                                       web && /^[[:space:]]*username[[:space:]]*=/ { print $2 }' "$conf" | tail -n 1)
+    printf '%s\n' "" "The map and API now ask for a password (shown this once):" \
+        "    user:     ${user:-outpost}" "    password: $new_password" \
+        "Read it again:  sudo grep OUTPOST_WEB_PASSWORD $envfile" \
+        "Change it:      edit that line, then: sudo systemctl restart outpost" "" >&2
+}
+
 # One GET /healthz with bash's /dev/tcp (no curl needed on the Pi); true on HTTP 200.
 healthz_once() {
     local line=""
@@ -195,6 +220,21 @@ if [ ! -e "$envfile" ]; then
     say "creating $envfile (root only, for OUTPOST_* secrets)"
     (umask 077 && printf '%s\n' "# OUTPOST_<SECTION>_<KEY>=value lines for secrets, e.g. OUTPOST_EMAIL_PASSWORD=..." >"$envfile")
 fi
+# The map's password, made once. Left alone whenever the web password is configured anywhere,
+# even commented out in the env file (how auth is turned off for good): an upgrade never changes it.
+new_password=""
+if ! grep -Eq '^[#[:space:]]*OUTPOST_WEB_PASSWORD(_FILE)?=' "$envfile" && ! web_key_set password &&
+    ! web_key_set password_file && ! grep -rqs OUTPOST_WEB_PASSWORD "$unit.d"; then
+    new_password=$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')
+    # A config from before the password existed has no username: the env file names it too.
+    if ! web_key_set username && ! grep -Eq '^[#[:space:]]*OUTPOST_WEB_USERNAME=' "$envfile"; then
+        printf '%s\n' "OUTPOST_WEB_USERNAME=outpost" >>"$envfile"
+    fi
+    printf '%s\n' "# The map's password (made by install.sh; change it here, then: sudo systemctl restart outpost)" \
+        "OUTPOST_WEB_PASSWORD=$new_password" >>"$envfile"
+    chmod 600 "$envfile"
+    say "added a web password to $envfile"
+fi
 
 # The binary: the running one is kept aside until the new one is healthy, then becomes previous.
 upgraded=0
@@ -216,8 +256,10 @@ if [ "$changed" = 1 ]; then action=restart; else action=start; fi
 if restart "$action"; then
     [ "$upgraded" = 0 ] || mv -f "$lib/outpost.rollback" "$prev"
     say "done: $new_version$([ "$use_systemctl" = 0 ] || echo ' is running')"
+    tell_password
     exit 0
 fi
+tell_password
 if [ "$upgraded" = 1 ]; then
     say "$new_version did not come up healthy: putting the previous binary back"
     mv -f "$lib/outpost.rollback" "$bin"

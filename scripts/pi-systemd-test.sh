@@ -3,7 +3,9 @@
 # systemd-nspawn with only a loopback network, installs with deploy/install.sh and real
 # systemctl, and checks that the hardened unit runs: install.sh's /healthz check passes, the
 # process runs as the outpost user with its store in /var/lib/outpost, an upgrade keeps the
-# previous binary, a broken upgrade is rolled back by itself, and --rollback works. The binary is
+# previous binary, a broken upgrade is rolled back by itself, and --rollback works. The map's
+# password: made by the first install (root-only, printed once), asked for by every page but
+# /healthz, and unchanged (never printed again) by the upgrades. The binary is
 # this machine's build (x86_64): the unit and the script are what is tested here, the aarch64
 # binary is tested under qemu by pi-check.sh.
 #
@@ -86,8 +88,34 @@ echo "-- booted Debian $(in_pi cat /etc/debian_version) with $(in_pi systemctl -
 
 step() { echo "-- $*"; }
 on_pi_sum() { in_pi sha256sum "$1" | cut -d' ' -f1; }
-step "install: the unit starts, /healthz answers"
-in_pi bash /mnt/deploy/install.sh /mnt/deploy/v1 || fail "install failed"
+# The HTTP status of GET PATH on the Pi's port 8080, as USER:PASSWORD when given.
+b64() { printf '%s' "$1" | base64 -w0; }
+http_code() {
+    local header=""
+    [ -z "${2:-}" ] || header="Authorization: Basic $(b64 "$2")"$'\r\n'
+    # shellcheck disable=SC2016 # expanded by the bash in the container
+    in_pi bash -c 'exec 3<>/dev/tcp/127.0.0.1/8080 || exit 1
+        printf "GET %s HTTP/1.0\r\nHost: localhost\r\n%s\r\n" "$1" "$2" >&3
+        read -r -t 10 _ code _ <&3 && echo "$code"' http_code "$1" "$header"
+}
+password_line() { in_pi sed -n 's/^OUTPOST_WEB_PASSWORD=//p' /etc/outpost/outpost.env; }
+auth_on() {
+    [ "$(http_code /healthz)" = 200 ] || fail "/healthz needs the password"
+    for path in / /status /api/status /metrics; do
+        [ "$(http_code "$path")" = 401 ] || fail "$path answers without the password"
+        [ "$(http_code "$path" "outpost:wrong")" = 401 ] || fail "$path answers a wrong password"
+        [ "$(http_code "$path" "outpost:$password")" = 200 ] || fail "$path refuses the password"
+    done
+}
+
+step "install: the unit starts, /healthz answers, a password is made and printed once"
+in_pi bash /mnt/deploy/install.sh /mnt/deploy/v1 >"$work/install.out" 2>&1 || { cat "$work/install.out" && fail "install failed"; }
+cat "$work/install.out"
+password=$(password_line)
+[[ $password =~ ^[A-Za-z0-9_-]{24}$ ]] || fail "no generated password in /etc/outpost/outpost.env: '$password'"
+[ "$(in_pi stat -c %U:%a /etc/outpost/outpost.env)" = root:600 ] || fail "outpost.env is not root-only"
+[ "$(grep -c -- "$password" "$work/install.out")" = 1 ] || fail "the password is not printed exactly once"
+auth_on
 pid=$(in_pi systemctl show -P MainPID outpost.service)
 [ "$(in_pi ps -o user= -p "$pid")" = outpost ] || fail "outpost does not run as the outpost user"
 [ "$(in_pi stat -c %U:%a /var/lib/outpost)" = outpost:750 ] || fail "the store directory is not the service's"
@@ -116,14 +144,20 @@ if in_pi runuser -u outpost -- cat /etc/outpost/email.password >/dev/null 2>&1; 
     fail "the outpost user can read the secret's file directly"
 fi
 
-step "upgrade, then a broken upgrade rolled back by itself"
-in_pi bash /mnt/deploy/install.sh /mnt/deploy/v2 || fail "upgrade failed"
+step "upgrade (the password kept, not printed), then a broken upgrade rolled back by itself"
+in_pi bash /mnt/deploy/install.sh /mnt/deploy/v2 >"$work/install.out" 2>&1 || { cat "$work/install.out" && fail "upgrade failed"; }
+! grep -q -- "$password" "$work/install.out" || fail "the upgrade printed the password again"
+[ "$(password_line)" = "$password" ] || fail "the upgrade changed the password"
+[ "$(on_pi_sum /usr/local/bin/outpost)" = "$(sha256sum <"$work/deploy/v2" | cut -d' ' -f1)" ] ||
+    fail "the upgrade was rolled back (auth on, the health check must still pass)"
+auth_on
 [ "$(on_pi_sum /usr/local/lib/outpost/outpost.previous)" = "$(sha256sum <"$binary" | cut -d' ' -f1)" ] ||
     fail "the old binary was not kept"
 if in_pi bash /mnt/deploy/install.sh --health-timeout 15 /mnt/deploy/broken; then fail "a broken binary was accepted"; fi
 [ "$(on_pi_sum /usr/local/bin/outpost)" = "$(sha256sum <"$work/deploy/v2" | cut -d' ' -f1)" ] ||
     fail "the broken binary was not replaced by the one before it"
 [ "$(in_pi systemctl is-active outpost.service)" = active ] || fail "not running after the rollback"
+[ "$(password_line)" = "$password" ] || fail "the rollback changed the password"
 
 step "--rollback"
 in_pi bash /mnt/deploy/install.sh --rollback || fail "--rollback failed"

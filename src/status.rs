@@ -35,23 +35,26 @@ pub struct Probes {
     pub email: Option<Arc<EmailStatus>>,
     /// The daemon's tasks and those that died before shutdown.
     pub tasks: tasks::Tasks,
+    /// The configured addresses and URLs, taken out of every error the status shows.
+    pub redact: Arc<crate::config::Redactor>,
 }
 
 impl Probes {
-    /// What `/healthz` answers: `Err((status, error))` while the store cannot commit, the
-    /// writer has died, or any task ended before shutdown.
+    /// What `/healthz` answers: `Err((status, part))` while the store cannot commit, the
+    /// writer has died, or any task ended before shutdown. `/healthz` is served without the
+    /// password, so it names only the part that failed; why is in `/api/status` and the log.
     pub fn health(&self) -> Result<(), (&'static str, String)> {
         let w = self.writer.stats();
-        if let Some(why) = w.stopped() {
-            return Err(("store writer died", why));
+        if w.stopped().is_some() {
+            return Err(("store writer died", "store writer".to_owned()));
         }
         let dead = self.tasks.dead();
         if !dead.is_empty() {
-            let named: Vec<String> = dead.iter().map(|d| format!("{}: {}", d.task, d.why)).collect();
-            return Err(("task died", named.join("; ")));
+            let named: Vec<&str> = dead.iter().map(|d| d.task.as_str()).collect();
+            return Err(("task died", named.join(", ")));
         }
         match w.error() {
-            Some(e) => Err(("store failing", e)),
+            Some(_) => Err(("store failing", "store".to_owned())),
             None => Ok(()),
         }
     }
@@ -228,7 +231,41 @@ impl Status {
             }),
             dead_letters: newest_dead_letters(&p.store)?,
             source: None,
-        })
+        }
+        .redacted(&p.redact))
+    }
+
+    /// Every error text with `redact` applied: what the status shows leaves the process.
+    pub fn redacted(mut self, redact: &crate::config::Redactor) -> Status {
+        if let Some(w) = &mut self.writer {
+            redact.apply_opt(&mut w.error);
+            redact.apply_opt(&mut w.stopped);
+        }
+        for dead in &mut self.tasks_died {
+            dead.why = redact.apply(&dead.why);
+        }
+        for source in self.sources.values_mut() {
+            redact.apply_opt(&mut source.last_error);
+            for detail in source.rejection_details.values_mut() {
+                *detail = redact.apply(detail);
+            }
+        }
+        for sink in self.sinks.values_mut() {
+            if let Part::On(sink) = sink {
+                redact.apply_opt(&mut sink.last_error);
+            }
+        }
+        if let Some(location) = &mut self.location {
+            redact.apply_opt(&mut location.last_error);
+        }
+        if let Some(Part::On(email)) = &mut self.email {
+            redact.apply_opt(&mut email.last_error);
+            redact.apply_opt(&mut email.waiting);
+        }
+        for d in &mut self.dead_letters {
+            d.reason = redact.apply(&d.reason);
+        }
+        self
     }
 
     /// What the store alone tells, for `outpost status` while no appliance runs: a sink's backlog
@@ -286,6 +323,7 @@ mod tests {
             location: Arc::default(),
             email: None,
             tasks: tasks.clone(),
+            redact: Arc::default(),
         };
         let tasks = tasks::Tasks::new(TaskTracker::new(), CancellationToken::new());
         assert_eq!(probes(&tasks).health(), Ok(()));
@@ -293,7 +331,7 @@ mod tests {
         tasks.died("sink kafka", "it panicked: a bug");
         let (status, error) = probes(&tasks).health().unwrap_err();
         assert_eq!(status, "task died");
-        assert_eq!(error, "sink kafka: it panicked: a bug");
+        assert_eq!(error, "sink kafka", "/healthz names the part, never why (it is served without auth)");
         let listed = Status::collect(&probes(&tasks)).unwrap().tasks_died;
         assert_eq!(listed.iter().map(|d| d.task.as_str()).collect::<Vec<_>>(), ["sink kafka"]);
 

@@ -142,12 +142,25 @@ struct Failing {
 }
 
 impl EmailAlerts {
+    /// The SMTP server as its role (the mailer already takes the password out).
+    fn redactor(&self) -> crate::config::Redactor {
+        let r = crate::config::Redactor::new();
+        match &self.email.smtp_host {
+            Some(host) => {
+                let at = crate::config::HostPort { host: host.clone(), port: self.email.smtp_port };
+                r.host_port(&at, "<smtp server>")
+            }
+            None => r,
+        }
+    }
+
     pub async fn run(mut self, cancel: CancellationToken) {
         let mailer = match smtp::Mailer::new(&self.email) {
             Ok(m) => m,
             Err(e) => {
                 let msg = format!("{e:#}");
                 tracing::error!(error = %msg, "email alerts are off: bad [email] settings");
+                let msg = self.redactor().apply(&msg);
                 self.status.update(|s| {
                     s.waiting = Some(msg.clone());
                     s.last_error = Some(msg);
@@ -257,6 +270,9 @@ impl EmailAlerts {
                         Err(e) => {
                             let msg = format!("{e:#}");
                             tracing::warn!(alert = kind.as_str(), error = %msg, "alert email failed; will retry");
+                            // The status and the stored record (its detail, if the pass is missed)
+                            // do not name the server; the log above does.
+                            let msg = self.redactor().apply(&msg);
                             let t = self.clock.now();
                             let f = failing.entry(k).or_insert_with(|| Failing {
                                 pass: pass.clone(),

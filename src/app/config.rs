@@ -3,6 +3,7 @@
 //! loader (`crate::config`) reads all of them from one file; this file only lists them.
 
 use crate::alerts::{AlertsConfig, EmailConfig};
+use crate::config::HostPort;
 use crate::config::{ConfigError, Group, Invalid, Key, KeyType, Loaded, Section, sections};
 use crate::location::LocationConfig;
 use crate::store::StoreConfig;
@@ -112,6 +113,48 @@ impl Config {
     /// all-interfaces address replaced by localhost).
     pub fn local_web_addr(&self) -> Option<std::net::SocketAddr> {
         self.web.local_addr()
+    }
+
+    /// Every configured upstream address and URL, for text shown outside the log (the
+    /// status, metrics, stored records): each becomes its role, e.g. `<smtp server>`.
+    pub fn redactor(&self) -> crate::config::Redactor {
+        let mut r = crate::config::Redactor::new();
+        if let Some(host) = &self.email.smtp_host {
+            let at = HostPort { host: host.clone(), port: self.email.smtp_port };
+            r = r.host_port(&at, "<smtp server>");
+        }
+        for b in &self.sinks.kafka.brokers {
+            r = r.host_port(b, "<kafka broker>");
+        }
+        for n in &self.sinks.cassandra.nodes {
+            r = r.host_port(n, "<cassandra node>");
+        }
+        if let Some(url) = &self.sinks.mqtt.url {
+            r = r.url(url, "<mqtt broker>");
+        }
+        if let Some(gpsd) = &self.location.gpsd {
+            r = r.host_port(gpsd, "<gpsd>");
+        }
+        let iss = &self.sources.iss;
+        r = r.url(&iss.position_url, "<iss position url>").url(&iss.tle_url, "<tle url>");
+        r = r.url(&self.sources.varsom.base_url, "<varsom url>");
+        r
+    }
+
+    /// Why `[web]`'s basic auth is half set, if it is: `outpost run` refuses to serve then
+    /// (`check-config` warns). Only the commands that serve the web check it: the password is
+    /// often only in the service's root-only environment file, which `outpost status` and the
+    /// other commands are run without.
+    pub fn web_auth_problem(&self) -> Option<String> {
+        let has_user = self.web.username.is_some();
+        (has_user == self.web.password.is_empty()).then(|| {
+            let missing = if has_user { "web.password is not set" } else { "web.username is not set" };
+            format!(
+                "web.username and web.password go together (set both or neither): {missing} \
+                 (the password: OUTPOST_WEB_PASSWORD in the environment, e.g. /etc/outpost/outpost.env, \
+                 or web.password_file)"
+            )
+        })
     }
 
     /// The effective configuration as TOML, secrets masked.

@@ -80,7 +80,6 @@ fn impossible_values_are_refused_with_key_and_line() {
         ("[kafka]\nbrokers = [\"nohost\"]\n", "kafka.brokers", 2),
         ("[cassandra]\nkeyspace = \"drop table\"\n", "cassandra.keyspace", 2),
         ("[station]\nid = \"a+b\"\n", "station.id", 2),
-        ("[web]\nusername = \"ada\"\n", "web.password", 0),
         ("[web]\nusername = \"a:b\"\npassword = \"x\"\n", "web.username", 2),
         ("[web]\ntile_url = \"tiles.example/{z}/{x}/{y}.png\"\n", "web.tile_url", 2),
         ("[web]\ntile_url = \"https://tiles.example/map.png\"\n", "web.tile_url", 2),
@@ -210,4 +209,54 @@ fn host_port_lists_are_checked_at_load_and_name_the_key() {
     assert!(e.message.contains("\"c2\" is not host:port"), "{e}");
     let e = parse_env("", &[("OUTPOST_KAFKA_BROKERS", "k1:9092,oops")]).unwrap_err();
     assert!(e.to_string().contains("OUTPOST_KAFKA_BROKERS"), "{e}");
+}
+
+#[test]
+fn a_secret_that_is_not_a_string_is_refused_without_its_value() {
+    let secrets = Config::keys().into_iter().filter(|k| k.2 == crate::config::KeyType::Secret).collect::<Vec<_>>();
+    assert_eq!(secrets.len(), 5, "web, email, kafka, mqtt, cassandra: {secrets:?}");
+    for (section, key, _) in secrets {
+        for value in ["918273645", "[918273645, 2]", "{ x = 918273645 }", "9182.73645", "true"] {
+            let Err(e) = parse(&format!("[{section}]\n{key} = {value}\n")) else {
+                panic!("{section}.{key} = {value} accepted")
+            };
+            let shown = format!("{e} {e:?}");
+            assert!(!shown.contains("918273645") && !shown.contains("9182.7"), "{shown}");
+            assert_eq!((e.key.as_deref(), e.line), (Some(format!("{section}.{key}").as_str()), Some(2)), "{shown}");
+            let var = format!("OUTPOST_{section}_{key}").to_ascii_uppercase();
+            assert!(e.message.contains("must be a string") && e.message.contains(&var), "{shown}");
+            assert!(e.message.contains(&format!("`{key}_file")), "{shown}");
+        }
+    }
+}
+
+#[test]
+fn a_syntax_error_on_a_secret_line_does_not_show_the_line() {
+    for line in [
+        "password = \"hunter2",
+        "password = hunter2",
+        "password = \"hunter2\"hunter2",
+        "password = 'hunter2",
+        "password = \"\"\"hunter2",
+        "password = \"hunter2\\q\"",
+        "password = [\"hunter2\"",
+        "password = \"hunter2\u{7}\"",
+    ] {
+        let e = parse(&format!("[web]\nusername = \"u\"\n{line}\n")).unwrap_err();
+        let shown = format!("{e} {e:?}");
+        assert!(!shown.contains("hunter"), "{line}: {shown}");
+        assert_eq!(e.line, Some(3), "{line}: {shown}");
+    }
+}
+
+#[test]
+fn web_auth_half_set_is_a_problem_for_run_only() {
+    // Loading succeeds (status, export, ... are run without the service's env file).
+    let c = parse("[web]\nusername = \"ada\"\n").unwrap();
+    assert!(c.web_auth_problem().unwrap().contains("web.password is not set"));
+    let c = parse("[web]\npassword = \"x\"\n").unwrap();
+    assert!(c.web_auth_problem().unwrap().contains("web.username is not set"));
+    let c = parse_env("[web]\nusername = \"ada\"\n", &[("OUTPOST_WEB_PASSWORD", "pw")]).unwrap();
+    assert_eq!(c.web_auth_problem(), None);
+    assert_eq!(parse("").unwrap().web_auth_problem(), None);
 }

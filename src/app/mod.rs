@@ -137,6 +137,7 @@ pub async fn run(config: Config, listener: tokio::net::TcpListener, shutdown: Ca
         location: location_status,
         email,
         tasks: tasks.clone(),
+        redact: Arc::new(config.redactor()),
     };
     let state = AppState {
         store: store.clone(),

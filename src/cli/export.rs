@@ -73,11 +73,12 @@ async fn from_daemon(config: &Config, req: &ExportRequest, out: Option<&Path>) -
         path.push_str(&format!("&to={t}"));
     }
     let url = super::daemon::url(config, &path)?;
-    let mut response = super::daemon::get(config, url, None)?
+    let response = super::daemon::get(config, url, None)?
         .send()
         .await
-        .context("the store is in use, and the running appliance did not answer on web.listen")?
-        .error_for_status()?;
+        .context("the store is in use, and the running appliance did not answer on web.listen")?;
+    super::daemon::refused_without_password(&response)?;
+    let mut response = response.error_for_status()?;
     let mut sink: Box<dyn Write> = match out {
         Some(p) => Box::new(std::io::BufWriter::new(
             std::fs::OpenOptions::new().append(true).open(p.with_extension("partial"))?,

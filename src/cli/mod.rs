@@ -149,11 +149,18 @@ pub fn main() -> ExitCode {
         Err(code) => return code,
     };
     if let Command::CheckConfig { .. } = cli.command {
+        if let Some(problem) = config.web_auth_problem() {
+            eprintln!("outpost: warning: {problem}; `outpost run` refuses to start without it");
+        }
         for w in config.warnings() {
             eprintln!("outpost: warning: {w}");
         }
         print!("{}", config.to_toml());
         return ExitCode::SUCCESS;
+    }
+    if let (Command::Run { .. }, Some(problem)) = (&cli.command, config.web_auth_problem()) {
+        eprintln!("outpost: configuration error: {problem}");
+        return ExitCode::from(2);
     }
     init_tracing(cli.log_format);
     report(runtime().and_then(|rt| rt.block_on(execute(cli.command, config))))

@@ -117,6 +117,7 @@ async fn from_daemon(
         .send()
         .await
         .context("the store is in use, and the running appliance did not answer")?;
+    super::daemon::refused_without_password(&response)?;
     let status = response.status();
     if !status.is_success() {
         let body: serde_json::Value = response.json().await.unwrap_or_default();

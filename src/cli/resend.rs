@@ -14,6 +14,7 @@ pub async fn run(config: &Config, sink: &str) -> anyhow::Result<()> {
     let response = request.send().await.map_err(|e| e.without_url()).context(
         "the running appliance re-sends dead letters, and none answers at web.listen (start it: outpost run, or systemctl start outpost)",
     )?;
+    super::daemon::refused_without_password(&response)?;
     let status = response.status();
     if !status.is_success() {
         let body: serde_json::Value = response.json().await.unwrap_or_default();

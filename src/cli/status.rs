@@ -7,8 +7,13 @@ use std::fmt::Write as _;
 
 pub async fn print(config: &Config, json: bool) -> anyhow::Result<()> {
     let status = match from_daemon(config).await {
-        Some(s) => s,
-        None => from_store(config).await?,
+        Daemon::Answered(s) => *s,
+        Daemon::NeedsPassword => match from_store_if_free(config).await? {
+            Some(s) => s,
+            // Running, and it would not tell without the web password: say what anyone may know.
+            None => return print_locked(config, json).await,
+        },
+        Daemon::NotRunning => from_store(config).await?,
     };
     if json {
         println!("{}", serde_json::to_string_pretty(&status)?);
@@ -18,14 +23,63 @@ pub async fn print(config: &Config, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+enum Daemon {
+    Answered(Box<Status>),
+    /// It answered 401: basic auth is on and this command has no (or a wrong) password.
+    NeedsPassword,
+    NotRunning,
+}
+
 /// The running daemon's /api/status, if one answers on `web.listen`.
-async fn from_daemon(config: &Config) -> Option<Status> {
-    let url = super::daemon::url(config, "/api/status").ok()?;
-    let request = super::daemon::get(config, url, Some(std::time::Duration::from_secs(5))).ok()?;
-    let response = request.send().await.ok()?;
-    let mut status: Status = response.error_for_status().ok()?.json().await.ok()?;
+async fn from_daemon(config: &Config) -> Daemon {
+    let ask = async {
+        let url = super::daemon::url(config, "/api/status").ok()?;
+        let request = super::daemon::get(config, url, Some(std::time::Duration::from_secs(5))).ok()?;
+        request.send().await.ok()
+    };
+    let Some(response) = ask.await else { return Daemon::NotRunning };
+    if response.status() == reqwest::StatusCode::UNAUTHORIZED {
+        return Daemon::NeedsPassword;
+    }
+    let Some(mut status) = async { response.error_for_status().ok()?.json::<Status>().await.ok() }.await else {
+        return Daemon::NotRunning;
+    };
     status.source = Some("running appliance".into());
-    Some(status)
+    Daemon::Answered(Box::new(status))
+}
+
+/// What a command without the web password may learn from a running appliance: that it runs,
+/// and `/healthz` (served without auth, so it reveals nothing else). Not an error: the status
+/// is there, behind the password, as it is for anyone else on the LAN.
+async fn print_locked(config: &Config, json: bool) -> anyhow::Result<()> {
+    let health = async {
+        let url = super::daemon::url(config, "/healthz").ok()?;
+        let response =
+            super::daemon::get(config, url, Some(std::time::Duration::from_secs(5))).ok()?.send().await.ok()?;
+        response.json::<serde_json::Value>().await.ok()
+    };
+    let health = health.await.unwrap_or_else(|| serde_json::json!({ "status": "no answer" }));
+    let how = format!("the details need the web password: {}", super::daemon::GIVE_PASSWORD);
+    if json {
+        let out =
+            serde_json::json!({ "source": "running appliance (no web password)", "health": health, "details": how });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!("Outpost status (running appliance)");
+        println!("health: {}", health["status"].as_str().unwrap_or("unknown"));
+        println!("{how}");
+    }
+    Ok(())
+}
+
+async fn from_store_if_free(config: &Config) -> anyhow::Result<Option<Status>> {
+    let config = config.clone();
+    tokio::task::spawn_blocking(move || {
+        let redact = config.redactor();
+        let status = |store| Ok(Status::from_store(&store, &config.station.id)?.redacted(&redact));
+        crate::app::open_store_if_free(&config)?.map(status).transpose()
+    })
+    .await?
 }
 
 async fn from_store(config: &Config) -> anyhow::Result<Status> {
@@ -33,7 +87,7 @@ async fn from_store(config: &Config) -> anyhow::Result<Status> {
     tokio::task::spawn_blocking(move || {
         let store = crate::app::open_store_if_free(&config)?
             .ok_or_else(|| crate::store::StoreInUse(config.store.path.clone()))?;
-        Status::from_store(&store, &config.station.id)
+        Ok(Status::from_store(&store, &config.station.id)?.redacted(&config.redactor()))
     })
     .await?
 }

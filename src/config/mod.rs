@@ -12,9 +12,11 @@
 //! Never: prints a secret (`Secret`), or reads configuration anywhere but here.
 
 mod host_port;
+mod redact;
 mod secret;
 
 pub use host_port::HostPort;
+pub use redact::Redactor;
 pub use secret::Secret;
 
 use std::fmt;
@@ -177,6 +179,8 @@ pub struct Loaded<'a> {
     table: toml::Table,
     /// `(dotted key, variable)` for values that came from the environment.
     from_env: Vec<(String, String)>,
+    /// The dotted keys of every secret.
+    secrets: Vec<String>,
 }
 
 impl<'a> Loaded<'a> {
@@ -194,7 +198,8 @@ impl<'a> Loaded<'a> {
             source_name: source_name.to_owned(),
             message: e.message().trim().to_owned(),
         })?;
-        let mut loaded = Loaded { text, source_name, table: toml::Table::new(), from_env: Vec::new() };
+        let secrets = keys.iter().filter(|k| k.2 == KeyType::Secret).map(|(s, k, _)| format!("{s}.{k}")).collect();
+        let mut loaded = Loaded { text, source_name, table: toml::Table::new(), from_env: Vec::new(), secrets };
         for (name, value) in table.iter() {
             if !keys.iter().any(|(section, _, _)| section == name) {
                 let what = if value.is_table() { "section" } else { "key" };
@@ -221,6 +226,10 @@ impl<'a> Loaded<'a> {
             let path = path.split('[').next().unwrap_or(&path).to_owned();
             let key = (path != ".").then_some(path);
             let mut message = e.inner().message().trim().to_owned();
+            if let Some(secret) = key.as_ref().filter(|k| self.secrets.contains(k)) {
+                // Never serde's own text: it would quote the value ("invalid type: integer `123456`").
+                message = not_a_string(secret);
+            }
             if let Some((_, var)) = self.from_env.iter().find(|(k, _)| Some(k) == key.as_ref()) {
                 message = format!("{message} (value from {var})");
             }
@@ -234,6 +243,13 @@ impl<'a> Loaded<'a> {
         let line = key.as_deref().and_then(|k| line_of(self.text, k));
         ConfigError { key, line, source_name: self.source_name.to_owned(), message }
     }
+}
+
+/// Why a secret was refused, and the two other ways to give it; never the value.
+fn not_a_string(dotted: &str) -> String {
+    let (section, key) = dotted.split_once('.').unwrap_or(("", dotted));
+    let var = format!("OUTPOST_{section}_{key}").to_ascii_uppercase();
+    format!("{} (or use `{key}_file = \"PATH\"`, or the variable {var})", secret::NOT_A_STRING)
 }
 
 /// Applies one `OUTPOST_<SECTION>_<KEY>` variable; returns the dotted key it set, if any.

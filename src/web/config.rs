@@ -69,9 +69,8 @@ impl Section for WebConfig {
         if self.username.as_deref().is_some_and(|u| u.is_empty() || u.contains(':')) {
             return Err(Invalid::new("username", "must be non-empty and without ':' (HTTP basic auth)"));
         }
-        if self.username.is_some() == self.password.is_empty() {
-            return Err(Invalid::new("password", "web.username and web.password go together (set both or neither)"));
-        }
+        // Whether username and password are both set is checked by `outpost run` only
+        // (`app::Config::web_auth_problem`): the password is often only in the service's env file.
         let t = &self.tile_url;
         let tile_url_ok = (t.starts_with("https://") || t.starts_with("http://"))
             && ["{z}", "{x}", "{y}"].iter().all(|p| t.contains(p));

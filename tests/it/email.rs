@@ -320,9 +320,13 @@ async fn smtp_down_until_the_pass_begins_is_recorded_as_missed() {
     let sc = scene_soon(Span::seconds(75)).await;
     // Nothing listens on this port: every attempt is refused.
     let port = free_port();
-    let outpost = Outpost::start(&sc.dir, &sc.config(port, PASSWORD)).await;
+    // 127.0.0.2 (loopback too) names the server and nothing else: it must not be shown.
+    let server = "127.0.0.2";
+    let cfg = sc.config(port, PASSWORD).replace("smtp_host = \"127.0.0.1\"", &format!("smtp_host = \"{server}\""));
+    let outpost = Outpost::start(&sc.dir, &cfg).await;
     let s = outpost.wait_for("a refused attempt", 30, |s| count(s, "failures") >= 1).await;
-    assert!(email(&s)["last_error"].as_str().unwrap().contains("connection refused"), "{s:#}");
+    assert!(email(&s)["last_error"].as_str().unwrap().contains("connection refused to <smtp server>"), "{s:#}");
+    assert!(outpost.log().contains(server), "the log (root only) names the server it could not reach");
     let s = outpost
         .wait_for("the missed record", 150, |s| {
             count(s, "missed") == 1 && email(s)["recorded"].as_array().is_some_and(|r| r.len() == 1)
@@ -332,7 +336,16 @@ async fn smtp_down_until_the_pass_begins_is_recorded_as_missed() {
     let recorded = email(&s)["recorded"].as_array().unwrap();
     assert_eq!(recorded.len(), 1, "{s:#}");
     assert_eq!(recorded[0]["outcome"], "missed");
-    assert!(recorded[0]["detail"].as_str().unwrap().contains("connection refused"), "{s:#}");
+    let detail = recorded[0]["detail"].as_str().unwrap();
+    assert!(detail.contains("connection refused"), "{s:#}");
+    assert!(
+        !detail.contains(server) && !detail.contains(&port.to_string()),
+        "the stored record names the server: {detail}"
+    );
+    for path in ["/api/status", "/status", "/metrics", "/healthz"] {
+        let (_, body) = outpost.get(path).await;
+        assert!(!body.to_string().contains(server), "{path} names the SMTP server: {body}");
+    }
     assert_eq!(count(&s, "sent"), 0);
     assert!(outpost.stop().await.success());
 }

@@ -32,5 +32,6 @@ mod metrics;
 mod mqtt;
 mod passes;
 mod pi;
+mod secrets;
 mod store_upgrade;
 mod web;

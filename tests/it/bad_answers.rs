@@ -14,6 +14,17 @@ fn good_latitude(n: u64) -> String {
 }
 
 /// A position answer with `latitude`, three hours old (before every good one).
+/// The latitude of every position in the whole log (not a page of it).
+fn stored_latitudes(dir: &std::path::Path) -> Vec<f64> {
+    read_log(dir)
+        .into_iter()
+        .filter_map(|r| match r.record {
+            Record::IssPosition(p) => Some(p.latitude),
+            _ => None,
+        })
+        .collect()
+}
+
 fn position(latitude: &str) -> Vec<u8> {
     open_notify(Utc::now() - Duration::hours(3), latitude, "-0.1")
 }
@@ -41,13 +52,7 @@ async fn bad_position(bad: Reply, reason: &'static str, marker: Option<&str>) {
     assert_eq!(app.get("/healthz").await.0, 200);
     assert!(app.stop().await.success(), "{reason}: clean exit");
     // The whole log, not a page of it: only good answers, and the bad one's value nowhere.
-    let positions: Vec<f64> = read_log(dir.path())
-        .into_iter()
-        .filter_map(|r| match r.record {
-            Record::IssPosition(p) => Some(p.latitude),
-            _ => None,
-        })
-        .collect();
+    let positions = stored_latitudes(dir.path());
     assert!(!positions.is_empty());
     if let Some(marker) = marker {
         let marker: f64 = marker.parse().unwrap();
@@ -300,13 +305,7 @@ async fn a_50_mb_answer_is_refused_and_memory_stays_bounded() {
         assert!(written < HUGE / 2, "connection {conn}: {written} bytes of {HUGE} written");
     }
     assert!(app.stop().await.success());
-    let positions: Vec<f64> = read_log(dir.path())
-        .into_iter()
-        .filter_map(|r| match r.record {
-            Record::IssPosition(p) => Some(p.latitude),
-            _ => None,
-        })
-        .collect();
+    let positions = stored_latitudes(dir.path());
     assert!(positions.iter().all(|&lat| lat >= 40.0), "only good answers are stored: {positions:?}");
 }
 
@@ -394,12 +393,6 @@ async fn a_position_from_the_future_does_not_suppress_real_ones() {
     })
     .await;
     assert!(app.stop().await.success());
-    let positions: Vec<f64> = read_log(dir.path())
-        .into_iter()
-        .filter_map(|r| match r.record {
-            Record::IssPosition(p) => Some(p.latitude),
-            _ => None,
-        })
-        .collect();
+    let positions = stored_latitudes(dir.path());
     assert!(positions.iter().all(|&lat| lat >= 40.0), "the future position is not stored: {positions:?}");
 }

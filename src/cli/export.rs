@@ -78,7 +78,13 @@ async fn from_daemon(config: &Config, req: &ExportRequest, out: Option<&Path>) -
         .await
         .context("the store is in use, and the running appliance did not answer on web.listen")?;
     super::daemon::refused_without_password(&response)?;
-    let mut response = response.error_for_status()?;
+    if !response.status().is_success() {
+        // The appliance's own words, e.g. "2 exports are running; try again later" (503).
+        let status = response.status();
+        let body = response.text().await.unwrap_or_default();
+        anyhow::bail!("the running appliance refused the export ({status}): {}", body.trim());
+    }
+    let mut response = response;
     let mut sink: Box<dyn Write> = match out {
         Some(p) => Box::new(std::io::BufWriter::new(
             std::fs::OpenOptions::new().append(true).open(p.with_extension("partial"))?,

@@ -173,6 +173,16 @@ async fn stalled_exports_are_bounded_and_cut_off_while_pages_keep_answering() {
         assert_eq!(r.headers()["retry-after"], "10");
         assert!(r.text().await.unwrap().contains("2 exports are running"));
     }
+    // The CLI, which goes through the appliance while it holds the store, says why.
+    let out = Command::new(bin())
+        .args(["export", "--kind", "iss", "--format", "cql", "--config"])
+        .arg(&app.config_path)
+        .env("OUTPOST_WEB_LISTEN", app.addr.to_string())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("2 exports are running"), "{stderr}");
     // Pages and the store-reading API answer beside the stalled exports.
     let mut slowest = std::time::Duration::ZERO;
     for path in ["/", "/api/status", "/api/iss/track", "/status", "/api/iss/latest"] {
@@ -186,7 +196,7 @@ async fn stalled_exports_are_bounded_and_cut_off_while_pages_keep_answering() {
     let m = metrics().await;
     assert_eq!(outcome(&m, "stalled"), 0.0, "the pages were checked while the exports were stalled");
     assert_eq!(sample(&m, "outpost_exports_running"), LIMIT as f64);
-    assert_eq!(outcome(&m, "refused"), 3.0);
+    assert_eq!(outcome(&m, "refused"), 4.0);
     eprintln!("slow clients: pages answered within {slowest:?} beside {LIMIT} stalled exports");
 
     // After the stall time the exports stop, and their places and threads are free again.

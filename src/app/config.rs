@@ -129,16 +129,34 @@ impl Config {
         for n in &self.sinks.cassandra.nodes {
             r = r.host_port(n, "<cassandra node>");
         }
-        if let Some(url) = &self.sinks.mqtt.url {
-            r = r.url(url, "<mqtt broker>");
-        }
         if let Some(gpsd) = &self.location.gpsd {
             r = r.host_port(gpsd, "<gpsd>");
         }
-        let iss = &self.sources.iss;
-        r = r.url(&iss.position_url, "<iss position url>").url(&iss.tle_url, "<tle url>");
-        r = r.url(&self.sources.varsom.base_url, "<varsom url>");
+        for (url, role) in self.upstream_urls() {
+            r = r.url(url, role);
+        }
         r
+    }
+
+    /// The log's redactor: the password and query of every configured URL (also `web.tile_url`,
+    /// which the browser fetches), wherever a line quotes them; host names stay.
+    pub fn log_redactor(&self) -> crate::config::Redactor {
+        let urls = self.upstream_urls().into_iter().map(|(url, _)| url);
+        std::iter::once(self.web.tile_url.as_str())
+            .chain(urls)
+            .fold(crate::config::Redactor::new(), |r, url| r.url_secrets(url))
+    }
+
+    /// Every configured upstream URL with its role.
+    fn upstream_urls(&self) -> Vec<(&str, &'static str)> {
+        let iss = &self.sources.iss;
+        let mut urls = vec![
+            (iss.position_url.as_str(), "<iss position url>"),
+            (iss.tle_url.as_str(), "<tle url>"),
+            (self.sources.varsom.base_url.as_str(), "<varsom url>"),
+        ];
+        urls.extend(self.sinks.mqtt.url.as_deref().map(|u| (u, "<mqtt broker>")));
+        urls
     }
 
     /// Why `[web]`'s basic auth is half set, if it is: `outpost run` refuses to serve then

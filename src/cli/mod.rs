@@ -128,12 +128,32 @@ fn load(path: Option<&PathBuf>) -> Result<Config, ExitCode> {
     })
 }
 
-fn init_tracing(format: LogFormat) {
+/// Every log line on its way to stderr, with `redact` applied: the fmt layer hands each event
+/// over whole in one `write`, so a secret is never split between two calls.
+struct RedactedStderr(std::sync::Arc<crate::config::Redactor>);
+
+impl std::io::Write for RedactedStderr {
+    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+        let clean = self.0.apply(&String::from_utf8_lossy(line));
+        std::io::stderr().lock().write_all(clean.as_bytes())?;
+        Ok(line.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+/// Logs go to stderr with `log_redactor` applied: host names stay (an operator needs them), no
+/// URL's password or query does, whichever library or upstream text quotes it.
+fn init_tracing(format: LogFormat, redact: crate::config::Redactor) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("OUTPOST_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     // Colours only on a terminal: journald and log files get plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    let redact = std::sync::Arc::new(redact);
+    let writer = move || RedactedStderr(redact.clone());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_ansi(ansi);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
@@ -162,7 +182,7 @@ pub fn main() -> ExitCode {
         eprintln!("outpost: configuration error: {problem}");
         return ExitCode::from(2);
     }
-    init_tracing(cli.log_format);
+    init_tracing(cli.log_format, config.log_redactor());
     report(runtime().and_then(|rt| rt.block_on(execute(cli.command, config))))
 }
 

@@ -5,12 +5,40 @@
 //! read those, so each configured host, address and URL is replaced by its role ("<smtp server>"),
 //! a URL's password by `***` and its query by `…`. Other secrets are not searched for: a password
 //! echoed by a server is rare, and `***` in place of a plain word would tell what the password
-//! is. The journal (root-readable) keeps the host names: they are what an operator looks for there.
+//! is. The journal (root-readable) keeps the host names: they are what an operator looks for there,
+//! but not the secrets a URL carries: `url_secrets` builds the log's redactor (`Config::log_redactor`,
+//! applied to every line the daemon writes), which replaces only passwords and queries.
 
 use super::HostPort;
 
 /// Shorter strings are left alone: replacing "db" or "a" would garble the text.
 const MIN_LEN: usize = 3;
+
+/// A query value at least this long is taken for a token and replaced wherever it appears
+/// (`CATNR=25544&FORMAT=TLE` keeps its values; `key=3f9a…` does not).
+const MIN_SECRET_VALUE_LEN: usize = 8;
+
+/// `%XX` decoded (invalid sequences and bytes kept as they are).
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).filter(|h| h.iter().all(u8::is_ascii_hexdigit));
+        let value = hex.and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
+        match (bytes[i], value) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct Redactor {
@@ -49,12 +77,7 @@ impl Redactor {
         bare.set_fragment(None);
         self.push(bare.to_string(), role);
         self.push(bare.as_str().trim_end_matches('/').to_owned(), role);
-        if let Some(password) = parsed.password() {
-            self.push(password.to_owned(), "***");
-        }
-        if let Some(query) = parsed.query() {
-            self.push(query.to_owned(), "…");
-        }
+        self.push_url_secrets(&parsed);
         match parsed.host_str() {
             Some(host) => {
                 if let Some(port) = parsed.port_or_known_default() {
@@ -63,6 +86,40 @@ impl Redactor {
                 self.host(host, role)
             }
             None => self,
+        }
+    }
+
+    /// Only what is secret in a URL: its password as `***`, its query (and each longer value in
+    /// it, which an upstream may echo alone) as `…`; its host stays. For the log, which keeps
+    /// host names but never a secret. Not a URL: nothing.
+    pub fn url_secrets(mut self, url: &str) -> Redactor {
+        if let Ok(parsed) = reqwest::Url::parse(url) {
+            self.push_url_secrets(&parsed);
+        }
+        self
+    }
+
+    fn push_url_secrets(&mut self, url: &reqwest::Url) {
+        let mut secrets = Vec::new();
+        if let Some(password) = url.password() {
+            secrets.push((password.to_owned(), "***"));
+        }
+        if let Some(query) = url.query() {
+            secrets.push((query.to_owned(), "…"));
+            for (_, value) in url.query_pairs().filter(|(_, v)| v.chars().count() >= MIN_SECRET_VALUE_LEN) {
+                secrets.push((value.into_owned(), "…"));
+            }
+        }
+        for (secret, with) in secrets {
+            // Also as an upstream may quote it (percent-decoded) and as a log line escapes it
+            // (JSON, or Rust's `?` formatting).
+            let decoded = percent_decode(&secret);
+            for form in [&secret, &decoded] {
+                let json = serde_json::to_string(form).unwrap_or_default();
+                self.push(json.trim_matches('"').to_owned(), with);
+                self.push(form.escape_debug().to_string(), with);
+                self.push(form.clone(), with);
+            }
         }
     }
 
@@ -133,6 +190,25 @@ mod tests {
         }
         assert!(clean.starts_with("<smtp server>:587: refused; <kafka broker> and <kafka broker> down"), "{clean}");
         assert!(clean.contains("GET <iss position url> failed"), "{clean}");
+    }
+
+    #[test]
+    fn the_log_keeps_hosts_but_no_url_secret() {
+        let r = Redactor::new()
+            .url_secrets("https://ada:pa%40ss918@feeds.example.net/iss?key=querytoken918&format=tle")
+            .url_secrets("https://celestrak.org/NORAD/elements/gp.php?CATNR=25544&FORMAT=TLE")
+            .url_secrets("not a url");
+        let text = "GET https://ada:pa%40ss918@feeds.example.net/iss?key=querytoken918&format=tle: 500 \
+                    (echoed: user ada, password pa@ss918, key querytoken918, \"key=querytoken918&format=tle\")";
+        let clean = r.apply(text);
+        for leak in ["pa%40ss918", "pa@ss918", "querytoken918"] {
+            assert!(!clean.contains(leak), "{leak} in {clean}");
+        }
+        assert!(clean.starts_with("GET https://ada:***@feeds.example.net/iss?…: 500"), "{clean}");
+        assert!(clean.contains("password ***, key …"), "{clean}");
+        // Short values are not taken for tokens: the TLE URL's words stay readable.
+        assert_eq!(r.apply("TLE 25544 from celestrak.org"), "TLE 25544 from celestrak.org");
+        assert_eq!(r.apply("gp.php?CATNR=25544&FORMAT=TLE"), "gp.php?…");
     }
 
     #[test]

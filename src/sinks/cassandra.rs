@@ -11,13 +11,13 @@
 //! records before it were written.
 
 use super::{Partial, Sink, SinkError};
-use crate::config::{HostPort, Invalid, KeyType, Secret, Section, range};
+use crate::config::{HostPort, Invalid, KeyType, Redactor, Secret, Section, range};
 use crate::domain::StoredRecord;
 use crate::message::message;
 use cql_export::{CqlValue as Cql, Row, Table};
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
-use scylla::errors::{DbError, ExecutionError, RequestAttemptError};
+use scylla::errors::{DbError, ExecutionError, NewSessionError, RequestAttemptError};
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::{CqlDate, CqlTimestamp, CqlValue, MaybeUnset};
 use serde::{Deserialize, Serialize};
@@ -136,11 +136,14 @@ pub struct CassandraSink {
     cfg: CassandraConfig,
     session: Option<Arc<Session>>,
     inserts: HashMap<Table, PreparedStatement>,
+    /// The node names out of an error's text before it is classified (see `classify`).
+    nodes: Redactor,
 }
 
 impl CassandraSink {
     pub fn new(cfg: CassandraConfig) -> Self {
-        CassandraSink { cfg, session: None, inserts: HashMap::new() }
+        let nodes = cfg.nodes.iter().fold(Redactor::new(), |r, n| r.host_port(n, "<cassandra node>"));
+        CassandraSink { cfg, session: None, inserts: HashMap::new(), nodes }
     }
 
     fn consistency(&self) -> scylla::statement::Consistency {
@@ -159,7 +162,7 @@ impl CassandraSink {
         }
         match tokio::time::timeout(CONNECT_TIMEOUT + Duration::from_secs(5), builder.build()).await {
             Ok(Ok(s)) => Ok(s),
-            Ok(Err(e)) => Err(classify(&e.to_string())),
+            Ok(Err(e)) => Err(classify_session(&e, &self.nodes)),
             Err(_) => Err(SinkError::Transient("no answer from the Cassandra nodes".into())),
         }
     }
@@ -265,11 +268,21 @@ impl rustls::client::danger::ServerCertVerifier for NodeNames {
     }
 }
 
+/// A failed session: no node name resolved is a connection error like any other (DNS may come
+/// back; retried with back-off), the rest is told from its text.
+fn classify_session(e: &NewSessionError, nodes: &Redactor) -> SinkError {
+    match e {
+        NewSessionError::FailedToResolveAnyHostname(_) => SinkError::Transient(format!("Cassandra: {e}")),
+        _ => classify(&e.to_string(), nodes),
+    }
+}
+
 /// A connect or schema error from its text. Driver errors never contain the password;
 /// authentication, certificate and schema problems need an operator. Certificate errors are
-/// replaced by a fixed text (rustls names the host names involved).
-fn classify(text: &str) -> SinkError {
-    let lower = text.to_ascii_lowercase();
+/// replaced by a fixed text (rustls names the host names involved). The words are looked for
+/// with the `nodes` taken out: a node named `cassandra.invalid` or `syntax.lan` is no refusal.
+fn classify(text: &str, nodes: &Redactor) -> SinkError {
+    let lower = nodes.apply(text).to_ascii_lowercase();
     if lower.contains("unknownissuer") || lower.contains("unknown issuer") {
         SinkError::Permanent(
             "TLS: the node's certificate is not signed by a trusted CA (cassandra.ca_file names a private CA)".into(),
@@ -399,14 +412,16 @@ impl Sink for CassandraSink {
                 statements.push(table.create_cql(ks).map_err(bad)?);
             }
             for cql in statements {
-                session.query_unpaged(cql, &[]).await.map_err(|e| classify(&e.to_string()))?;
+                session.query_unpaged(cql, &[]).await.map_err(|e| classify(&e.to_string(), &self.nodes))?;
             }
-            session.await_schema_agreement().await.map_err(|e| classify(&e.to_string()))?;
+            session.await_schema_agreement().await.map_err(|e| classify(&e.to_string(), &self.nodes))?;
         }
         let mut inserts = HashMap::new();
         for table in Table::ALL {
-            let mut prepared =
-                session.prepare(cql_export::insert_prepared(table, ks)).await.map_err(|e| classify(&e.to_string()))?;
+            let mut prepared = session
+                .prepare(cql_export::insert_prepared(table, ks))
+                .await
+                .map_err(|e| classify(&e.to_string(), &self.nodes))?;
             prepared.set_consistency(self.consistency());
             inserts.insert(table, prepared);
         }
@@ -483,12 +498,34 @@ mod tests {
 
     #[test]
     fn certificate_errors_are_permanent_and_name_no_host() {
-        let unknown = classify("Control connection pool error: invalid peer certificate: UnknownIssuer");
+        let none = Redactor::new();
+        let unknown = classify("Control connection pool error: invalid peer certificate: UnknownIssuer", &none);
         assert!(matches!(&unknown, SinkError::Permanent(t) if t.contains("ca_file")), "{unknown:?}");
         let name = classify(
             "invalid peer certificate: certificate not valid for name \"vm\"; certificate is only valid for DnsName(\"localhost\")",
+            &none,
         );
         assert!(matches!(&name, SinkError::Permanent(t) if !t.contains("vm") && !t.contains("localhost")), "{name:?}");
+    }
+
+    #[test]
+    fn an_unresolvable_or_unreachable_node_is_a_connection_error_not_a_refusal() {
+        let sink =
+            CassandraSink::new(toml::from_str("nodes = [\"cassandra.invalid:9042\", \"syntax.lan:9042\"]").unwrap());
+        let unresolved = NewSessionError::FailedToResolveAnyHostname(vec!["cassandra.invalid:9042".into()]);
+        let e = classify_session(&unresolved, &sink.nodes);
+        assert!(matches!(&e, SinkError::Transient(t) if t.contains("resolve")), "{e:?}");
+        // The same words in a text the driver builds from the node names.
+        let e = classify(&unresolved.to_string(), &sink.nodes);
+        assert!(matches!(e, SinkError::Transient(_)), "{e:?}");
+        let refused = "Control connection pool error: syntax.lan:9042: Connection refused (os error 111)";
+        assert!(matches!(classify(refused, &sink.nodes), SinkError::Transient(_)));
+        // What the server says is still told apart.
+        let schema = "Database returned an error: The query is syntactically correct but invalid, Error message: \
+                      unconfigured table iss_track";
+        assert!(matches!(classify(schema, &sink.nodes), SinkError::Permanent(t) if t.contains("schema")));
+        let auth = "Authentication failed: Provided username outpost and/or password are incorrect";
+        assert!(matches!(classify(auth, &sink.nodes), SinkError::Permanent(t) if t.contains("credentials")));
     }
 
     #[test]

@@ -176,6 +176,93 @@ gpsd = \"gpsd.secret-corp.invalid:2947\"
         assert!(out.contains("running appliance"), "{out}");
         shown("outpost status", &format!("{out}{err}"));
     }
+    // An unresolvable node is a connection error, retried, not a refusal of the schema.
+    let cassandra = sink_error(&s, "cassandra").unwrap();
+    assert!(cassandra.contains("resolve") && !cassandra.contains("schema"), "{cassandra}");
     assert!(app.log().contains("secret-corp"), "the log names the hosts it could not reach");
     assert!(app.stop().await.success());
+}
+
+/// Sources configured with passwords and tokens in their URLs: one unreachable, two answering
+/// 500 with a body that quotes their URL back. Neither secret is in the log (JSON, and text at
+/// debug with every library's lines, stdout and stderr) nor in `/api/status` or `/status`; the
+/// log still names the host and quotes the echoed URL without them.
+#[tokio::test]
+async fn no_url_secret_in_the_log() {
+    let fx = FixtureServer::start().await;
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let with_secrets = |url: String, user: &str| url.replace("http://", &format!("http://{user}:{user}-pw918@"));
+    let tle_url = with_secrets(fx.url("/tle?key=tle-token918"), "tle");
+    let nve_url = with_secrets(fx.url("/nve"), "nve");
+    let position_url = with_secrets(format!("http://127.0.0.1:{closed_port}/iss-now.json?token=pos-token918"), "pos");
+    fx.script("/tle", vec![Reply::status(500, format!("no TLE for {tle_url}"))]);
+    fx.generate("/nve", move |_| Reply::status(500, format!("{{\"error\": \"bad request to {nve_url}\"}}")));
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&fx, dir.path(), "")
+        .replace(&fx.url("/tle"), &tle_url)
+        .replace(&fx.url("/nve"), &with_secrets(fx.url("/nve"), "nve"))
+        .replace(&fx.url("/iss-now.json"), &position_url);
+    let leaks = ["pw918", "token918"];
+    let assert_clean = |what: &str, text: &str| {
+        for leak in leaks {
+            assert!(!text.contains(leak), "{what} shows {leak}:\n{text}");
+        }
+    };
+
+    let app = Outpost::start(dir.path(), &cfg).await;
+    let failed = |s: &Value, source: &str| s["sources"][source]["last_error"].is_string();
+    app.wait_for("every source to fail", 60, |s| ["iss_tle", "varsom", "iss_position"].iter().all(|n| failed(s, n)))
+        .await;
+    for path in ["/api/status", "/status"] {
+        let (code, body) = app.get(path).await;
+        assert_eq!(code, 200, "{path}");
+        assert_clean(path, &body.to_string());
+    }
+    let mut launched = app.into_launched();
+    launched.child.start_kill().unwrap();
+    let json_log = launched.every_line().await.join("\n");
+    assert_clean("the JSON log", &json_log);
+    assert!(json_log.contains("no TLE for http://tle:***@127.0.0.1:"), "the echo, host kept: {json_log}");
+    assert!(json_log.contains("/tle?…"), "the echoed query is cut: {json_log}");
+
+    // The text log, at debug for every crate (reqwest, hyper, rustls), on stderr and stdout.
+    let config_path = dir.path().join("outpost.toml");
+    let mut child = tokio::process::Command::new(bin())
+        .args(["run", "--config"])
+        .arg(&config_path)
+        .env("OUTPOST_LOG", "debug")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stderr = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(child.stderr.take().unwrap()));
+    let mut text_log = Vec::new();
+    let sources_rejected = async {
+        let mut seen = std::collections::BTreeSet::new();
+        while let Ok(Some(line)) = stderr.next_line().await {
+            // The TLE source waits out `tle_refresh_h` after the first run's attempt.
+            for source in ["varsom", "iss_position"] {
+                if line.contains("rejected") && line.contains(source) {
+                    seen.insert(source);
+                }
+            }
+            text_log.push(line);
+            if seen.len() == 2 {
+                return true;
+            }
+        }
+        false
+    };
+    let both = tokio::time::timeout(std::time::Duration::from_secs(60), sources_rejected).await;
+    child.start_kill().unwrap();
+    let out = child.wait_with_output().await.unwrap();
+    let text_log = text_log.join("\n");
+    assert!(matches!(both, Ok(true)), "both sources' rejections in the text log:\n{text_log}");
+    assert_clean("the text log", &text_log);
+    assert_clean(
+        "stdout and the rest of stderr",
+        &format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+    );
+    assert!(text_log.contains("bad request to http://nve:***@127.0.0.1:"), "{text_log}");
 }

@@ -16,6 +16,7 @@ pub mod tle;
 pub mod tle_parse;
 pub mod varsom;
 pub mod varsom_parse;
+pub mod weather_parse;
 
 pub use poll::{
     Answer, HttpConfig, Poller, Request, Schedule, SourceSnapshot, SourceStatus, USER_AGENT, fetch, http_client,

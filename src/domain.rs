@@ -453,10 +453,9 @@ impl WeatherSummary {
     pub fn of(points: &[WeatherPoint]) -> Self {
         let max = |f: fn(&WeatherValues) -> Option<f64>| points.iter().filter_map(|p| f(&p.values)).reduce(f64::max);
         let min = |f: fn(&WeatherValues) -> Option<f64>| points.iter().filter_map(|p| f(&p.values)).reduce(f64::min);
-        let windiest = points
-            .iter()
-            .filter(|p| p.values.wind_speed_max_kmh.is_some())
-            .max_by(|a, b| a.values.wind_speed_max_kmh.partial_cmp(&b.values.wind_speed_max_kmh).unwrap_or(std::cmp::Ordering::Equal));
+        let windiest = points.iter().filter(|p| p.values.wind_speed_max_kmh.is_some()).max_by(|a, b| {
+            a.values.wind_speed_max_kmh.partial_cmp(&b.values.wind_speed_max_kmh).unwrap_or(std::cmp::Ordering::Equal)
+        });
         WeatherSummary {
             snowfall_max_cm: max(|v| v.snowfall_cm),
             wind_speed_max_kmh: max(|v| v.wind_speed_max_kmh),

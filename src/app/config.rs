@@ -57,7 +57,7 @@ pub struct Config {
     pub web: WebConfig,
     pub alerts: AlertsConfig,
     pub email: EmailConfig,
-    /// `[iss]`, `[varsom]`, `[http]`: one section per source.
+    /// `[iss]`, `[varsom]`, `[weather]`, `[http]`: one section per source.
     pub sources: crate::sources::Sections,
     /// `[kafka]`, `[cassandra]`, `[mqtt]`: one section per sink.
     pub sinks: crate::sinks::Sections,
@@ -138,6 +138,8 @@ impl Config {
         let iss = &self.sources.iss;
         r = r.url(&iss.position_url, "<iss position url>").url(&iss.tle_url, "<tle url>");
         r = r.url(&self.sources.varsom.base_url, "<varsom url>");
+        let weather = &self.sources.weather;
+        r = r.url(&weather.forecast_url, "<weather forecast url>").url(&weather.archive_url, "<weather archive url>");
         r
     }
 

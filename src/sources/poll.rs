@@ -270,6 +270,13 @@ pub trait Poller: Send + 'static {
     /// Turns one answer into records; `Err` refuses the whole answer (a failed poll).
     fn parse(&mut self, body: &[u8], now: DateTime<Utc>) -> Result<Answer, Rejection>;
 
+    /// A request of the round failed before its answer could be parsed (`fetch` refused it:
+    /// transport, HTTP status, size). Sources that keep state per request, or react to an
+    /// upstream's limit, hear it here; most do not.
+    fn failed(&mut self, rejection: &Rejection, now: DateTime<Utc>) {
+        let _ = (rejection, now);
+    }
+
     /// The wait after the system clock was set (NTP correcting a Pi that booted at 1970 or in
     /// the future) with `remaining` still to go. By default the round runs at once with a fresh
     /// back-off: what the last rounds asked for, or rejected, followed from the wrong clock.
@@ -291,7 +298,10 @@ pub async fn poll_round(source: &mut impl Poller, ctx: &SourceCtx) -> Result<(),
         ctx.status.polled();
         let answer = match fetch(&ctx.client, &request.url, request.accept).await {
             Ok(body) => source.parse(&body, ctx.clock.now()),
-            Err(r) => Err(r),
+            Err(r) => {
+                source.failed(&r, ctx.clock.now());
+                Err(r)
+            }
         };
         match answer {
             Ok(answer) => {

@@ -212,9 +212,8 @@ fn location(o: &Obj, timezone: &str) -> Result<Location, Rejection> {
     let mut values = vec![WeatherValues::default(); dates.len()];
     let mut found = 0;
     for var in VARIABLES {
-        let Some((name, series)) = std::iter::once(var.name)
-            .chain(var.old_name)
-            .find_map(|n| daily.get(n).map(|s| (n, s)))
+        let Some((name, series)) =
+            std::iter::once(var.name).chain(var.old_name).find_map(|n| daily.get(n).map(|s| (n, s)))
         else {
             continue;
         };
@@ -334,7 +333,10 @@ mod tests {
         let v = &brugge[0].days[0].1;
         assert_eq!(v.weather_code, Some(51));
         assert_eq!((v.rain_mm, v.snowfall_cm, v.precipitation_hours), (Some(1.3), Some(0.0), Some(10.0)));
-        assert_eq!((v.wind_speed_max_kmh, v.wind_gusts_max_kmh, v.wind_direction_deg), (Some(26.2), Some(55.1), Some(234.0)));
+        assert_eq!(
+            (v.wind_speed_max_kmh, v.wind_gusts_max_kmh, v.wind_direction_deg),
+            (Some(26.2), Some(55.1), Some(234.0))
+        );
         let penza = parse_daily(&fixture(PENZA), 1, "Europe/Moscow").unwrap();
         let v = &penza[0].days[6].1;
         assert_eq!((v.weather_code, v.temperature_max_c, v.wind_direction_deg), (Some(3), Some(-0.7), Some(13.0)));
@@ -358,9 +360,7 @@ mod tests {
         let at: DateTime<Utc> = "2023-03-14T06:00:00Z".parse().unwrap();
         let recs = daily_records(&locs, &[(3022, 2), (3011, 2)], at);
         // 14 days per region, less the days on which no point has any value.
-        let empty_days = |pts: &[Location]| {
-            (0..14).filter(|&i| pts.iter().all(|l| l.days[i].1.is_empty())).count()
-        };
+        let empty_days = |pts: &[Location]| (0..14).filter(|&i| pts.iter().all(|l| l.days[i].1.is_empty())).count();
         let expect = 14 - empty_days(&locs[..2]) + 14 - empty_days(&locs[2..]);
         assert_eq!(recs.len(), expect);
         for r in &recs {
@@ -368,8 +368,14 @@ mod tests {
                 if r.region_id == 3022 { locs[..2].iter().collect() } else { locs[2..].iter().collect() };
             let vals: Vec<&WeatherValues> =
                 pts.iter().filter_map(|l| l.days.iter().find(|(dd, _)| *dd == r.date)).map(|(_, v)| v).collect();
-            let most_snow = vals.iter().filter_map(|v| v.snowfall_cm).fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
-            let coldest = vals.iter().filter_map(|v| v.temperature_min_c).fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.min(x))));
+            let most_snow = vals
+                .iter()
+                .filter_map(|v| v.snowfall_cm)
+                .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
+            let coldest = vals
+                .iter()
+                .filter_map(|v| v.temperature_min_c)
+                .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.min(x))));
             assert_eq!(r.summary.snowfall_max_cm, most_snow, "{} {}", r.region_id, r.date);
             assert_eq!(r.summary.temperature_min_c, coldest, "{} {}", r.region_id, r.date);
             assert!(r.points.len() <= 2 && !r.points.is_empty());

@@ -5,8 +5,7 @@ use super::{
     WARNINGS, WEATHER, codec, counter, date_key, from_e6, key_date,
 };
 use crate::domain::{
-    AlertEmail, AlertKind, AvalancheWarning, DeadLetter, IssPosition, Kind, Record, StoredRecord, Tle,
-    WeatherDaily,
+    AlertEmail, AlertKind, AvalancheWarning, DeadLetter, IssPosition, Kind, Record, StoredRecord, Tle, WeatherDaily,
 };
 use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};

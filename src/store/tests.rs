@@ -571,7 +571,10 @@ fn weather_keeps_each_changed_version_and_refuses_unchanged_refetches() {
     assert_eq!(w.stats().stored(Kind::WeatherDaily), 5);
     assert_eq!(w.stats().duplicates(Kind::WeatherDaily), 1);
     let day = store.weather_for_date("2024-01-15".parse().unwrap(), None).unwrap();
-    assert_eq!(day.iter().map(|d| (d.region_id, d.fetched_at)).collect::<Vec<_>>(), [(3011, t(3600)), (3022, t(10800))]);
+    assert_eq!(
+        day.iter().map(|d| (d.region_id, d.fetched_at)).collect::<Vec<_>>(),
+        [(3011, t(3600)), (3022, t(10800))]
+    );
     let one = store.weather_for_date("2024-01-15".parse().unwrap(), Some(3011)).unwrap();
     assert_eq!(one.len(), 1);
     assert!(store.weather_for_date("2024-01-17".parse().unwrap(), None).unwrap().is_empty());

@@ -129,8 +129,37 @@ async fn real_answers_are_stored_once_per_version_and_served_by_the_api() {
     let (_, day) = app.get("/api/weather?date=2023-03-09&region=3011").await;
     let points = &later[&(3011, "2023-03-09".to_owned())];
     assert_eq!(day[0]["summary"]["snowfall_max_cm"].as_f64(), max_of(points, "snowfall_sum"), "the newest version");
+    let config_path = app.config_path.clone();
     assert!(app.stop().await.success());
-    assert_eq!(weather_records(dir.path()).len(), want.len() + changed);
+    let records = weather_records(dir.path());
+    assert_eq!(records.len(), want.len() + changed);
+
+    // outpost export --kind weather, in all three formats, every version once.
+    let export = |args: &[&str]| {
+        let out = std::process::Command::new(bin())
+            .args(["export", "--kind", "weather", "--config"])
+            .arg(&config_path)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let jsonl = export(&["--format", "jsonl"]);
+    let lines: Vec<Value> = jsonl.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), records.len());
+    assert!(lines.iter().all(|l| l["kind"] == "weather.daily" && l["id"].as_str().unwrap().starts_with("it/weather.daily/")));
+    let csv = export(&["--format", "csv"]);
+    let mut csv_lines = csv.lines();
+    assert!(csv_lines.next().unwrap().starts_with("region_id,date,fetched_at,snowfall_max_cm,"), "{csv}");
+    assert_eq!(csv_lines.count(), records.len());
+    let cql = export(&["--format", "cql"]);
+    assert!(cql.contains("CREATE TABLE IF NOT EXISTS outpost.weather_daily"));
+    assert_eq!(cql.matches("INSERT INTO outpost.weather_daily").count(), records.len());
+    let last_day = export(&["--format", "jsonl", "--from", "2023-03-14", "--to", "2023-03-14"]);
+    let on_last_day = records.iter().filter(|w| w.date.to_string() == "2023-03-14").count();
+    assert!(on_last_day > 0);
+    assert_eq!(last_day.lines().count(), on_last_day, "--from/--to select by the Norwegian day");
 }
 
 /// The fixture server answering the forecast path with one fixture.

@@ -239,3 +239,65 @@ async fn arrays_of_the_wrong_length() {
     let short = format!("{}{}", &good[..at], &good[end..]);
     bad_weather(Reply::ok(short), "wrong_length", "snowfall_sum has 13 values for 14 days").await;
 }
+
+/// The weather records in the log with their published ids and messages.
+fn published(dir: &std::path::Path) -> Vec<(String, Value)> {
+    read_log(dir)
+        .into_iter()
+        .filter(|r| matches!(r.record, Record::WeatherDaily(_)))
+        .map(|r| (r.id(), outpost::message::message(&r)))
+        .collect()
+}
+
+#[tokio::test]
+async fn weather_reaches_a_real_kafka_broker_on_its_own_topic() {
+    let broker = crate::servers::ApacheKafka::start(crate::servers::KafkaOpts::default()).await;
+    let fx = FakeOpenMeteo::new(GOOD).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = weather_config(&fx.0, dir.path()) + &format!("[kafka]\nbrokers = [\"127.0.0.1:{}\"]\n", broker.port);
+    let app = Outpost::start(dir.path(), &cfg).await;
+    let n = expected(GOOD).len() as u64;
+    app.wait_for("the weather in Kafka", 180, |s| {
+        stored(s, "weather.daily") >= n && s["sinks"]["kafka"]["backlog"] == 0 && s["sinks"]["kafka"]["connected"] == true
+    })
+    .await;
+    assert!(app.stop().await.success());
+    let sent = published(dir.path());
+    assert_eq!(sent.len() as u64, n);
+    let topic = crate::upstreams::read_topic(broker.port, "outpost.weather.daily").await;
+    assert_eq!(topic.len(), sent.len(), "each record once");
+    for m in &topic {
+        let key = m["key"].as_str().unwrap();
+        let (_, message) = sent.iter().find(|(id, _)| id == key).unwrap_or_else(|| panic!("{key} is not in the log"));
+        assert_eq!(&m["value"], message, "the value is the published message");
+    }
+}
+
+#[tokio::test]
+async fn weather_reaches_a_real_cassandra_node_in_weather_daily() {
+    let cassandra = crate::servers::Cassandra::start(crate::servers::CassandraOpts::default()).await;
+    let fx = FakeOpenMeteo::new(GOOD).await;
+    let dir = tempfile::tempdir().unwrap();
+    let keyspace = format!("outpost_weather_{}", std::process::id());
+    let cfg = weather_config(&fx.0, dir.path())
+        + &format!("[cassandra]\nnodes = [\"{}\"]\nkeyspace = \"{keyspace}\"\nconsistency = \"one\"\n", cassandra.node());
+    let app = Outpost::start(dir.path(), &cfg).await;
+    let n = expected(GOOD).len() as u64;
+    app.wait_for("the weather in Cassandra", 240, |s| {
+        let sink = &s["sinks"]["cassandra"];
+        stored(s, "weather.daily") >= n && sink["backlog"] == 0 && sink["connected"] == true
+    })
+    .await;
+    assert!(app.stop().await.success());
+    let rows = cassandra.query(&format!("SELECT region_id, snowfall_max_cm, record_id, points FROM {keyspace}.weather_daily")).await;
+    assert_eq!(rows.len() as u64, n);
+    let sent = published(dir.path());
+    for row in &rows {
+        let id = row["record_id"].as_str().unwrap();
+        let (_, message) = sent.iter().find(|(i, _)| i == id).unwrap_or_else(|| panic!("{id} is not in the log"));
+        assert_eq!(row["region_id"].as_u64(), message["region_id"].as_u64());
+        assert_eq!(row["snowfall_max_cm"].as_f64(), message["summary"]["snowfall_max_cm"].as_f64(), "{row}");
+        let points: Value = serde_json::from_str(row["points"].as_str().unwrap()).unwrap();
+        assert_eq!(points, message["points"]);
+    }
+}

@@ -16,10 +16,15 @@ const REGIONS: [(u32, usize); 2] = [(3022, 2), (3011, 2)];
 /// The shared test config with weather on: regions 3022 and 3011, two points each.
 fn weather_config(fx: &FixtureServer, dir: &std::path::Path) -> String {
     let base = config(fx, dir, "");
-    let on = base
-        .replace("regions = [3022]", "regions = [3022, 3011]")
-        .replace("# Off unless a test turns it on (tests/it/weather.rs); never the internet.\nenabled = false", "enabled = true\npoints_per_region = 2");
-    assert_ne!(on, base.replace("regions = [3022]", "regions = [3022, 3011]"), "the helper's [weather] section changed");
+    let on = base.replace("regions = [3022]", "regions = [3022, 3011]").replace(
+        "# Off unless a test turns it on (tests/it/weather.rs); never the internet.\nenabled = false",
+        "enabled = true\npoints_per_region = 2",
+    );
+    assert_ne!(
+        on,
+        base.replace("regions = [3022]", "regions = [3022, 3011]"),
+        "the helper's [weather] section changed"
+    );
     on
 }
 
@@ -148,7 +153,11 @@ async fn real_answers_are_stored_once_per_version_and_served_by_the_api() {
     let jsonl = export(&["--format", "jsonl"]);
     let lines: Vec<Value> = jsonl.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), records.len());
-    assert!(lines.iter().all(|l| l["kind"] == "weather.daily" && l["id"].as_str().unwrap().starts_with("it/weather.daily/")));
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["kind"] == "weather.daily" && l["id"].as_str().unwrap().starts_with("it/weather.daily/"))
+    );
     let csv = export(&["--format", "csv"]);
     let mut csv_lines = csv.lines();
     assert!(csv_lines.next().unwrap().starts_with("region_id,date,fetched_at,snowfall_max_cm,"), "{csv}");
@@ -224,7 +233,8 @@ async fn an_html_page() {
 #[tokio::test]
 async fn fahrenheit_and_mph() {
     // One location where four were asked for is refused before its units are looked at.
-    let one = fixture("open-meteo/forecast_daily_many-vars_coeur-d-alene-usa_2025-07-28_2025-08-03_gmt_fahrenheit-mph.json");
+    let one =
+        fixture("open-meteo/forecast_daily_many-vars_coeur-d-alene-usa_2025-07-28_2025-08-03_gmt_fahrenheit-mph.json");
     bad_weather(Reply::ok(one.clone()), "wrong_count", "1 locations").await;
     let four = format!("[{0},{0},{0},{0}]", String::from_utf8(one).unwrap().replace("\"GMT\"", "\"Europe/Oslo\""));
     bad_weather(Reply::ok(four), "unknown_unit", "°F").await;
@@ -258,7 +268,9 @@ async fn weather_reaches_a_real_kafka_broker_on_its_own_topic() {
     let app = Outpost::start(dir.path(), &cfg).await;
     let n = expected(GOOD).len() as u64;
     app.wait_for("the weather in Kafka", 180, |s| {
-        stored(s, "weather.daily") >= n && s["sinks"]["kafka"]["backlog"] == 0 && s["sinks"]["kafka"]["connected"] == true
+        stored(s, "weather.daily") >= n
+            && s["sinks"]["kafka"]["backlog"] == 0
+            && s["sinks"]["kafka"]["connected"] == true
     })
     .await;
     assert!(app.stop().await.success());
@@ -280,7 +292,10 @@ async fn weather_reaches_a_real_cassandra_node_in_weather_daily() {
     let dir = tempfile::tempdir().unwrap();
     let keyspace = format!("outpost_weather_{}", std::process::id());
     let cfg = weather_config(&fx.0, dir.path())
-        + &format!("[cassandra]\nnodes = [\"{}\"]\nkeyspace = \"{keyspace}\"\nconsistency = \"one\"\n", cassandra.node());
+        + &format!(
+            "[cassandra]\nnodes = [\"{}\"]\nkeyspace = \"{keyspace}\"\nconsistency = \"one\"\n",
+            cassandra.node()
+        );
     let app = Outpost::start(dir.path(), &cfg).await;
     let n = expected(GOOD).len() as u64;
     app.wait_for("the weather in Cassandra", 240, |s| {
@@ -289,7 +304,9 @@ async fn weather_reaches_a_real_cassandra_node_in_weather_daily() {
     })
     .await;
     assert!(app.stop().await.success());
-    let rows = cassandra.query(&format!("SELECT region_id, snowfall_max_cm, record_id, points FROM {keyspace}.weather_daily")).await;
+    let rows = cassandra
+        .query(&format!("SELECT region_id, snowfall_max_cm, record_id, points FROM {keyspace}.weather_daily"))
+        .await;
     assert_eq!(rows.len() as u64, n);
     let sent = published(dir.path());
     for row in &rows {

@@ -140,8 +140,9 @@ fn clustering_orders() {
 
 #[test]
 fn rows_carry_the_declared_types_for_every_column() {
-    let messages = [messages::position(), messages::position_full(), messages::tle(), messages::warning(), messages::weather()]
-        .map(|m| row(&m).unwrap());
+    let messages =
+        [messages::position(), messages::position_full(), messages::tle(), messages::warning(), messages::weather()]
+            .map(|m| row(&m).unwrap());
     for table in Table::ALL {
         let rows: Vec<_> = messages.iter().filter(|r| r.table == table).collect();
         let mut seen = vec![false; table.columns().len()];
@@ -216,7 +217,10 @@ fn a_weather_message_maps_its_summary_to_columns_and_keeps_its_points_as_json() 
     let mut no_rain = m.clone();
     no_rain["summary"]["rain_max_mm"] = serde_json::Value::Null;
     let r = row(&no_rain).unwrap();
-    assert_eq!(r.values[Table::WeatherDaily.columns().iter().position(|c| *c == "rain_max_mm").unwrap()], CqlValue::Null);
+    assert_eq!(
+        r.values[Table::WeatherDaily.columns().iter().position(|c| *c == "rain_max_mm").unwrap()],
+        CqlValue::Null
+    );
     assert!(row(&messages::without(m.clone(), "summary")).is_err());
     assert!(row(&messages::with(m, "points", serde_json::json!([1, 2]))).is_err());
 }

@@ -22,8 +22,11 @@
 //!   ordinal` (every 64th position: a long range's binary searches and its downsampled answer
 //!   read a few hundred contiguous rows instead of one page per point);
 //!   `tle_by_epoch: epoch_ms -> seq`;
-//!   `warnings: (valid_date, region, publish_ms, reg_id) -> seq`.
-//!   Each index key is also the kind's identity, which is how duplicates are refused.
+//!   `warnings: (valid_date, region, publish_ms, reg_id) -> seq`;
+//!   `weather_daily: (date, region, fetched_ms, content hash) -> seq`.
+//!   Each index key is also the kind's identity, which is how duplicates are refused; for
+//!   weather a version whose hash equals the newest one of its (date, region) is the duplicate,
+//!   so an unchanged re-fetch is refused and a change (even back to an older value) is kept.
 //! - **Cursors:** `cursors: name -> last acknowledged seq`, advanced by sinks; beside them the
 //!   marks, and `counters: name -> count` (rejections), journaled as absolute values.
 //! - **Commit policy (SD-card wear):** the writer collects records for up to

@@ -9,6 +9,10 @@
 //! in the next round. Every `refresh_h` the whole window is fetched again; the store keeps each
 //! changed version of a (region, day) and refuses unchanged ones. A 429 (Open-Meteo's daily
 //! limit) stops the source until the next Norwegian day.
+//!
+//! Open-Meteo recommends `past_days` for recent days; it reaches back `MAX_PAST_DAYS`. A longer
+//! `backfill_days` asks the archive API (ERA5, complete that far back) for the older days, once
+//! per Norwegian day until it answers, so the two never overlap and never fight over a day.
 
 use super::poll::{Answer, Poller, Request, Schedule};
 use super::weather_parse::{daily_parameter, daily_records, parse_daily};
@@ -16,7 +20,7 @@ use super::{Rejection, SourceCtx};
 use crate::backoff::Backoff;
 use crate::config::{Invalid, KeyType, Section, http_url, range};
 use crate::domain::{Record, norwegian_date};
-use chrono::{DateTime, Days, TimeZone, Utc};
+use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -64,6 +68,10 @@ pub const FORECAST_DAYS: u32 = 7;
 pub const MAX_LOCATIONS: usize = 100;
 /// The time zone the days are asked in.
 pub const TIMEZONE: &str = "Europe/Oslo";
+/// The forecast API's `past_days` goes to 92; older days come from the archive.
+pub const MAX_PAST_DAYS: u32 = 92;
+/// `backfill_days` at most: a year and a day.
+pub const MAX_BACKFILL_DAYS: u32 = 366;
 
 impl Section for WeatherConfig {
     const KEYS: &'static [(&'static str, KeyType)] = &[
@@ -80,21 +88,30 @@ impl Section for WeatherConfig {
         http_url("archive_url", &self.archive_url)?;
         // Open-Meteo's free use is 10,000 calls a day; every location counts.
         range("refresh_h", self.refresh_h, 0.25, 24.0)?;
-        // The forecast API's past_days goes to 92.
-        range("backfill_days", f64::from(self.backfill_days), 0.0, 92.0)?;
+        range("backfill_days", f64::from(self.backfill_days), 0.0, f64::from(MAX_BACKFILL_DAYS))?;
         range("points_per_region", f64::from(self.points_per_region), 1.0, 9.0)
     }
 }
 
+/// One request of a round: where its answer's locations belong, and which API it asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    pub layout: Vec<(u32, usize)>,
+    pub archive: bool,
+}
+
 pub struct WeatherSource {
     forecast_url: String,
+    archive_url: String,
     /// `(region, its sample points)`, in request order.
     regions: Vec<(u32, Vec<(f64, f64)>)>,
     backfill_days: u32,
     refresh: Duration,
-    /// The layout `(region, points)` of each request of this round not yet answered, in order:
-    /// the answer to the n-th request is parsed with the n-th layout.
-    pending: VecDeque<Vec<(u32, usize)>>,
+    /// Each request of this round not yet answered, in order: the answer to the n-th request is
+    /// parsed with the n-th layout.
+    pending: VecDeque<Pending>,
+    /// The Norwegian day the archive last answered (it is asked once a day).
+    archive_answered: Option<NaiveDate>,
     /// After a 429: no request before this (the next Norwegian midnight).
     blocked_until: Option<DateTime<Utc>>,
 }
@@ -105,6 +122,7 @@ impl WeatherSource {
         let n = cfg.points_per_region as usize;
         WeatherSource {
             forecast_url: cfg.forecast_url.clone(),
+            archive_url: cfg.archive_url.clone(),
             regions: regions
                 .iter()
                 .map(|&r| (r, crate::regions::sample_points(r, n)))
@@ -113,40 +131,61 @@ impl WeatherSource {
             backfill_days: cfg.backfill_days,
             refresh: Duration::from_secs_f64(cfg.refresh_h * 3600.0),
             pending: VecDeque::new(),
+            archive_answered: None,
             blocked_until: None,
         }
     }
 
-    /// The requests of a round: regions packed whole into requests of at most `MAX_LOCATIONS`
-    /// points, with each request's layout.
-    pub fn requests(&self) -> Vec<(String, Vec<(u32, usize)>)> {
+    /// The requests of a round on the Norwegian day `today`: the forecast with its past days,
+    /// then, when `backfill_days` reaches past `MAX_PAST_DAYS` and the archive has not answered
+    /// today, the archive for the older days.
+    pub fn requests(&self, today: NaiveDate) -> Vec<(String, Pending)> {
+        let past_days = self.backfill_days.min(MAX_PAST_DAYS);
+        let forecast = |points: &[(f64, f64)]| {
+            format!("{}&past_days={past_days}&forecast_days={FORECAST_DAYS}", self.url(&self.forecast_url, points))
+        };
+        let mut out: Vec<(String, Pending)> =
+            self.chunks().into_iter().map(|(p, layout)| (forecast(&p), Pending { layout, archive: false })).collect();
+        let ago = |days: u32| today.checked_sub_days(Days::new(u64::from(days)));
+        let archive_range = (self.backfill_days > MAX_PAST_DAYS && self.archive_answered != Some(today))
+            .then(|| ago(self.backfill_days).zip(ago(MAX_PAST_DAYS + 1)))
+            .flatten();
+        if let Some((start, end)) = archive_range {
+            out.extend(self.chunks().into_iter().map(|(p, layout)| {
+                let url = format!("{}&start_date={start}&end_date={end}", self.url(&self.archive_url, &p));
+                (url, Pending { layout, archive: true })
+            }));
+        }
+        out
+    }
+
+    /// Regions packed whole into groups of at most `MAX_LOCATIONS` points, with their layout.
+    fn chunks(&self) -> Vec<(Vec<(f64, f64)>, Vec<(u32, usize)>)> {
         let mut out = Vec::new();
         let mut points: Vec<(f64, f64)> = Vec::new();
         let mut layout = Vec::new();
         for (region, pts) in &self.regions {
             if !points.is_empty() && points.len() + pts.len() > MAX_LOCATIONS {
-                out.push((self.url(&points), std::mem::take(&mut layout)));
-                points.clear();
+                out.push((std::mem::take(&mut points), std::mem::take(&mut layout)));
             }
             points.extend(pts);
             layout.push((*region, pts.len()));
         }
         if !points.is_empty() {
-            out.push((self.url(&points), layout));
+            out.push((points, layout));
         }
         out
     }
 
-    fn url(&self, points: &[(f64, f64)]) -> String {
+    /// `base` asked for `points`' daily variables in Norwegian days.
+    fn url(&self, base: &str, points: &[(f64, f64)]) -> String {
         let join = |f: fn(&(f64, f64)) -> f64| points.iter().map(|p| f(p).to_string()).collect::<Vec<_>>().join(",");
         format!(
-            "{}?latitude={}&longitude={}&daily={}&timezone={}&past_days={}&forecast_days={FORECAST_DAYS}",
-            self.forecast_url,
+            "{base}?latitude={}&longitude={}&daily={}&timezone={}",
             join(|p| p.0),
             join(|p| p.1),
             daily_parameter(),
             TIMEZONE.replace('/', "%2F"),
-            self.backfill_days,
         )
     }
 }
@@ -183,20 +222,23 @@ impl Poller for WeatherSource {
             }
             self.blocked_until = None;
         }
-        self.requests()
+        self.requests(norwegian_date(now))
             .into_iter()
-            .map(|(url, layout)| {
-                self.pending.push_back(layout);
+            .map(|(url, pending)| {
+                self.pending.push_back(pending);
                 Request::json(url)
             })
             .collect()
     }
 
     fn parse(&mut self, body: &[u8], now: DateTime<Utc>) -> Result<Answer, Rejection> {
-        let layout = self.pending.pop_front().unwrap_or_default();
-        let expected = layout.iter().map(|(_, n)| n).sum();
+        let pending = self.pending.pop_front().unwrap_or(Pending { layout: Vec::new(), archive: false });
+        let expected = pending.layout.iter().map(|(_, n)| n).sum();
         let locations = parse_daily(body, expected, TIMEZONE)?;
-        let records = daily_records(&locations, &layout, now).into_iter().map(Record::WeatherDaily).collect();
+        if pending.archive {
+            self.archive_answered = Some(norwegian_date(now));
+        }
+        let records = daily_records(&locations, &pending.layout, now).into_iter().map(Record::WeatherDaily).collect();
         Ok(Answer::records(records))
     }
 
@@ -231,7 +273,7 @@ mod tests {
         assert!(cfg.enabled);
         assert_eq!((cfg.refresh_h, cfg.backfill_days, cfg.points_per_region), (3.0, 7, 3));
         assert!(cfg.validate().is_ok());
-        for (key, bad) in [("refresh_h", 0.1), ("backfill_days", 93.0), ("points_per_region", 0.0)] {
+        for (key, bad) in [("refresh_h", 0.1), ("backfill_days", 367.0), ("points_per_region", 0.0)] {
             let mut c = cfg.clone();
             match key {
                 "refresh_h" => c.refresh_h = bad,
@@ -248,10 +290,11 @@ mod tests {
     #[test]
     fn all_points_of_all_regions_go_in_one_request() {
         let source = WeatherSource::new(&config(2), &[3022, 3011, 9999]);
-        let requests = source.requests();
+        let requests = source.requests(today());
         assert_eq!(requests.len(), 1);
-        let (url, layout) = &requests[0];
-        assert_eq!(layout, &[(3022, 2), (3011, 2)], "an unknown region is skipped");
+        let (url, pending) = &requests[0];
+        assert_eq!(pending.layout, [(3022, 2), (3011, 2)], "an unknown region is skipped");
+        assert!(!pending.archive);
         assert_eq!(
             url,
             "http://om.test/v1/forecast?latitude=62.7,62.8,69.6,69.7&longitude=9.3,9.3,18.7,18.7\
@@ -265,16 +308,57 @@ mod tests {
     fn many_regions_are_split_between_regions_at_the_location_cap() {
         let all: Vec<u32> = (3001..=3046).collect();
         let source = WeatherSource::new(&config(9), &all);
-        let requests = source.requests();
+        let requests = source.requests(today());
         // 46 regions x 9 points = 414 locations: 5 requests of 11 whole regions (99 points) at most.
         assert_eq!(requests.len(), 5);
-        let counts: Vec<usize> = requests.iter().map(|(_, l)| l.iter().map(|(_, n)| n).sum()).collect();
+        let counts: Vec<usize> = requests.iter().map(|(_, p)| p.layout.iter().map(|(_, n)| n).sum()).collect();
         assert!(counts.iter().all(|&n| n <= MAX_LOCATIONS), "{counts:?}");
         assert_eq!(counts.iter().sum::<usize>(), 414);
-        for (url, layout) in &requests {
+        for (url, pending) in &requests {
             let lats = url.split("latitude=").nth(1).unwrap().split('&').next().unwrap().split(',').count();
-            assert_eq!(lats, layout.iter().map(|(_, n)| n).sum::<usize>());
+            assert_eq!(lats, pending.layout.iter().map(|(_, n)| n).sum::<usize>());
         }
+    }
+
+    fn today() -> NaiveDate {
+        "2024-01-15".parse().unwrap()
+    }
+
+    fn fixture_body() -> Vec<u8> {
+        std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/open-meteo/forecast_daily_4-points-norway_from-warsaw_RETARGETED.json"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn days_past_the_forecast_apis_reach_come_from_the_archive_once_a_day() {
+        let mut cfg = config(2);
+        cfg.archive_url = "http://om.test/v1/archive".into();
+        cfg.backfill_days = 92;
+        let source = WeatherSource::new(&cfg, &[3022, 3011]);
+        let requests = source.requests(today());
+        assert_eq!(requests.len(), 1, "92 days: past_days alone");
+        assert!(requests[0].0.contains("&past_days=92&forecast_days=7"));
+        cfg.backfill_days = 366;
+        let mut source = WeatherSource::new(&cfg, &[3022, 3011]);
+        let requests = source.requests(today());
+        assert_eq!(requests.len(), 2);
+        assert!(requests[0].0.contains("&past_days=92&forecast_days=7") && !requests[0].1.archive);
+        let (archive, pending) = &requests[1];
+        assert!(pending.archive);
+        assert!(archive.starts_with("http://om.test/v1/archive?latitude=62.7,62.8,69.6,69.7&"), "{archive}");
+        // 366 days back to the day before the forecast's 92 past days: no overlap.
+        assert!(archive.ends_with("&timezone=Europe%2FOslo&start_date=2023-01-14&end_date=2023-10-14"), "{archive}");
+        assert!(!archive.contains("past_days"));
+        // The archive answered: asked again only the next day.
+        source.pending = requests.into_iter().map(|(_, p)| p).collect();
+        let now: DateTime<Utc> = "2024-01-15T08:00:00Z".parse().unwrap();
+        source.parse(&fixture_body(), now).unwrap();
+        source.parse(&fixture_body(), now).unwrap();
+        assert_eq!(source.requests(today()).len(), 1);
+        assert_eq!(source.requests(today().succ_opt().unwrap()).len(), 2);
     }
 
     #[test]
@@ -314,12 +398,8 @@ mod tests {
     #[test]
     fn an_answer_is_parsed_with_the_layout_of_its_request() {
         let mut source = WeatherSource::new(&config(2), &[3022, 3011]);
-        source.pending = source.requests().into_iter().map(|(_, l)| l).collect();
-        let body = std::fs::read(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/fixtures/open-meteo/forecast_daily_4-points-norway_from-warsaw_RETARGETED.json"),
-        )
-        .unwrap();
+        source.pending = source.requests(today()).into_iter().map(|(_, p)| p).collect();
+        let body = fixture_body();
         let now: DateTime<Utc> = "2023-03-14T06:00:00Z".parse().unwrap();
         let answer = source.parse(&body, now).unwrap();
         let regions: std::collections::BTreeSet<u32> = answer

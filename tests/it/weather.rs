@@ -326,3 +326,31 @@ async fn weather_reaches_a_real_cassandra_node_in_weather_daily() {
         assert_eq!(points, message["points"]);
     }
 }
+
+#[tokio::test]
+async fn a_backfill_beyond_92_days_asks_the_archive_for_the_older_days() {
+    let fx = FakeOpenMeteo::new(GOOD).await;
+    // The archive answers with the later version, so its records are told from the forecast's.
+    fx.0.script("/open-meteo/v1/archive", vec![Reply::ok(fixture(LATER))]);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = weather_config(&fx.0, dir.path()).replace("[weather]\n", "[weather]\nbackfill_days = 100\n");
+    let before = outpost::domain::norwegian_today();
+    let app = Outpost::start(dir.path(), &cfg).await;
+    let (want, later) = (expected(GOOD), expected(LATER));
+    let changed = later.iter().filter(|(k, v)| want.get(*k) != Some(*v)).count();
+    let total = (want.len() + changed) as u64;
+    app.wait_for("forecast and archive stored", 60, |s| stored(s, "weather.daily") >= total).await;
+    let after = outpost::domain::norwegian_today();
+    assert!(app.stop().await.success());
+    let forecast = fx.0.requests_to(FORECAST);
+    assert!(forecast[0].contains("&past_days=92&forecast_days=7"), "{}", forecast[0]);
+    let archive = fx.0.requests_to("/open-meteo/v1/archive");
+    assert_eq!(archive.len(), 1, "once: {archive:?}");
+    let range = |today: chrono::NaiveDate| {
+        let ago = |n| today - chrono::Duration::days(n);
+        format!("&start_date={}&end_date={}", ago(100), ago(93))
+    };
+    assert!(archive[0].ends_with(&range(before)) || archive[0].ends_with(&range(after)), "{}", archive[0]);
+    assert!(archive[0].contains("latitude=62.7,62.8,69.6,69.7&") && !archive[0].contains("past_days"));
+    assert_eq!(weather_records(dir.path()).len() as u64, total);
+}

@@ -93,10 +93,15 @@ impl Section for WeatherConfig {
     }
 }
 
+/// `(latitude, longitude)`.
+type Point = (f64, f64);
+/// `(region, how many consecutive locations are its points)`, in request order.
+type Layout = Vec<(u32, usize)>;
+
 /// One request of a round: where its answer's locations belong, and which API it asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pending {
-    pub layout: Vec<(u32, usize)>,
+    pub layout: Layout,
     pub archive: bool,
 }
 
@@ -160,7 +165,7 @@ impl WeatherSource {
     }
 
     /// Regions packed whole into groups of at most `MAX_LOCATIONS` points, with their layout.
-    fn chunks(&self) -> Vec<(Vec<(f64, f64)>, Vec<(u32, usize)>)> {
+    fn chunks(&self) -> Vec<(Vec<Point>, Layout)> {
         let mut out = Vec::new();
         let mut points: Vec<(f64, f64)> = Vec::new();
         let mut layout = Vec::new();

@@ -108,7 +108,7 @@ fn rss(seconds: u64) {
     let closed = free_port();
     let web = free_port();
     let sources = format!(
-        "[iss]\nposition_url = \"http://127.0.0.1:{fx}/iss-now.json\"\ntle_url = \"http://127.0.0.1:{fx}/tle\"\n[varsom]\nbase_url = \"http://127.0.0.1:{fx}/nve\"\n[location]\nlatitude = 59.9139\nlongitude = 10.7522\n"
+        "[iss]\nposition_url = \"http://127.0.0.1:{fx}/iss-now.json\"\ntle_url = \"http://127.0.0.1:{fx}/tle\"\n[varsom]\nbase_url = \"http://127.0.0.1:{fx}/nve\"\n[weather]\nenabled = false\n[location]\nlatitude = 59.9139\nlongitude = 10.7522\n"
     );
     let sinks = format!(
         "[kafka]\nbrokers = [\"127.0.0.1:{kafka_port}\"]\n[mqtt]\nurl = \"mqtt://127.0.0.1:{mqtt_port}\"\n[cassandra]\nnodes = [\"127.0.0.1:{closed}\"]\n"

@@ -154,6 +154,8 @@ tle_url = "http://127.0.0.1:$fixtures_port/celestrak_gp_CATNR25544_FORMAT_TLE.tx
 [varsom]
 base_url = "http://127.0.0.1:$fixtures_port/nve"
 regions = [3022]
+[weather]
+enabled = false
 [web]
 listen = "127.0.0.1:$web_port"
 EOF

@@ -45,6 +45,8 @@ kinds! {
     AlertEmail = "alert.email",
     /// Local bookkeeping: a record an upstream refused, set aside (never forwarded).
     DeadLetter = "sink.dead_letter",
+    /// One version of a region's daily weather (Open-Meteo): per sample point and summed up.
+    WeatherDaily = "weather.daily",
 }
 
 impl Kind {
@@ -86,6 +88,8 @@ pub enum Record {
     AlertEmail(AlertEmail),
     #[serde(rename = "sink.dead_letter")]
     DeadLetter(DeadLetter),
+    #[serde(rename = "weather.daily")]
+    WeatherDaily(WeatherDaily),
 }
 
 impl Record {
@@ -96,6 +100,7 @@ impl Record {
             Record::AvalancheWarning(_) => Kind::AvalancheWarning,
             Record::AlertEmail(_) => Kind::AlertEmail,
             Record::DeadLetter(_) => Kind::DeadLetter,
+            Record::WeatherDaily(_) => Kind::WeatherDaily,
         }
     }
 
@@ -118,6 +123,9 @@ impl Record {
                 format!("{station}/alert.email/{}/{}", a.alert.as_str(), a.pass_rise.timestamp_millis())
             }
             Record::DeadLetter(d) => format!("{station}/sink.dead_letter/{}/{}", d.sink, d.seq),
+            Record::WeatherDaily(w) => {
+                format!("{station}/weather.daily/{}/{}/{:016x}", w.region_id, w.date, w.content_hash())
+            }
         }
     }
 
@@ -129,6 +137,7 @@ impl Record {
             Record::AvalancheWarning(w) => w.publish_time,
             Record::AlertEmail(a) => a.at,
             Record::DeadLetter(d) => d.at,
+            Record::WeatherDaily(w) => w.fetched_at,
         }
     }
 }
@@ -387,6 +396,98 @@ pub struct DeadLetter {
     pub reason: String,
     /// When it was set aside.
     pub at: DateTime<Utc>,
+}
+
+/// One day's weather at one point, as Open-Meteo aggregates it over the Norwegian day. `None` is
+/// a value Open-Meteo did not give (`null`, or a variable it left out), never a zero.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WeatherValues {
+    /// WMO weather code (0-99).
+    pub weather_code: Option<u8>,
+    pub temperature_max_c: Option<f64>,
+    pub temperature_min_c: Option<f64>,
+    pub temperature_mean_c: Option<f64>,
+    pub rain_mm: Option<f64>,
+    /// New snow, centimetres (Open-Meteo's `snowfall_sum`).
+    pub snowfall_cm: Option<f64>,
+    pub precipitation_hours: Option<f64>,
+    /// Strongest wind at 10 m, km/h.
+    pub wind_speed_max_kmh: Option<f64>,
+    pub wind_gusts_max_kmh: Option<f64>,
+    /// Dominant wind direction, degrees (where the wind comes from).
+    pub wind_direction_deg: Option<f64>,
+}
+
+impl WeatherValues {
+    pub fn is_empty(&self) -> bool {
+        *self == WeatherValues::default()
+    }
+}
+
+/// One sample point of a region: where Open-Meteo placed it (its grid cell) and that day's values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WeatherPoint {
+    pub latitude: f64,
+    pub longitude: f64,
+    /// The grid cell's elevation, metres.
+    pub elevation_m: Option<f64>,
+    #[serde(flatten)]
+    pub values: WeatherValues,
+}
+
+/// A region's day over its points: the most new snow, the strongest wind and gust (with the
+/// direction at the windiest point), the coldest and the warmest, the most rain. `None` when no
+/// point had the value.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WeatherSummary {
+    pub snowfall_max_cm: Option<f64>,
+    pub wind_speed_max_kmh: Option<f64>,
+    pub wind_direction_deg: Option<f64>,
+    pub wind_gusts_max_kmh: Option<f64>,
+    pub temperature_min_c: Option<f64>,
+    pub temperature_max_c: Option<f64>,
+    pub rain_max_mm: Option<f64>,
+}
+
+impl WeatherSummary {
+    pub fn of(points: &[WeatherPoint]) -> Self {
+        let max = |f: fn(&WeatherValues) -> Option<f64>| points.iter().filter_map(|p| f(&p.values)).reduce(f64::max);
+        let min = |f: fn(&WeatherValues) -> Option<f64>| points.iter().filter_map(|p| f(&p.values)).reduce(f64::min);
+        let windiest = points.iter().filter(|p| p.values.wind_speed_max_kmh.is_some()).max_by(|a, b| {
+            a.values.wind_speed_max_kmh.partial_cmp(&b.values.wind_speed_max_kmh).unwrap_or(std::cmp::Ordering::Equal)
+        });
+        WeatherSummary {
+            snowfall_max_cm: max(|v| v.snowfall_cm),
+            wind_speed_max_kmh: max(|v| v.wind_speed_max_kmh),
+            wind_direction_deg: windiest.and_then(|p| p.values.wind_direction_deg),
+            wind_gusts_max_kmh: max(|v| v.wind_gusts_max_kmh),
+            temperature_min_c: min(|v| v.temperature_min_c),
+            temperature_max_c: max(|v| v.temperature_max_c),
+            rain_max_mm: max(|v| v.rain_mm),
+        }
+    }
+}
+
+/// One version of a region's weather for one Norwegian day. Forecast days change as they are
+/// re-fetched; each changed version is kept (like warning versions), an unchanged one is a
+/// duplicate. Identity: (region, date, content), where the content is the summary and points.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WeatherDaily {
+    pub region_id: u32,
+    /// The Norwegian calendar day (Open-Meteo asked with `timezone=Europe/Oslo`).
+    pub date: NaiveDate,
+    /// When this version was fetched.
+    pub fetched_at: DateTime<Utc>,
+    pub summary: WeatherSummary,
+    pub points: Vec<WeatherPoint>,
+}
+
+impl WeatherDaily {
+    /// A stable 64-bit hash (FNV-1a) of the values, not of the fetch time: equal values, equal hash.
+    pub fn content_hash(&self) -> u64 {
+        let bytes = serde_json::to_vec(&(&self.summary, &self.points)).expect("domain types always serialize");
+        bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+    }
 }
 
 /// A warning for tests: region `R{region}`, valid on `date`, published `publish_h` hours after its

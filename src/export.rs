@@ -27,6 +27,7 @@ pub enum KindArg {
     Iss,
     Tle,
     Avalanche,
+    Weather,
 }
 
 impl KindArg {
@@ -35,6 +36,7 @@ impl KindArg {
             KindArg::Iss => Kind::IssPosition,
             KindArg::Tle => Kind::Tle,
             KindArg::Avalanche => Kind::AvalancheWarning,
+            KindArg::Weather => Kind::WeatherDaily,
         }
     }
 }
@@ -43,7 +45,7 @@ impl KindArg {
 pub struct ExportRequest {
     pub kind: KindArg,
     pub format: Format,
-    /// Inclusive UTC days (for warnings: the Norwegian day the warning is valid for).
+    /// Inclusive UTC days (for warnings and weather: the Norwegian day they are for).
     pub from: Option<NaiveDate>,
     pub to: Option<NaiveDate>,
     pub keyspace: String,
@@ -54,6 +56,7 @@ pub struct ExportRequest {
 fn day_of(record: &Record) -> NaiveDate {
     match record {
         Record::AvalancheWarning(w) => w.valid_date,
+        Record::WeatherDaily(w) => w.date,
         other => other.source_time().date_naive(),
     }
 }

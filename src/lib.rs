@@ -20,6 +20,7 @@ pub mod export;
 pub mod location;
 pub mod message;
 pub mod passes;
+pub mod regions;
 pub mod sinks;
 pub mod sources;
 pub mod status;

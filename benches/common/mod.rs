@@ -431,7 +431,7 @@ pub fn config(store: &Path, web_port: u16, sources: Option<&str>, extra: &str) -
     let closed = format!("http://127.0.0.1:{}", free_port());
     let src = sources.map(str::to_owned).unwrap_or_else(|| {
         format!(
-            "[iss]\nposition_url = \"{closed}/iss-now.json\"\ntle_url = \"{closed}/tle\"\n[varsom]\nbase_url = \"{closed}/nve\"\n"
+            "[iss]\nposition_url = \"{closed}/iss-now.json\"\ntle_url = \"{closed}/tle\"\n[varsom]\nbase_url = \"{closed}/nve\"\n[weather]\nforecast_url = \"{closed}/forecast\"\n"
         )
     });
     format!(

@@ -15,6 +15,7 @@
 //! | `iss.position` | `iss_position` | `((station, day), time)`, day = UTC date of time |
 //! | `iss.tle` | `iss_tle` | `((station, norad_id), epoch)` |
 //! | `avalanche.warning` | `avalanche_warning` | `((region_id), valid_date, publish_time, reg_id)` |
+//! | `weather.daily` | `weather_daily` | `((region_id), date, fetched_at)`: one row per changed version |
 //!
 //! # Mapping rules
 //! - Input is a published message of schema [`SCHEMA_VERSION`]: the envelope (`schema`, `kind`,
@@ -30,7 +31,8 @@
 //!   lossless and identical to the live path. `station` and `id` must not be empty.
 //! - `advice` is a `frozen<list<text>>`: written as one cell, so an insert adds no range
 //!   tombstone (a non-frozen list is deleted before it is written); an empty list stays `[]`;
-//!   `problems` is stored as the compact JSON text of the message's array, in its field order.
+//!   `problems` (and `weather.daily`'s `points`) is stored as the compact JSON text of the
+//!   message's array, in its field order; `weather.daily`'s `summary` fields become columns.
 //!
 //! # Rendering
 //! - CQL literals ([`insert_literal`]): `'text'` with `''` for a quote (newlines stay as they

@@ -64,6 +64,26 @@ pub fn row(message: &Value) -> Result<Row, MappingError> {
             id,
             seq,
         ],
+        Table::WeatherDaily => {
+            let summary = m.required("summary")?;
+            let s = Fields(summary.as_object().ok_or_else(|| invalid("summary", expected("an object", summary)))?);
+            vec![
+                m.int("region_id")?,
+                m.date("date")?,
+                CqlValue::Timestamp(m.timestamp("fetched_at")?.timestamp_millis()),
+                s.opt_double("snowfall_max_cm")?,
+                s.opt_double("wind_speed_max_kmh")?,
+                s.opt_double("wind_direction_deg")?,
+                s.opt_double("wind_gusts_max_kmh")?,
+                s.opt_double("temperature_min_c")?,
+                s.opt_double("temperature_max_c")?,
+                s.opt_double("rain_max_mm")?,
+                m.json_array("points")?,
+                station,
+                id,
+                seq,
+            ]
+        }
     };
     Ok(Row { table, values })
 }

@@ -60,7 +60,8 @@ pub fn csv_line(row: &Row) -> String {
 pub fn copy_from_cql(table: Table, keyspace: &str, file: &str) -> String {
     let options = match table {
         Table::AvalancheWarning => " AND CHUNKSIZE = 1000000 AND INGESTRATE = 1000000",
-        Table::IssPosition | Table::IssTle => "",
+        // Weather points are compact JSON on one line.
+        Table::IssPosition | Table::IssTle | Table::WeatherDaily => "",
     };
     format!(
         "COPY {keyspace}.{} ({}) FROM '{}' WITH HEADER = true{options};",

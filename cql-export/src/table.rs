@@ -6,6 +6,7 @@ const KEYSPACE_CQL: &str = include_str!("../schema/keyspace.cql");
 const ISS_POSITION_CQL: &str = include_str!("../schema/iss_position.cql");
 const ISS_TLE_CQL: &str = include_str!("../schema/iss_tle.cql");
 const AVALANCHE_WARNING_CQL: &str = include_str!("../schema/avalanche_warning.cql");
+const WEATHER_DAILY_CQL: &str = include_str!("../schema/weather_daily.cql");
 
 /// The replication map `schema_cql` callers use unless configured otherwise (one node).
 pub const DEFAULT_REPLICATION: &str = "{'class': 'SimpleStrategy', 'replication_factor': 1}";
@@ -16,16 +17,18 @@ pub enum Table {
     IssPosition,
     IssTle,
     AvalancheWarning,
+    WeatherDaily,
 }
 
 impl Table {
-    pub const ALL: [Table; 3] = [Table::IssPosition, Table::IssTle, Table::AvalancheWarning];
+    pub const ALL: [Table; 4] = [Table::IssPosition, Table::IssTle, Table::AvalancheWarning, Table::WeatherDaily];
 
     pub fn name(self) -> &'static str {
         match self {
             Table::IssPosition => "iss_position",
             Table::IssTle => "iss_tle",
             Table::AvalancheWarning => "avalanche_warning",
+            Table::WeatherDaily => "weather_daily",
         }
     }
 
@@ -35,6 +38,7 @@ impl Table {
             Table::IssPosition => "iss.position",
             Table::IssTle => "iss.tle",
             Table::AvalancheWarning => "avalanche.warning",
+            Table::WeatherDaily => "weather.daily",
         }
     }
 
@@ -79,6 +83,22 @@ impl Table {
                 "record_id",
                 "seq",
             ],
+            Table::WeatherDaily => &[
+                "region_id",
+                "date",
+                "fetched_at",
+                "snowfall_max_cm",
+                "wind_speed_max_kmh",
+                "wind_direction_deg",
+                "wind_gusts_max_kmh",
+                "temperature_min_c",
+                "temperature_max_c",
+                "rain_max_mm",
+                "points",
+                "station",
+                "record_id",
+                "seq",
+            ],
         }
     }
 
@@ -109,6 +129,22 @@ impl Table {
                 "text",
                 "bigint",
             ],
+            Table::WeatherDaily => &[
+                "int",
+                "date",
+                "timestamp",
+                "double",
+                "double",
+                "double",
+                "double",
+                "double",
+                "double",
+                "double",
+                "text",
+                "text",
+                "text",
+                "bigint",
+            ],
         }
     }
 
@@ -118,6 +154,7 @@ impl Table {
             Table::IssPosition => &["station", "day"],
             Table::IssTle => &["station", "norad_id"],
             Table::AvalancheWarning => &["region_id"],
+            Table::WeatherDaily => &["region_id"],
         }
     }
 
@@ -127,6 +164,7 @@ impl Table {
             Table::IssPosition => &["time"],
             Table::IssTle => &["epoch"],
             Table::AvalancheWarning => &["valid_date", "publish_time", "reg_id"],
+            Table::WeatherDaily => &["date", "fetched_at"],
         }
     }
 
@@ -141,6 +179,7 @@ impl Table {
             Table::IssPosition => ISS_POSITION_CQL,
             Table::IssTle => ISS_TLE_CQL,
             Table::AvalancheWarning => AVALANCHE_WARNING_CQL,
+            Table::WeatherDaily => WEATHER_DAILY_CQL,
         }
     }
 
@@ -299,8 +338,9 @@ mod tests {
         let all = schema_cql("ks", DEFAULT_REPLICATION).unwrap();
         assert!(all.starts_with("-- Outpost Cassandra schema for message schema 1"));
         assert!(!all.contains("{keyspace}") && !all.contains("{replication}"));
-        assert_eq!(all.matches("CREATE ").count(), 4);
-        assert_eq!(all.matches(';').count(), 4);
+        // The keyspace and one table per kind.
+        assert_eq!(all.matches("CREATE ").count(), 1 + Table::ALL.len());
+        assert_eq!(all.matches(';').count(), 1 + Table::ALL.len());
         for table in Table::ALL {
             let create = table.create_cql("ks").unwrap();
             assert!(create.starts_with(&format!("CREATE TABLE IF NOT EXISTS ks.{} (\n", table.name())));

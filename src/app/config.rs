@@ -57,7 +57,7 @@ pub struct Config {
     pub web: WebConfig,
     pub alerts: AlertsConfig,
     pub email: EmailConfig,
-    /// `[iss]`, `[varsom]`, `[http]`: one section per source.
+    /// `[iss]`, `[varsom]`, `[weather]`, `[http]`: one section per source.
     pub sources: crate::sources::Sections,
     /// `[kafka]`, `[cassandra]`, `[mqtt]`: one section per sink.
     pub sinks: crate::sinks::Sections,
@@ -154,6 +154,8 @@ impl Config {
             (iss.position_url.as_str(), "<iss position url>"),
             (iss.tle_url.as_str(), "<tle url>"),
             (self.sources.varsom.base_url.as_str(), "<varsom url>"),
+            (self.sources.weather.forecast_url.as_str(), "<weather forecast url>"),
+            (self.sources.weather.archive_url.as_str(), "<weather archive url>"),
         ];
         urls.extend(self.sinks.mqtt.url.as_deref().map(|u| (u, "<mqtt broker>")));
         urls

@@ -16,6 +16,8 @@ pub mod tle;
 pub mod tle_parse;
 pub mod varsom;
 pub mod varsom_parse;
+pub mod weather;
+pub mod weather_parse;
 
 pub use poll::{
     Answer, HttpConfig, Poller, Request, Schedule, SourceSnapshot, SourceStatus, USER_AGENT, fetch, http_client,
@@ -34,6 +36,7 @@ sections! {
     pub struct Sections {
         iss: iss_position::IssConfig,
         varsom: varsom::VarsomConfig,
+        weather: weather::WeatherConfig,
         http: HttpConfig,
     }
 }
@@ -64,11 +67,16 @@ pub async fn spawn_all(cfg: &Sections, at: &Spawn<'_>) -> anyhow::Result<Vec<Arc
     // The newest TLE, from the store and then from the TLE source: positions are checked against it.
     let stored_tle = read_store(at.store, |s| s.latest_tle()).await?;
     let (newest_tle, tle_rx) = tokio::sync::watch::channel(stored_tle);
-    Ok(vec![
+    let mut statuses = vec![
         spawn(at, &client, iss_position::IssPositionSource::new(&cfg.iss, at.store, tle_rx).await?),
         spawn(at, &client, tle::TleSource::new(&cfg.iss, at.store, newest_tle).await?),
         spawn(at, &client, varsom::VarsomSource::new(&cfg.varsom, at.store)),
-    ])
+    ];
+    // Optional sources: `enabled = false` starts nothing.
+    statuses.extend(
+        cfg.weather.enabled.then(|| spawn(at, &client, weather::WeatherSource::new(&cfg.weather, &cfg.varsom.regions))),
+    );
+    Ok(statuses)
 }
 
 fn spawn(at: &Spawn<'_>, client: &reqwest::Client, source: impl Poller) -> Arc<SourceStatus> {

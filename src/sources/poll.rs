@@ -59,8 +59,10 @@ pub fn http_client(timeout: Duration) -> anyhow::Result<reqwest::Client> {
 
 /// The most an upstream answer may hold. The largest real one is NVE's detail answer for the
 /// longest back-fill (`backfill_days` 60 + 2 days of one region): about 11 KB a day as recorded
-/// (tests/fixtures), so under 1 MB; an ISS position or a TLE is under 1 KB. 4 MiB leaves a margin
-/// of 6 over that and keeps a captive portal or a man in the middle from filling a Pi's memory.
+/// (tests/fixtures), so under 1 MB; an ISS position or a TLE is under 1 KB. The largest weather
+/// answer, the archive's 274 days (`backfill_days` 366 less the forecast's 92) for 100 locations
+/// with ten values a day written like `-12.3`, is about 2.1 MB. 4 MiB leaves a margin over both
+/// and keeps a captive portal or a man in the middle from filling a Pi's memory.
 /// The HTTP client decodes no Content-Encoding (reqwest's gzip/brotli/deflate/zstd features are
 /// off, and it sends no Accept-Encoding), so the bytes counted are the bytes parsed: a compressed
 /// body cannot expand behind the cap.
@@ -270,6 +272,13 @@ pub trait Poller: Send + 'static {
     /// Turns one answer into records; `Err` refuses the whole answer (a failed poll).
     fn parse(&mut self, body: &[u8], now: DateTime<Utc>) -> Result<Answer, Rejection>;
 
+    /// A request of the round failed before its answer could be parsed (`fetch` refused it:
+    /// transport, HTTP status, size). Sources that keep state per request, or react to an
+    /// upstream's limit, hear it here; most do not.
+    fn failed(&mut self, rejection: &Rejection, now: DateTime<Utc>) {
+        let _ = (rejection, now);
+    }
+
     /// The wait after the system clock was set (NTP correcting a Pi that booted at 1970 or in
     /// the future) with `remaining` still to go. By default the round runs at once with a fresh
     /// back-off: what the last rounds asked for, or rejected, followed from the wrong clock.
@@ -291,7 +300,10 @@ pub async fn poll_round(source: &mut impl Poller, ctx: &SourceCtx) -> Result<(),
         ctx.status.polled();
         let answer = match fetch(&ctx.client, &request.url, request.accept).await {
             Ok(body) => source.parse(&body, ctx.clock.now()),
-            Err(r) => Err(r),
+            Err(r) => {
+                source.failed(&r, ctx.clock.now());
+                Err(r)
+            }
         };
         match answer {
             Ok(answer) => {

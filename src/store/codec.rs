@@ -5,7 +5,7 @@
 //!   time in unix milliseconds, latitude/longitude as fixed-point micro-degrees (1e-6 deg is about
 //!   11 cm, far below the sources' precision), altitude in metres and velocity in m/h. About 20
 //!   bytes instead of ~150 as JSON.
-//! - TLEs, avalanche warnings, alert emails and dead letters are rare and mostly text: they are stored as JSON of the domain
+//! - TLEs, avalanche warnings, alert emails, dead letters and daily weather are rare and mostly text: they are stored as JSON of the domain
 //!   type, which lets later versions add optional fields without a new format version.
 //!
 //! Stations are interned (see `Stations`): a record stores a small index, not the string.
@@ -22,6 +22,7 @@ const TAG_TLE: u8 = 1;
 const TAG_WARNING: u8 = 2;
 const TAG_ALERT: u8 = 3;
 const TAG_DEAD_LETTER: u8 = 4;
+const TAG_WEATHER: u8 = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
@@ -96,6 +97,11 @@ pub fn encode(station: u16, record: &Record) -> Vec<u8> {
             push_station(&mut out);
             out.extend(serde_json::to_vec(d).expect("domain types always serialize"));
         }
+        Record::WeatherDaily(w) => {
+            out.push(TAG_WEATHER);
+            push_station(&mut out);
+            out.extend(serde_json::to_vec(w).expect("domain types always serialize"));
+        }
     }
     out
 }
@@ -134,6 +140,7 @@ pub fn decode(bytes: &[u8]) -> Result<(u16, Record), CodecError> {
         TAG_WARNING => Record::AvalancheWarning(serde_json::from_slice(rest).map_err(|e| corrupt(&e))?),
         TAG_ALERT => Record::AlertEmail(serde_json::from_slice(rest).map_err(|e| corrupt(&e))?),
         TAG_DEAD_LETTER => Record::DeadLetter(serde_json::from_slice(rest).map_err(|e| corrupt(&e))?),
+        TAG_WEATHER => Record::WeatherDaily(serde_json::from_slice(rest).map_err(|e| corrupt(&e))?),
         other => return Err(corrupt(&format!("unknown kind tag {other}"))),
     };
     Ok((station, record))

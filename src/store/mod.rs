@@ -22,8 +22,11 @@
 //!   ordinal` (every 64th position: a long range's binary searches and its downsampled answer
 //!   read a few hundred contiguous rows instead of one page per point);
 //!   `tle_by_epoch: epoch_ms -> seq`;
-//!   `warnings: (valid_date, region, publish_ms, reg_id) -> seq`.
-//!   Each index key is also the kind's identity, which is how duplicates are refused.
+//!   `warnings: (valid_date, region, publish_ms, reg_id) -> seq`;
+//!   `weather_daily: (date, region, fetched_ms, content hash) -> seq`.
+//!   Each index key is also the kind's identity, which is how duplicates are refused; for
+//!   weather a version whose hash equals the newest one of its (date, region) is the duplicate,
+//!   so an unchanged re-fetch is refused and a change (even back to an older value) is kept.
 //! - **Cursors:** `cursors: name -> last acknowledged seq`, advanced by sinks; beside them the
 //!   marks, and `counters: name -> count` (rejections), journaled as absolute values.
 //! - **Commit policy (SD-card wear):** the writer collects records for up to
@@ -84,6 +87,8 @@ const WARNINGS: TableDefinition<(i32, u32, i64, u64), u64> = TableDefinition::ne
 const ALERTS: TableDefinition<(u8, i64), u64> = TableDefinition::new("alerts");
 /// Records a sink set aside: (sink, refused seq) -> seq of the dead-letter record.
 const DEAD_LETTERS: TableDefinition<(&str, u64), u64> = TableDefinition::new("dead_letters");
+/// Daily weather versions: (date, region, fetched ms, content hash) -> seq.
+const WEATHER: TableDefinition<(i32, u32, i64, u64), u64> = TableDefinition::new("weather_daily");
 const CURSORS: TableDefinition<&str, u64> = TableDefinition::new("cursors");
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
@@ -558,6 +563,7 @@ fn init_meta(db: &Database, station: &str) -> anyhow::Result<Vec<String>> {
         txn.open_table(WARNINGS)?;
         txn.open_table(ALERTS)?;
         txn.open_table(DEAD_LETTERS)?;
+        txn.open_table(WEATHER)?;
         txn.open_table(CURSORS)?;
         txn.open_table(COUNTERS)?;
         stations
@@ -573,6 +579,7 @@ enum IndexKey {
     Warning { key: (i32, u32, i64, u64) },
     Alert { key: (u8, i64) },
     DeadLetter { sink: String, seq: u64 },
+    Weather { key: (i32, u32, i64, u64) },
 }
 
 fn index_key(record: &Record) -> IndexKey {
@@ -588,6 +595,9 @@ fn index_key(record: &Record) -> IndexKey {
         },
         Record::AlertEmail(a) => IndexKey::Alert { key: (a.alert.tag(), a.pass_rise.timestamp_millis()) },
         Record::DeadLetter(d) => IndexKey::DeadLetter { sink: d.sink.clone(), seq: d.seq },
+        Record::WeatherDaily(w) => IndexKey::Weather {
+            key: (date_key(w.date), w.region_id, w.fetched_at.timestamp_millis(), w.content_hash()),
+        },
     }
 }
 
@@ -610,6 +620,7 @@ struct Tables<'t> {
     warnings: redb::Table<'t, (i32, u32, i64, u64), u64>,
     alerts: redb::Table<'t, (u8, i64), u64>,
     dead_letters: redb::Table<'t, (&'static str, u64), u64>,
+    weather: redb::Table<'t, (i32, u32, i64, u64), u64>,
     cursors: redb::Table<'t, &'static str, u64>,
 }
 
@@ -623,6 +634,7 @@ impl<'t> Tables<'t> {
             warnings: txn.open_table(WARNINGS)?,
             alerts: txn.open_table(ALERTS)?,
             dead_letters: txn.open_table(DEAD_LETTERS)?,
+            weather: txn.open_table(WEATHER)?,
             cursors: txn.open_table(CURSORS)?,
         })
     }
@@ -639,6 +651,13 @@ impl<'t> Tables<'t> {
             IndexKey::Warning { key } => self.warnings.get(key)?.is_some(),
             IndexKey::Alert { key } => self.alerts.get(key)?.is_some(),
             IndexKey::DeadLetter { sink, seq } => self.dead_letters.get((sink.as_str(), *seq))?.is_some(),
+            // A version is new only if it differs from the newest one stored for its (date, region).
+            &IndexKey::Weather { key: (date, region, _, hash) } => self
+                .weather
+                .range((date, region, i64::MIN, 0)..=(date, region, i64::MAX, u64::MAX))?
+                .next_back()
+                .transpose()?
+                .is_some_and(|(k, _)| k.value().3 == hash),
         })
     }
 
@@ -663,6 +682,9 @@ impl<'t> Tables<'t> {
             }
             IndexKey::DeadLetter { sink, seq: refused } => {
                 self.dead_letters.insert((sink.as_str(), *refused), seq)?;
+            }
+            IndexKey::Weather { key } => {
+                self.weather.insert(key, seq)?;
             }
         }
         Ok(())

@@ -2,10 +2,10 @@
 
 use super::{
     ALERTS, COARSE_STRIDE, COUNTERS, CURSORS, DEAD_LETTERS, ISS_TRACK, ISS_TRACK_COARSE, LOG, Store, TLE_BY_EPOCH,
-    WARNINGS, codec, counter, date_key, from_e6, key_date,
+    WARNINGS, WEATHER, codec, counter, date_key, from_e6, key_date,
 };
 use crate::domain::{
-    AlertEmail, AlertKind, AvalancheWarning, DeadLetter, IssPosition, Kind, Record, StoredRecord, Tle,
+    AlertEmail, AlertKind, AvalancheWarning, DeadLetter, IssPosition, Kind, Record, StoredRecord, Tle, WeatherDaily,
 };
 use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -369,6 +369,7 @@ impl Store {
         let warnings = txn.open_table(WARNINGS)?;
         let alerts = txn.open_table(ALERTS)?;
         let dead_letters = txn.open_table(DEAD_LETTERS)?;
+        let weather = txn.open_table(WEATHER)?;
         let ms = |v: i64| DateTime::<Utc>::from_timestamp_millis(v);
         let warning_time = |seq: Option<u64>| -> anyhow::Result<Option<DateTime<Utc>>> {
             Ok(match seq {
@@ -401,6 +402,7 @@ impl Store {
                     },
                     Kind::AlertEmail => KindSummary { kind, count: alerts.len()?, first: None, last: None },
                     Kind::DeadLetter => KindSummary { kind, count: dead_letters.len()?, first: None, last: None },
+                    Kind::WeatherDaily => KindSummary { kind, count: weather.len()?, first: None, last: None },
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
@@ -445,6 +447,32 @@ impl Store {
             let (d, region, _, _) = key.value();
             if let Some(date) = key_date(d) {
                 out.entry(region).or_default().insert(date);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Store {
+    /// The newest version of each region's weather for the Norwegian day `date` (only `region`'s
+    /// if given), in region order.
+    pub fn weather_for_date(&self, date: NaiveDate, region: Option<u32>) -> anyhow::Result<Vec<WeatherDaily>> {
+        let d = date_key(date);
+        let (low, high) = region.map_or((0, u32::MAX), |r| (r, r));
+        let txn = self.db.begin_read()?;
+        let index = txn.open_table(WEATHER)?;
+        // region -> seq of the newest fetch (the last row of its key range).
+        let mut newest: BTreeMap<u32, u64> = BTreeMap::new();
+        for row in index.range((d, low, i64::MIN, 0)..=(d, high, i64::MAX, u64::MAX))? {
+            let (key, seq) = row?;
+            newest.insert(key.value().1, seq.value());
+        }
+        let log = txn.open_table(LOG)?;
+        let mut out = Vec::with_capacity(newest.len());
+        for seq in newest.into_values() {
+            match self.decode_seq(&log, seq)?.record {
+                Record::WeatherDaily(w) => out.push(w),
+                other => anyhow::bail!("weather index points at a {} record", other.kind()),
             }
         }
         Ok(out)

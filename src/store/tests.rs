@@ -540,3 +540,51 @@ fn a_torn_redb_header_is_restored_from_its_copy_and_a_restore_that_does_not_help
     let err = Store::open(dir.path(), "test-station", opts()).err().expect("refused");
     assert!(format!("{err:#}").contains("magic number mismatch"), "{err:#}");
 }
+
+fn weather(region: u32, date: &str, fetched_s: i64, snow_cm: f64) -> Record {
+    let point = crate::domain::WeatherPoint {
+        latitude: 62.7,
+        longitude: 9.3,
+        elevation_m: Some(1200.0),
+        values: crate::domain::WeatherValues { snowfall_cm: Some(snow_cm), ..Default::default() },
+    };
+    Record::WeatherDaily(crate::domain::WeatherDaily {
+        region_id: region,
+        date: date.parse().unwrap(),
+        fetched_at: t(fetched_s),
+        summary: crate::domain::WeatherSummary::of(std::slice::from_ref(&point)),
+        points: vec![point],
+    })
+}
+
+#[test]
+fn weather_keeps_each_changed_version_and_refuses_unchanged_refetches() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, w, thread, _) = open(dir.path());
+    w.append(weather(3022, "2024-01-15", 0, 10.0));
+    w.append(weather(3022, "2024-01-15", 3600, 10.0)); // re-fetched, unchanged
+    w.append(weather(3011, "2024-01-15", 3600, 10.0)); // another region, same values
+    w.append(weather(3022, "2024-01-16", 3600, 10.0)); // another day
+    w.append(weather(3022, "2024-01-15", 7200, 12.0)); // changed
+    w.append(weather(3022, "2024-01-15", 10800, 10.0)); // changed back: new again against the newest
+    assert_eq!(block(w.flush()).unwrap(), 5);
+    assert_eq!(w.stats().stored(Kind::WeatherDaily), 5);
+    assert_eq!(w.stats().duplicates(Kind::WeatherDaily), 1);
+    let day = store.weather_for_date("2024-01-15".parse().unwrap(), None).unwrap();
+    assert_eq!(
+        day.iter().map(|d| (d.region_id, d.fetched_at)).collect::<Vec<_>>(),
+        [(3011, t(3600)), (3022, t(10800))]
+    );
+    let one = store.weather_for_date("2024-01-15".parse().unwrap(), Some(3011)).unwrap();
+    assert_eq!(one.len(), 1);
+    assert!(store.weather_for_date("2024-01-17".parse().unwrap(), None).unwrap().is_empty());
+    stop(w, thread);
+    drop(store);
+    // After a restart (journal replay and redb) the index still refuses the unchanged version.
+    let (store, w, thread, _) = open(dir.path());
+    w.append(weather(3022, "2024-01-15", 14400, 10.0));
+    assert_eq!(block(w.flush()).unwrap(), 5, "nothing new after seq 5");
+    assert_eq!(w.stats().duplicates(Kind::WeatherDaily), 1);
+    assert_eq!(store.summary().unwrap().kinds.iter().find(|k| k.kind == Kind::WeatherDaily).unwrap().count, 5);
+    stop(w, thread);
+}

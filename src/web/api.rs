@@ -122,6 +122,35 @@ pub async fn avalanche(
     Ok(Json(blocking(move || store.avalanche_for_date(date)).await?))
 }
 
+#[derive(Deserialize)]
+pub struct WeatherQuery {
+    date: Option<String>,
+    region: Option<String>,
+}
+
+/// Every followed region's newest weather version for a Norwegian day (today by default), or one
+/// region's with `region=ID`.
+pub async fn weather(
+    State(app): State<AppState>,
+    Query(q): Query<WeatherQuery>,
+) -> Result<Json<Vec<crate::domain::WeatherDaily>>, WebError> {
+    let date = match q.date.as_deref() {
+        None => crate::domain::norwegian_today(),
+        Some(v) => parse_date("date", v)?,
+    };
+    let region = match q.region.as_deref() {
+        None => None,
+        Some(v) => Some(
+            v.parse::<u32>()
+                .ok()
+                .filter(|r| (3000..=3999).contains(r))
+                .ok_or_else(|| WebError::BadRequest(format!("region={v:?} is not an NVE region id (3001-3046)")))?,
+        ),
+    };
+    let store = app.store.clone();
+    Ok(Json(blocking(move || store.weather_for_date(date, region)).await?))
+}
+
 pub async fn status(State(app): State<AppState>) -> Result<Json<crate::status::Status>, WebError> {
     Ok(Json(blocking(move || crate::status::Status::collect(&app.probes)).await?))
 }
@@ -144,7 +173,7 @@ pub async fn export(
 ) -> Result<axum::response::Response, WebError> {
     let Query(q) = q.map_err(|e| {
         WebError::BadRequest(format!(
-            "{e}; use kind=iss|tle|avalanche&format=cql|csv|jsonl[&from=YYYY-MM-DD][&to=YYYY-MM-DD]"
+            "{e}; use kind=iss|tle|avalanche|weather&format=cql|csv|jsonl[&from=YYYY-MM-DD][&to=YYYY-MM-DD]"
         ))
     })?;
     let req = crate::export::ExportRequest {

@@ -99,6 +99,7 @@ pub fn router(state: AppState, door: FrontDoor) -> Router {
         .route("/api/iss/latest", get(api::iss_latest))
         .route("/api/iss/track", get(api::iss_track))
         .route("/api/avalanche", get(api::avalanche))
+        .route("/api/weather", get(api::weather))
         .route("/api/status", get(api::status))
         .route("/api/export", get(api::export))
         .route("/api/passes", get(api::passes))

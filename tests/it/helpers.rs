@@ -159,6 +159,11 @@ base_url = "{nve}"
 regions = [3022]
 lang = 2
 backfill_days = 7
+[weather]
+# Off unless a test turns it on (tests/it/weather.rs); never the internet.
+enabled = false
+forecast_url = "{weather}"
+archive_url = "{weather_archive}"
 [http]
 timeout_s = 2.0
 [web]
@@ -169,6 +174,8 @@ listen = "127.0.0.1:0"
         pos = fx.url("/iss-now.json"),
         tle = fx.url("/tle"),
         nve = fx.url("/nve"),
+        weather = fx.url("/open-meteo/v1/forecast"),
+        weather_archive = fx.url("/open-meteo/v1/archive"),
     )
 }
 

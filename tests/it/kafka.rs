@@ -9,7 +9,8 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-const TOPICS: [&str; 3] = ["outpost.iss.position", "outpost.iss.tle", "outpost.avalanche.warning"];
+const TOPICS: [&str; 4] =
+    ["outpost.iss.position", "outpost.iss.tle", "outpost.avalanche.warning", "outpost.weather.daily"];
 
 fn sink(s: &Value) -> &Value {
     &s["sinks"]["kafka"]

@@ -14,7 +14,8 @@ use outpost::store::{Store, StoreOptions};
 use serde_json::Value;
 use std::path::Path;
 
-const TOPICS: [&str; 3] = ["outpost.iss.position", "outpost.iss.tle", "outpost.avalanche.warning"];
+const TOPICS: [&str; 4] =
+    ["outpost.iss.position", "outpost.iss.tle", "outpost.avalanche.warning", "outpost.weather.daily"];
 
 fn sink(s: &Value) -> &Value {
     &s["sinks"]["kafka"]
@@ -203,7 +204,7 @@ async fn create_topics_false_and_a_missing_topic_is_a_clear_error_that_names_no_
     let dir = tempfile::tempdir().unwrap();
     let total = fill(dir.path(), vec![Fill::Positions(100)]).await;
     let broker = ApacheKafka::start(KafkaOpts::default()).await;
-    // Two of the three exist.
+    // Two of the four exist.
     kafka_admin(broker.port, &["topic", TOPICS[0], TOPICS[1]]).await;
     let fx = FixtureServer::start().await;
     let cfg = config(&fx, dir.path(), &kafka_toml(broker.port, "create_topics = false\n"));

@@ -34,4 +34,5 @@ mod passes;
 mod pi;
 mod secrets;
 mod store_upgrade;
+mod weather;
 mod web;

@@ -3,10 +3,11 @@
 use crate::messages;
 use cql_export::{DEFAULT_REPLICATION, Table, insert_prepared, row, schema_cql};
 
-const FILES: [(Table, &str); 3] = [
+const FILES: [(Table, &str); 4] = [
     (Table::IssPosition, include_str!("../../schema/iss_position.cql")),
     (Table::IssTle, include_str!("../../schema/iss_tle.cql")),
     (Table::AvalancheWarning, include_str!("../../schema/avalanche_warning.cql")),
+    (Table::WeatherDaily, include_str!("../../schema/weather_daily.cql")),
 ];
 
 /// What a CREATE TABLE statement declares.
@@ -134,12 +135,14 @@ fn clustering_orders() {
     assert_eq!(order(Table::IssPosition), ["time ASC"]);
     assert_eq!(order(Table::IssTle), Vec::<String>::new());
     assert_eq!(order(Table::AvalancheWarning), ["valid_date DESC", "publish_time DESC", "reg_id ASC"]);
+    assert_eq!(order(Table::WeatherDaily), ["date DESC", "fetched_at DESC"]);
 }
 
 #[test]
 fn rows_carry_the_declared_types_for_every_column() {
-    let messages = [messages::position(), messages::position_full(), messages::tle(), messages::warning()]
-        .map(|m| row(&m).unwrap());
+    let messages =
+        [messages::position(), messages::position_full(), messages::tle(), messages::warning(), messages::weather()]
+            .map(|m| row(&m).unwrap());
     for table in Table::ALL {
         let rows: Vec<_> = messages.iter().filter(|r| r.table == table).collect();
         let mut seen = vec![false; table.columns().len()];
@@ -176,6 +179,7 @@ fn kinds_and_tables() {
     assert_eq!(Table::for_kind("iss.position"), Some(Table::IssPosition));
     assert_eq!(Table::for_kind("iss.tle"), Some(Table::IssTle));
     assert_eq!(Table::for_kind("avalanche.warning"), Some(Table::AvalancheWarning));
+    assert_eq!(Table::for_kind("weather.daily"), Some(Table::WeatherDaily));
     assert_eq!(Table::for_kind("iss_position"), None);
     for table in Table::ALL {
         assert_eq!(Table::for_kind(table.kind()), Some(table));
@@ -188,11 +192,35 @@ fn the_keyspace_file_and_the_full_schema() {
     assert!(file.contains("\nCREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = {replication};\n"));
     let schema = schema_cql("outpost", DEFAULT_REPLICATION).unwrap();
     let statements: Vec<&str> = schema.split(';').map(str::trim).filter(|s| !s.is_empty()).collect();
-    assert_eq!(statements.len(), 4);
+    assert_eq!(statements.len(), 1 + Table::ALL.len());
     assert!(statements[0].ends_with(
         "CREATE KEYSPACE IF NOT EXISTS outpost WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}"
     ));
     for (statement, table) in statements[1..].iter().zip(Table::ALL) {
         assert!(statement.starts_with(&format!("CREATE TABLE IF NOT EXISTS outpost.{} (", table.name())));
     }
+}
+
+#[test]
+fn a_weather_message_maps_its_summary_to_columns_and_keeps_its_points_as_json() {
+    use cql_export::CqlValue;
+    let m = messages::weather();
+    let r = row(&m).unwrap();
+    assert_eq!(r.table, Table::WeatherDaily);
+    let col = |name: &str| &r.values[Table::WeatherDaily.columns().iter().position(|c| *c == name).unwrap()];
+    assert_eq!(col("region_id"), &CqlValue::Int(3022));
+    assert_eq!(col("fetched_at"), &CqlValue::Timestamp(1_678_341_600_123), "truncated to the millisecond");
+    assert_eq!(col("snowfall_max_cm"), &CqlValue::Double(3.92));
+    assert_eq!(col("temperature_min_c"), &CqlValue::Double(-0.8));
+    assert_eq!(col("points"), &CqlValue::Text(m["points"].to_string()));
+    // A null summary value is a null column, never a zero.
+    let mut no_rain = m.clone();
+    no_rain["summary"]["rain_max_mm"] = serde_json::Value::Null;
+    let r = row(&no_rain).unwrap();
+    assert_eq!(
+        r.values[Table::WeatherDaily.columns().iter().position(|c| *c == "rain_max_mm").unwrap()],
+        CqlValue::Null
+    );
+    assert!(row(&messages::without(m.clone(), "summary")).is_err());
+    assert!(row(&messages::with(m, "points", serde_json::json!([1, 2]))).is_err());
 }

@@ -4,7 +4,7 @@
 
 mod avalanche;
 mod map;
-pub mod regions;
+pub use crate::regions;
 mod status;
 
 use super::assets;

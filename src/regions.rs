@@ -1,4 +1,5 @@
-//! Where NVE's 46 avalanche forecast regions (3001-3046) are, for placing them on the map.
+//! Where NVE's 46 avalanche forecast regions (3001-3046) are: the map places them, the weather
+//! source samples points inside them.
 //!
 //! NVE publishes the region polygons only as GIS downloads, not through the warning API or any
 //! package registry, so the map marks each region at a hand-placed point inside it (about 0.2°
@@ -59,6 +60,30 @@ pub fn centre(region: u32) -> Option<(f64, f64)> {
     CENTRES.iter().find(|(id, _, _)| *id == region).map(|&(_, lat, lon)| (lat, lon))
 }
 
+/// How far (degrees of latitude) the weather's sample points lie from a region's point: about
+/// 11 km, well inside regions that are 50-150 km across, wide enough to reach other valleys.
+const SAMPLE_RADIUS_DEG: f64 = 0.1;
+
+/// `n` points inside `region` for sampling its weather: its point first, then the others evenly
+/// on a ring around it (the east-west offset widened by 1/cos(latitude) so the ring is round on
+/// the ground). Rounded to 1e-4 degree so the request URL and the stored points stay short.
+pub fn sample_points(region: u32, n: usize) -> Vec<(f64, f64)> {
+    let Some((lat, lon)) = centre(region) else { return Vec::new() };
+    let round = |v: f64| (v * 1e4).round() / 1e4;
+    let ring = n.saturating_sub(1);
+    let mut out = Vec::with_capacity(n);
+    if n > 0 {
+        out.push((lat, lon));
+    }
+    for k in 0..ring {
+        let angle = std::f64::consts::TAU * k as f64 / ring as f64;
+        let dlat = SAMPLE_RADIUS_DEG * angle.cos();
+        let dlon = SAMPLE_RADIUS_DEG * angle.sin() / lat.to_radians().cos();
+        out.push((round(lat + dlat), round(lon + dlon)));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,5 +96,24 @@ mod tests {
         }
         assert_eq!(CENTRES.len(), 46);
         assert!(centre(3047).is_none());
+    }
+
+    #[test]
+    fn sample_points_start_at_the_region_point_and_stay_near_it() {
+        assert!(sample_points(3047, 3).is_empty());
+        assert!(sample_points(3022, 0).is_empty());
+        assert_eq!(sample_points(3022, 1), vec![(62.7, 9.3)]);
+        let points = sample_points(3011, 5);
+        assert_eq!(points.len(), 5);
+        assert_eq!(points[0], (69.6, 18.7));
+        for &(lat, lon) in &points[1..] {
+            // About 11 km from the centre, in every direction alike.
+            let dy = (lat - 69.6) * 111.2;
+            let dx = (lon - 18.7) * 111.2 * 69.6_f64.to_radians().cos();
+            let km = (dx * dx + dy * dy).sqrt();
+            assert!((10.5..12.0).contains(&km), "{lat},{lon}: {km} km");
+        }
+        let distinct: std::collections::BTreeSet<String> = points.iter().map(|p| format!("{p:?}")).collect();
+        assert_eq!(distinct.len(), 5);
     }
 }

@@ -214,7 +214,7 @@ fn host_port_lists_are_checked_at_load_and_name_the_key() {
 #[test]
 fn a_secret_that_is_not_a_string_is_refused_without_its_value() {
     let secrets = Config::keys().into_iter().filter(|k| k.2 == crate::config::KeyType::Secret).collect::<Vec<_>>();
-    assert_eq!(secrets.len(), 5, "web, email, kafka, mqtt, cassandra: {secrets:?}");
+    assert_eq!(secrets.len(), 6, "web, email, push, kafka, mqtt, cassandra: {secrets:?}");
     for (section, key, _) in secrets {
         for value in ["918273645", "[918273645, 2]", "{ x = 918273645 }", "9182.73645", "true"] {
             let Err(e) = parse(&format!("[{section}]\n{key} = {value}\n")) else {

@@ -22,6 +22,7 @@ const TAG_TLE: u8 = 1;
 const TAG_WARNING: u8 = 2;
 const TAG_ALERT: u8 = 3;
 const TAG_DEAD_LETTER: u8 = 4;
+const TAG_DANGER_ALERT: u8 = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
@@ -96,6 +97,11 @@ pub fn encode(station: u16, record: &Record) -> Vec<u8> {
             push_station(&mut out);
             out.extend(serde_json::to_vec(d).expect("domain types always serialize"));
         }
+        Record::DangerAlert(a) => {
+            out.push(TAG_DANGER_ALERT);
+            push_station(&mut out);
+            out.extend(serde_json::to_vec(a).expect("domain types always serialize"));
+        }
     }
     out
 }
@@ -134,6 +140,7 @@ pub fn decode(bytes: &[u8]) -> Result<(u16, Record), CodecError> {
         TAG_WARNING => Record::AvalancheWarning(serde_json::from_slice(rest).map_err(|e| corrupt(&e))?),
         TAG_ALERT => Record::AlertEmail(serde_json::from_slice(rest).map_err(|e| corrupt(&e))?),
         TAG_DEAD_LETTER => Record::DeadLetter(serde_json::from_slice(rest).map_err(|e| corrupt(&e))?),
+        TAG_DANGER_ALERT => Record::DangerAlert(serde_json::from_slice(rest).map_err(|e| corrupt(&e))?),
         other => return Err(corrupt(&format!("unknown kind tag {other}"))),
     };
     Ok((station, record))

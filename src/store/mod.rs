@@ -84,6 +84,8 @@ const WARNINGS: TableDefinition<(i32, u32, i64, u64), u64> = TableDefinition::ne
 const ALERTS: TableDefinition<(u8, i64), u64> = TableDefinition::new("alerts");
 /// Records a sink set aside: (sink, refused seq) -> seq of the dead-letter record.
 const DEAD_LETTERS: TableDefinition<(&str, u64), u64> = TableDefinition::new("dead_letters");
+/// Danger alerts: (valid date, region, level, channel tag) -> seq.
+const DANGER_ALERTS: TableDefinition<(i32, u32, u8, u8), u64> = TableDefinition::new("danger_alerts");
 const CURSORS: TableDefinition<&str, u64> = TableDefinition::new("cursors");
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
@@ -558,6 +560,7 @@ fn init_meta(db: &Database, station: &str) -> anyhow::Result<Vec<String>> {
         txn.open_table(WARNINGS)?;
         txn.open_table(ALERTS)?;
         txn.open_table(DEAD_LETTERS)?;
+        txn.open_table(DANGER_ALERTS)?;
         txn.open_table(CURSORS)?;
         txn.open_table(COUNTERS)?;
         stations
@@ -573,6 +576,7 @@ enum IndexKey {
     Warning { key: (i32, u32, i64, u64) },
     Alert { key: (u8, i64) },
     DeadLetter { sink: String, seq: u64 },
+    DangerAlert { key: (i32, u32, u8, u8) },
 }
 
 fn index_key(record: &Record) -> IndexKey {
@@ -586,8 +590,13 @@ fn index_key(record: &Record) -> IndexKey {
         Record::AvalancheWarning(w) => IndexKey::Warning {
             key: (date_key(w.valid_date), w.region_id, w.publish_time.timestamp_millis(), w.reg_id),
         },
-        Record::AlertEmail(a) => IndexKey::Alert { key: (a.alert.tag(), a.pass_rise.timestamp_millis()) },
+        Record::AlertEmail(a) => IndexKey::Alert {
+            key: (crate::domain::AlertEmail::index_tag(a.alert, a.channel), a.pass_rise.timestamp_millis()),
+        },
         Record::DeadLetter(d) => IndexKey::DeadLetter { sink: d.sink.clone(), seq: d.seq },
+        Record::DangerAlert(a) => {
+            IndexKey::DangerAlert { key: (date_key(a.valid_date), a.region_id, a.level, a.channel.tag()) }
+        }
     }
 }
 
@@ -610,6 +619,7 @@ struct Tables<'t> {
     warnings: redb::Table<'t, (i32, u32, i64, u64), u64>,
     alerts: redb::Table<'t, (u8, i64), u64>,
     dead_letters: redb::Table<'t, (&'static str, u64), u64>,
+    danger_alerts: redb::Table<'t, (i32, u32, u8, u8), u64>,
     cursors: redb::Table<'t, &'static str, u64>,
 }
 
@@ -623,6 +633,7 @@ impl<'t> Tables<'t> {
             warnings: txn.open_table(WARNINGS)?,
             alerts: txn.open_table(ALERTS)?,
             dead_letters: txn.open_table(DEAD_LETTERS)?,
+            danger_alerts: txn.open_table(DANGER_ALERTS)?,
             cursors: txn.open_table(CURSORS)?,
         })
     }
@@ -639,6 +650,7 @@ impl<'t> Tables<'t> {
             IndexKey::Warning { key } => self.warnings.get(key)?.is_some(),
             IndexKey::Alert { key } => self.alerts.get(key)?.is_some(),
             IndexKey::DeadLetter { sink, seq } => self.dead_letters.get((sink.as_str(), *seq))?.is_some(),
+            IndexKey::DangerAlert { key } => self.danger_alerts.get(key)?.is_some(),
         })
     }
 
@@ -663,6 +675,9 @@ impl<'t> Tables<'t> {
             }
             IndexKey::DeadLetter { sink, seq: refused } => {
                 self.dead_letters.insert((sink.as_str(), *refused), seq)?;
+            }
+            IndexKey::DangerAlert { key } => {
+                self.danger_alerts.insert(key, seq)?;
             }
         }
         Ok(())

@@ -128,13 +128,9 @@ impl Record {
                 }
             },
             Record::DeadLetter(d) => format!("{station}/sink.dead_letter/{}/{}", d.sink, d.seq),
-            Record::DangerAlert(a) => format!(
-                "{station}/alert.danger/{}/{}/{}/{}",
-                a.region_id,
-                a.valid_date,
-                a.level,
-                a.channel.as_str()
-            ),
+            Record::DangerAlert(a) => {
+                format!("{station}/alert.danger/{}/{}/{}/{}", a.region_id, a.valid_date, a.level, a.channel.as_str())
+            }
         }
     }
 

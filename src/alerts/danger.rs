@@ -334,8 +334,7 @@ impl DangerAlerts {
         }
         let channels = self.config.channels();
         let failing: Vec<DangerKey> = round.failing.keys().copied().collect();
-        let actions =
-            danger_plan::decide(&shown, now, self.config.min_level, &channels, &recorded, &failing);
+        let actions = danger_plan::decide(&shown, now, self.config.min_level, &channels, &recorded, &failing);
         for action in actions {
             match action {
                 Action::Send(channel, w) => {
@@ -491,7 +490,9 @@ mod tests {
 
     #[test]
     fn min_level_is_on_the_danger_scale() {
-        for (text, ok) in [("min_level = 3", true), ("min_level = 1", true), ("min_level = 0", false), ("min_level = 6", false)] {
+        for (text, ok) in
+            [("min_level = 3", true), ("min_level = 1", true), ("min_level = 0", false), ("min_level = 6", false)]
+        {
             let c: AvalancheAlertsConfig = toml::from_str(text).unwrap();
             assert_eq!(c.validate().is_ok(), ok, "{text}");
         }
@@ -499,5 +500,151 @@ mod tests {
         assert_eq!(c.channels(), vec![AlertChannel::Push]);
         assert_eq!(c.regions_or(&[3022, 3003]), vec![3022, 3003]);
         assert!(!AvalancheAlertsConfig::default().enabled());
+    }
+
+    /// Trollheimen's warning for 3 March 2023 as a newer version with `level`.
+    fn raised(level: u8) -> AvalancheWarning {
+        let mut w = trollheimen();
+        w.reg_id += 1000;
+        w.publish_time += Span::hours(12);
+        w.danger_level = crate::domain::Danger::Level(level);
+        w
+    }
+
+    struct Bench {
+        _dir: tempfile::TempDir,
+        store: Store,
+        writer: WriterHandle,
+        clock: Arc<crate::clock::FakeClock>,
+        url: String,
+        seen: Arc<std::sync::Mutex<Vec<super::super::push::tests::Seen>>>,
+    }
+
+    impl Bench {
+        async fn new(answers: Vec<u16>, now: &str) -> Bench {
+            crate::install_tls_provider();
+            let dir = tempfile::tempdir().unwrap();
+            let (store, writer, _) = Store::open(dir.path(), "t", crate::store::StoreOptions::default()).unwrap();
+            let handle = writer.handle();
+            writer.spawn().unwrap();
+            handle.append(Record::AvalancheWarning(trollheimen()));
+            handle.flush().await.unwrap();
+            let (url, seen) = super::super::push::tests::receiver(answers).await;
+            let clock = crate::clock::FakeClock::at(now.parse().unwrap());
+            Bench { _dir: dir, store, writer: handle, clock, url, seen }
+        }
+
+        /// A fresh alert task on the same store (what a restart makes).
+        fn alerts(&self) -> DangerAlerts {
+            let push: super::super::push::PushConfig =
+                toml::from_str(&format!("url = \"{}\"\ntoken = \"tk_danger_123\"\n", self.url)).unwrap();
+            DangerAlerts {
+                config: toml::from_str("push = true").unwrap(),
+                regions: vec![3022],
+                couriers: Couriers { mailer: None, pusher: Some(Pusher::new(&push).unwrap()) },
+                map_url: "http://pi.local:8080/".into(),
+                clock: self.clock.clone(),
+                store: self.store.clone(),
+                writer: self.writer.clone(),
+                status: Arc::new(DangerStatus::default()),
+                redact: crate::config::Redactor::new().url(&self.url, "<push url>"),
+            }
+        }
+
+        fn requests(&self) -> usize {
+            self.seen.lock().unwrap().len()
+        }
+
+        fn recorded(&self) -> Vec<(u8, AlertOutcome)> {
+            let since = "2023-03-01".parse().unwrap();
+            self.store.danger_alerts_since(since).unwrap().iter().map(|a| (a.level, a.outcome)).collect()
+        }
+
+        fn advance(&self, secs: i64) {
+            use crate::clock::Clock;
+            self.clock.set(self.clock.now() + Span::seconds(secs));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_push_failing_once_is_retried_sent_once_and_a_raise_alerts_again() {
+        let bench = Bench::new(vec![500, 200], "2023-03-03T07:00:00Z").await;
+        let alerts = bench.alerts();
+        let mut round = Round::default();
+        alerts.check(&mut round).await.unwrap();
+        let s = alerts.status.snapshot();
+        assert_eq!((s.sent, s.failures, s.retrying), (0, 1, 1), "{s:?}");
+        let err = s.last_error.unwrap();
+        assert!(err.contains("HTTP 500") && !err.contains("127.0.0.1") && !err.contains("tk_danger"), "{err}");
+        assert!(bench.recorded().is_empty());
+        // Within the back-off: no new attempt.
+        bench.advance(10);
+        alerts.check(&mut round).await.unwrap();
+        assert_eq!(bench.requests(), 1);
+        bench.advance(25);
+        alerts.check(&mut round).await.unwrap();
+        assert_eq!(bench.requests(), 2);
+        assert_eq!(bench.recorded(), vec![(3, AlertOutcome::Sent)]);
+        let seen = bench.seen.lock().unwrap()[1].clone();
+        assert_eq!(seen.header("authorization"), Some("Bearer tk_danger_123"));
+        assert_eq!(seen.header("tags"), Some("warning,danger-3"));
+        assert_eq!(seen.header("click"), Some("http://pi.local:8080/avalanche?date=2023-03-03"));
+        assert!(seen.header("title").unwrap().starts_with("Avalanche danger 3 (considerable) in Trollheimen"));
+        // Again, and after a restart: nothing more.
+        alerts.check(&mut round).await.unwrap();
+        let restarted = bench.alerts();
+        restarted.check(&mut Round::default()).await.unwrap();
+        assert_eq!(bench.requests(), 2);
+        // A new version raises the level: one more alert, for level 4.
+        bench.writer.append(Record::AvalancheWarning(raised(4)));
+        bench.writer.flush().await.unwrap();
+        let mut round = Round::default();
+        restarted.check(&mut round).await.unwrap();
+        restarted.check(&mut round).await.unwrap();
+        assert_eq!(bench.requests(), 3);
+        assert_eq!(bench.recorded(), vec![(3, AlertOutcome::Sent), (4, AlertOutcome::Sent)]);
+        assert_eq!(bench.seen.lock().unwrap()[2].header("priority"), Some("5"));
+        // A version lowered back to 3: nothing.
+        let mut lowered = raised(3);
+        lowered.reg_id += 1;
+        lowered.publish_time += Span::hours(1);
+        bench.writer.append(Record::AvalancheWarning(lowered));
+        bench.writer.flush().await.unwrap();
+        restarted.check(&mut round).await.unwrap();
+        assert_eq!(bench.requests(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_push_failing_until_the_day_is_over_is_missed_once() {
+        let bench = Bench::new(vec![503], "2023-03-03T21:00:00Z").await;
+        let alerts = bench.alerts();
+        let mut round = Round::default();
+        alerts.check(&mut round).await.unwrap();
+        assert_eq!(alerts.status.snapshot().retrying, 1);
+        // 3 March ends at 23:00 UTC in Oslo (CET).
+        bench.clock.set("2023-03-03T23:00:00Z".parse().unwrap());
+        alerts.check(&mut round).await.unwrap();
+        alerts.check(&mut round).await.unwrap();
+        assert_eq!(bench.recorded(), vec![(3, AlertOutcome::Missed)]);
+        let missed = &bench.store.danger_alerts_since("2023-03-03".parse().unwrap()).unwrap()[0];
+        let detail = missed.detail.as_deref().unwrap();
+        assert!(detail.contains("HTTP 503") && !detail.contains("127.0.0.1"), "{detail}");
+        assert_eq!(alerts.status.snapshot().missed, 1);
+        // The next day's restart owes nothing for 3 March.
+        bench.alerts().check(&mut Round::default()).await.unwrap();
+        assert_eq!(bench.recorded().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_push_refused_for_good_is_missed_at_once() {
+        let bench = Bench::new(vec![401], "2023-03-03T07:00:00Z").await;
+        let alerts = bench.alerts();
+        alerts.check(&mut Round::default()).await.unwrap();
+        assert_eq!(bench.recorded(), vec![(3, AlertOutcome::Missed)]);
+        let s = alerts.status.snapshot();
+        assert_eq!((s.missed, s.retrying), (1, 0));
+        assert!(s.last_error.unwrap().contains("check push.token"));
+        alerts.check(&mut Round::default()).await.unwrap();
+        assert_eq!(bench.requests(), 1);
     }
 }

@@ -779,4 +779,38 @@ mod tests {
         assert_eq!(bench.recorded_rises().len(), 1);
         assert_eq!(bench.sent(), 0);
     }
+
+    /// `email.push`: the pass alert goes out by push as well, once, with its own record; the
+    /// email's record does not stand in for it (nor the other way round).
+    #[tokio::test]
+    async fn a_pass_alert_by_push_is_sent_once_on_its_own_record() {
+        let bench = Bench::new("2023-09-18T19:25:00Z", tle_moved(0.0)).await;
+        let (url, seen) = push::tests::receiver(vec![200]).await;
+        let push: PushConfig = toml::from_str(&format!("url = \"{url}\"\n")).unwrap();
+        let push_run = || {
+            let mut alerts = bench.alerts();
+            alerts.channel = AlertChannel::Push;
+            alerts.push = push.clone();
+            Run {
+                mailer: Courier::Push(push::Pusher::new(&push).unwrap()),
+                alerts,
+                failing: HashMap::new(),
+                done: HashSet::new(),
+            }
+        };
+        assert_eq!(Run::new(&bench).check().await.sent, 1);
+        assert_eq!(push_run().check().await.sent, 1);
+        assert_eq!(push_run().check().await.sent, 0, "a restart: the push record holds");
+        assert_eq!((bench.sent(), seen.lock().unwrap().len()), (1, 1));
+        let got = seen.lock().unwrap()[0].clone();
+        // The subject has an em dash: sent as an RFC 2047 encoded word.
+        let title = got.header("title").unwrap();
+        assert!(title.starts_with("=?UTF-8?B?SVNTIHZpc2libGUgYXQg"), "\"ISS visible at \": {got:?}");
+        assert!(got.body.starts_with("The International Space Station will be visible"), "{}", got.body);
+        assert_eq!(got.header("click"), Some("http://outpost.local:8080/"));
+        assert!(got.body.contains("Appears:") && !got.body.contains("-- "), "{}", got.body);
+        let recorded = bench.store.alert_emails_since(t("2023-09-18T00:00:00Z")).unwrap();
+        let channels: Vec<_> = recorded.iter().map(|a| a.channel).collect();
+        assert_eq!(channels, [AlertChannel::Email, AlertChannel::Push]);
+    }
 }

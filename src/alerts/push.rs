@@ -208,28 +208,28 @@ fn base64(bytes: &[u8]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::sync::{Arc, Mutex};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// One request as the receiver saw it: request line, headers (lower-case names), body.
     #[derive(Debug, Clone)]
-    struct Seen {
-        line: String,
-        headers: Vec<(String, String)>,
-        body: String,
+    pub(crate) struct Seen {
+        pub line: String,
+        pub headers: Vec<(String, String)>,
+        pub body: String,
     }
 
     impl Seen {
-        fn header(&self, name: &str) -> Option<&str> {
+        pub fn header(&self, name: &str) -> Option<&str> {
             self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
         }
     }
 
     /// A real HTTP/1.1 server on loopback answering each request with the next status of
     /// `answers` (the last one repeats), recording what it got.
-    async fn receiver(answers: Vec<u16>) -> (String, Arc<Mutex<Vec<Seen>>>) {
+    pub(crate) async fn receiver(answers: Vec<u16>) -> (String, Arc<Mutex<Vec<Seen>>>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/outpost-alerts", listener.local_addr().unwrap());
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -274,10 +274,8 @@ mod tests {
                 let code = answers[n.min(answers.len() - 1)];
                 n += 1;
                 let body = format!("{{\"error\":\"said {code} here\"}}");
-                let text = format!(
-                    "HTTP/1.1 {code} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
+                let text =
+                    format!("HTTP/1.1 {code} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
                 let _ = socket.write_all(text.as_bytes()).await;
             }
         });

@@ -565,7 +565,8 @@ mod tests {
             visible_from: None,
             recipients: 1,
             detail: None,
-            channel: Default::default(),        }));
+            channel: Default::default(),
+        }));
         log.writer.flush().await.unwrap();
         let mut f = log.forwarder(FakeSink::default(), 10);
         assert!(matches!(f.try_forward_once().await, Outcome::Sent { .. }));
@@ -580,7 +581,8 @@ mod tests {
             visible_from: None,
             recipients: 1,
             detail: None,
-            channel: Default::default(),        }));
+            channel: Default::default(),
+        }));
         log.writer.flush().await.unwrap();
         assert!(matches!(f.try_forward_once().await, Outcome::Sent { more: false }));
         assert_eq!(f.sink.sent.len(), 1);

@@ -1,11 +1,12 @@
 //! Read queries over the log and its indexes. All blocking: call them from `spawn_blocking`.
 
 use super::{
-    ALERTS, COARSE_STRIDE, COUNTERS, CURSORS, DANGER_ALERTS, DEAD_LETTERS, ISS_TRACK, ISS_TRACK_COARSE, LOG, Store, TLE_BY_EPOCH,
-    WARNINGS, codec, counter, date_key, from_e6, key_date,
+    ALERTS, COARSE_STRIDE, COUNTERS, CURSORS, DANGER_ALERTS, DEAD_LETTERS, ISS_TRACK, ISS_TRACK_COARSE, LOG, Store,
+    TLE_BY_EPOCH, WARNINGS, codec, counter, date_key, from_e6, key_date,
 };
 use crate::domain::{
-    AlertChannel, AlertEmail, AlertKind, AvalancheWarning, DangerAlert, DeadLetter, IssPosition, Kind, Record, StoredRecord, Tle,
+    AlertChannel, AlertEmail, AlertKind, AvalancheWarning, DangerAlert, DeadLetter, IssPosition, Kind, Record,
+    StoredRecord, Tle,
 };
 use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};

@@ -16,27 +16,27 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-const USER: &str = "outpost";
-const PASSWORD: &str = "c0rrect-horse";
+pub(crate) const USER: &str = "outpost";
+pub(crate) const PASSWORD: &str = "c0rrect-horse";
 const MAP_URL: &str = "http://outpost.test:8080/map";
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-fn smtp_fixture(name: &str) -> String {
+pub(crate) fn smtp_fixture(name: &str) -> String {
     format!("{}/tests/fixtures/smtp/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
 /// tests/tools/smtp_server.py on 127.0.0.1:`port`, saving messages in `maildir`.
-struct SmtpServer {
-    port: u16,
+pub(crate) struct SmtpServer {
+    pub(crate) port: u16,
     maildir: PathBuf,
     _child: Child,
 }
 
 impl SmtpServer {
-    async fn start(dir: &Path) -> SmtpServer {
+    pub(crate) async fn start(dir: &Path) -> SmtpServer {
         let port = free_port();
         let maildir = dir.join("mail");
         let script = format!("{}/tests/tools/smtp_server.py", env!("CARGO_MANIFEST_DIR"));
@@ -58,7 +58,7 @@ impl SmtpServer {
     }
 
     /// The saved messages, oldest first.
-    fn messages(&self) -> Vec<PathBuf> {
+    pub(crate) fn messages(&self) -> Vec<PathBuf> {
         let mut v: Vec<PathBuf> = std::fs::read_dir(&self.maildir)
             .map(|d| {
                 d.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension() == Some("eml".as_ref())).collect()
@@ -70,7 +70,7 @@ impl SmtpServer {
 }
 
 /// One saved email, decoded by Python's email package: subject, content type, text and HTML.
-fn parse_eml(path: &Path) -> Value {
+pub(crate) fn parse_eml(path: &Path) -> Value {
     let code = r#"
 import email, email.policy, json, sys
 m = email.message_from_binary_file(open(sys.argv[1], "rb"), policy=email.policy.default)

@@ -102,6 +102,7 @@ pub async fn run(config: Config, listener: tokio::net::TcpListener, shutdown: Ca
             cancel: &shutdown,
             station: &config.station.id,
             regions: &config.sources.varsom.regions,
+            danger_min_level: config.avalanche_alerts.min_level,
             current,
         },
     )

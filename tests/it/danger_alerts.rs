@@ -227,3 +227,70 @@ push = true
     assert!(!outpost.log().contains(TOKEN));
     assert!(outpost.stop().await.success());
 }
+
+/// With MQTT on: the alert is one event on `{prefix}/{station}/alerts` (not retained), read by a
+/// subscriber on a real mosquitto, and not repeated by later batches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_danger_alert_is_one_mqtt_event() {
+    use crate::mqtt::{Broker, free_port};
+    let now_oslo = Utc::now().with_timezone(&chrono_tz::Europe::Oslo);
+    if now_oslo.format("%H:%M").to_string().as_str() >= "23:58" {
+        skip!("too close to midnight in Norway: today would change mid-test");
+        return;
+    }
+    let today = oslo_today();
+    let fx = FixtureServer::start().await;
+    // Positions with increasing times: a batch for the MQTT sink every commit.
+    let base = Utc::now() - chrono::Duration::hours(1);
+    fx.generate("/iss-now.json", move |n| {
+        Reply::ok(open_notify(base + chrono::Duration::seconds(10 * n as i64), "10.5", &format!("{}.25", n % 170)))
+    });
+    let eve = today.pred_opt().unwrap();
+    let nve = [moved("2023-03-03", today, 920_001, &format!("{eve}T15:31:48.56"), None)];
+    fx.script("/nve", vec![Reply::ok(serde_json::to_vec(&nve).unwrap())]);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let broker = Broker::start(dir, free_port(), None).await.unwrap();
+    let (url, push) = receiver(vec![200]).await;
+    // Subscribed before the appliance starts: the event is not retained.
+    let sub = tokio::process::Command::new("mosquitto_sub")
+        .args(["-h", "127.0.0.1", "-p", &broker.port.to_string(), "-t", "outpost/it/alerts", "-v"])
+        .args(["-C", "1", "-W", "60"])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("mosquitto_sub runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !std::fs::read_to_string(&broker.log).unwrap_or_default().contains("SUBSCRIBE") {
+        assert!(std::time::Instant::now() < deadline, "mosquitto_sub did not subscribe");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let extra = format!(
+        "[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\n[push]\nurl = \"{url}\"\nformat = \"json\"\n[avalanche_alerts]\npush = true\n",
+        broker.port
+    );
+    let outpost = Outpost::start(dir, &config(&fx, &dir.join("store"), &extra)).await;
+    let out = sub.wait_with_output().await.unwrap();
+    let line = String::from_utf8(out.stdout).unwrap();
+    let (topic, payload) =
+        line.trim().split_once(' ').unwrap_or_else(|| panic!("no event: {line:?}\n{}", outpost.log()));
+    assert_eq!(topic, "outpost/it/alerts");
+    let e: Value = serde_json::from_str(payload).unwrap();
+    assert_eq!(e["event"], "avalanche_danger");
+    assert_eq!((e["region_id"].as_u64(), e["danger_level"].as_u64()), (Some(3022), Some(3)), "{e}");
+    assert_eq!(e["valid_date"], today.to_string());
+    assert_eq!(e["region_name"], "Trollheimen");
+    // The JSON push went out too, once.
+    let got = push.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 1);
+    let body: Value = serde_json::from_str(&got[0].body).unwrap();
+    assert_eq!(body["tags"], serde_json::json!(["warning", "danger-3"]));
+    // Later batches do not repeat it.
+    let s = outpost.status().await;
+    let delivered = s["sinks"]["mqtt"]["delivered"].as_u64().unwrap();
+    outpost
+        .wait_for("more batches through MQTT", 30, |s| s["sinks"]["mqtt"]["delivered"].as_u64() >= Some(delivered + 5))
+        .await;
+    assert_eq!(broker.publishes_to("outpost/it/alerts"), 1);
+    assert!(outpost.stop().await.success());
+}

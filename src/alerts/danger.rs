@@ -328,6 +328,8 @@ impl DangerAlerts {
             Ok((shown, store.danger_alerts_since(today)?))
         })
         .await??;
+        // What this run did for days now past is in the log and no longer asked about.
+        round.done_here.retain(|k| k.1 >= today);
         let mut recorded: Recorded = recorded_log.iter().collect();
         for k in &round.done_here {
             recorded.insert(*k);
@@ -373,7 +375,7 @@ impl DangerAlerts {
                                 continue;
                             }
                             let f = round.failing.entry(k).or_insert_with(|| Failing {
-                                warning: w.clone(),
+                                warning: (*w).clone(),
                                 next_try: t,
                                 backoff: RETRY_FIRST,
                                 error: String::new(),
@@ -381,7 +383,7 @@ impl DangerAlerts {
                             f.next_try = t + f.backoff;
                             f.backoff = (f.backoff * 2).min(RETRY_MAX);
                             f.error = msg;
-                            f.warning = w.clone();
+                            f.warning = *w;
                         }
                     }
                 }

@@ -67,7 +67,7 @@ pub fn deadline(date: NaiveDate) -> DateTime<Utc> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     /// Send (or retry) the alert for this warning's level on this channel.
-    Send(AlertChannel, AvalancheWarning),
+    Send(AlertChannel, Box<AvalancheWarning>),
     /// It failed until its date was over (or was refused for good): record it as missed.
     Missed(DangerKey),
     /// Failing, but no longer true (the level changed, or a higher one was recorded): forget it.
@@ -96,7 +96,7 @@ pub fn decide(
         for &channel in channels {
             if !recorded.covers(key(w, level, channel)) {
                 due.insert((w.region_id, w.valid_date, channel), level);
-                out.push(Action::Send(channel, w.clone()));
+                out.push(Action::Send(channel, Box::new(w.clone())));
             }
         }
     }
@@ -216,7 +216,7 @@ mod tests {
         let before = t("2024-01-16T22:59:59Z");
         assert_eq!(
             decide(&shown, before, 3, &[PUSH], &Recorded::default(), &[k]),
-            vec![Action::Send(PUSH, shown[0].clone())]
+            vec![Action::Send(PUSH, Box::new(shown[0].clone()))]
         );
         let after = t("2024-01-16T23:00:00Z");
         assert_eq!(decide(&shown, after, 3, &[PUSH], &Recorded::default(), &[k]), vec![Action::Missed(k)]);
@@ -233,7 +233,7 @@ mod tests {
         let raised = [warning(3003, "2024-01-16", 2, Some(4))];
         assert_eq!(
             decide(&raised, now, 3, &[EMAIL], &Recorded::default(), &[k3]),
-            vec![Action::Send(EMAIL, raised[0].clone()), Action::Drop(k3)]
+            vec![Action::Send(EMAIL, Box::new(raised[0].clone())), Action::Drop(k3)]
         );
         let lowered = [warning(3003, "2024-01-16", 2, Some(2))];
         assert_eq!(decide(&lowered, now, 3, &[EMAIL], &Recorded::default(), &[k3]), vec![Action::Drop(k3)]);

@@ -18,27 +18,27 @@ const MAP_URL: &str = "http://outpost.test:8080/";
 
 /// One request as the receiver got it.
 #[derive(Clone, Debug)]
-struct Got {
-    headers: HeaderMap,
-    body: String,
-    answered: u16,
+pub(crate) struct Got {
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: String,
+    pub(crate) answered: u16,
 }
 
 impl Got {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 }
 
 #[derive(Default)]
-struct Receiver {
-    got: Mutex<Vec<Got>>,
+pub(crate) struct Receiver {
+    pub(crate) got: Mutex<Vec<Got>>,
     /// Answers in order; the last one repeats.
     answers: Mutex<Vec<u16>>,
 }
 
 /// An HTTP server standing in for an ntfy topic: records each POST and answers it.
-async fn receiver(answers: Vec<u16>) -> (String, Arc<Receiver>) {
+pub(crate) async fn receiver(answers: Vec<u16>) -> (String, Arc<Receiver>) {
     let state = Arc::new(Receiver { got: Mutex::default(), answers: Mutex::new(answers) });
     async fn post(State(r): State<Arc<Receiver>>, headers: HeaderMap, body: Bytes) -> (StatusCode, String) {
         let code = {

@@ -474,3 +474,42 @@ async fn the_switch_from_the_configured_location_to_the_gps_fix_sends_one_email(
     gps.stop().await;
     assert_eq!(smtp.messages().len(), 1, "one pass, one email");
 }
+
+/// `email.push`: the pass alert goes out by email and by push (ntfy headers, Bearer token from
+/// the environment), once each, also after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_alert_goes_by_email_and_by_push_once_each() {
+    let sc = scene(Span::minutes(10), Span::hours(8)).await;
+    let smtp = SmtpServer::start(&sc.dir).await;
+    let (url, push) = crate::danger_alerts::receiver(vec![200]).await;
+    let cfg = format!("{}push = true\n[push]\nurl = \"{url}\"\n", sc.config(smtp.port, PASSWORD));
+    let token = std::path::Path::new("tk_pass_7a6b5c");
+    let env = [("OUTPOST_PUSH_TOKEN", token)];
+    let outpost = Outpost::start_env(&sc.dir, &cfg, &[bin()], &env).await;
+    let s = outpost
+        .wait_for("the pass alert by email and by push", 60, |s| {
+            count(s, "sent") == 1
+                && s["pass_push"]["sent"] == 1
+                && s["pass_push"]["recorded"].as_array().is_some_and(|r| r.len() == 1)
+        })
+        .await;
+    assert_eq!(s["pass_push"]["recorded"][0]["channel"], "push", "{s:#}");
+    assert_eq!(email(&s)["recorded"].as_array().unwrap().len(), 1, "{s:#}");
+    let got = push.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].header("authorization"), Some("Bearer tk_pass_7a6b5c"));
+    assert_eq!(got[0].header("click"), Some(MAP_URL));
+    assert_eq!(got[0].header("tags"), Some("satellite"));
+    assert!(got[0].body.contains("Appears:"), "{}", got[0].body);
+    assert!(!outpost.log().contains("tk_pass_7a6b5c"));
+    assert!(outpost.stop().await.success());
+    // A restart: both records hold.
+    let outpost = Outpost::start_env(&sc.dir, &cfg, &[bin()], &env).await;
+    let s = outpost
+        .wait_for("two checks of each", 60, |s| count(s, "checks") >= 2 && s["pass_push"]["checks"].as_u64() >= Some(2))
+        .await;
+    assert_eq!((count(&s, "sent"), s["pass_push"]["sent"].as_u64()), (0, Some(0)), "{s:#}");
+    assert_eq!(push.got.lock().unwrap().len(), 1);
+    assert_eq!(smtp.messages().len(), 1);
+    assert!(outpost.stop().await.success());
+}

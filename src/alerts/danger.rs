@@ -252,12 +252,28 @@ pub struct Couriers {
     pub pusher: Option<Pusher>,
 }
 
+impl Couriers {
+    /// The couriers of the channels `config` switches on.
+    pub fn build(
+        config: &AvalancheAlertsConfig,
+        email: &super::EmailConfig,
+        push: &super::PushConfig,
+    ) -> anyhow::Result<Couriers> {
+        use anyhow::Context;
+        let mailer = if config.email { Some(Mailer::new(email).context("bad [email] settings")?) } else { None };
+        let pusher = if config.push { Some(Pusher::new(push).context("bad [push] settings")?) } else { None };
+        Ok(Couriers { mailer, pusher })
+    }
+}
+
 /// Everything the danger alert task needs.
 pub struct DangerAlerts {
     pub config: AvalancheAlertsConfig,
     /// The regions alerted about (resolved against `varsom.regions`).
     pub regions: Vec<u32>,
-    pub couriers: Couriers,
+    /// `Couriers::build`'s result: with an error (an unreadable `email.ca_file`) the task waits,
+    /// showing why, and records nothing (a missed record would be final).
+    pub couriers: Result<Couriers, String>,
     pub map_url: String,
     pub clock: SharedClock,
     pub store: Store,
@@ -291,6 +307,18 @@ impl DangerAlerts {
             s.regions = self.regions.clone();
             s.min_level = self.config.min_level;
         });
+        if let Err(e) = &self.couriers {
+            tracing::error!(error = %e, "danger alerts are off: bad settings");
+            let shown = self.redact.apply(e);
+            let at = self.clock.now();
+            self.status.update(|s| {
+                s.waiting = Some(shown.clone());
+                s.last_error = Some(shown);
+                s.last_error_time = Some(at);
+            });
+            cancel.cancelled().await;
+            return;
+        }
         loop {
             let pause = match self.check(&mut round).await {
                 Ok(p) => p,
@@ -418,12 +446,13 @@ impl DangerAlerts {
 
     /// Delivers on one channel; `Err((message, permanent))`.
     async fn deliver(&self, channel: AlertChannel, content: &Content, notice: &Notice) -> Result<(), (String, bool)> {
+        let couriers = self.couriers.as_ref().map_err(|e| (e.clone(), false))?;
         match channel {
-            AlertChannel::Email => match &self.couriers.mailer {
+            AlertChannel::Email => match &couriers.mailer {
                 Some(m) => m.send(content).await.map_err(|e| (format!("{e:#}"), false)),
                 None => Err(("[email] is not set up".into(), true)),
             },
-            AlertChannel::Push => match &self.couriers.pusher {
+            AlertChannel::Push => match &couriers.pusher {
                 Some(p) => p.send(notice).await.map_err(|e| (e.message, e.permanent)),
                 None => Err(("[push] is not set up".into(), true)),
             },
@@ -543,7 +572,7 @@ mod tests {
             DangerAlerts {
                 config: toml::from_str("push = true").unwrap(),
                 regions: vec![3022],
-                couriers: Couriers { mailer: None, pusher: Some(Pusher::new(&push).unwrap()) },
+                couriers: Ok(Couriers { mailer: None, pusher: Some(Pusher::new(&push).unwrap()) }),
                 map_url: "http://pi.local:8080/".into(),
                 clock: self.clock.clone(),
                 store: self.store.clone(),
@@ -648,5 +677,33 @@ mod tests {
         assert!(s.last_error.unwrap().contains("check push.token"));
         alerts.check(&mut Round::default()).await.unwrap();
         assert_eq!(bench.requests(), 1);
+    }
+
+    #[tokio::test]
+    async fn bad_settings_make_the_task_wait_and_record_nothing() {
+        let bench = Bench::new(vec![200], "2023-03-03T07:00:00Z").await;
+        let email: crate::alerts::EmailConfig = toml::from_str(
+            "smtp_host = \"127.0.0.1\"\nfrom = \"o@x.org\"\nto = [\"me@x.org\"]\nca_file = \"/nonexistent/ca.pem\"\n",
+        )
+        .unwrap();
+        let config: AvalancheAlertsConfig = toml::from_str("email = true").unwrap();
+        let mut alerts = bench.alerts();
+        let refused = Couriers::build(&config, &email, &Default::default()).err().expect("an unreadable ca_file");
+        alerts.couriers = Err(format!("{refused:#}"));
+        alerts.config = config;
+        let status = alerts.status.clone();
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(alerts.run(cancel.clone()));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while status.snapshot().waiting.is_none() {
+            assert!(std::time::Instant::now() < deadline, "no waiting reason");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let why = status.snapshot().waiting.unwrap();
+        assert!(why.contains("bad [email] settings") && why.contains("ca_file"), "{why}");
+        cancel.cancel();
+        task.await.unwrap();
+        assert!(bench.recorded().is_empty());
+        assert_eq!((status.snapshot().checks, bench.requests()), (0, 0));
     }
 }

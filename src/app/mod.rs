@@ -146,18 +146,8 @@ pub async fn run(config: Config, listener: tokio::net::TcpListener, shutdown: Ca
     if config.avalanche_alerts.enabled() {
         let status = Arc::new(crate::alerts::DangerStatus::default());
         danger = Some(status.clone());
-        let couriers = crate::alerts::danger::Couriers {
-            mailer: if config.avalanche_alerts.email {
-                Some(crate::alerts::smtp::Mailer::new(&config.email).context("bad [email] settings")?)
-            } else {
-                None
-            },
-            pusher: if config.avalanche_alerts.push {
-                Some(crate::alerts::push::Pusher::new(&config.push).context("bad [push] settings")?)
-            } else {
-                None
-            },
-        };
+        let couriers = crate::alerts::danger::Couriers::build(&config.avalanche_alerts, &config.email, &config.push)
+            .map_err(|e| format!("{e:#}"));
         let alerts = crate::alerts::DangerAlerts {
             config: config.avalanche_alerts.clone(),
             regions: config.avalanche_alerts.regions_or(&config.sources.varsom.regions),

@@ -1,5 +1,7 @@
 //! Night-pass email alerts: one email `lead_minutes` before each visible pass (and optionally
 //! one while the ISS is high overhead at night), exactly once per pass, also across restarts.
+//! With `email.push` a second task sends the same alerts by push (`push`), with its own records
+//! (`AlertEmail::channel`), retries and status. Avalanche danger alerts are `danger`.
 //!
 //! - `plan` decides what is due (pure: passes, clock, what the log records, what is failing).
 //! - `message` writes the email (pure).

@@ -5,7 +5,7 @@
 //!   time in unix milliseconds, latitude/longitude as fixed-point micro-degrees (1e-6 deg is about
 //!   11 cm, far below the sources' precision), altitude in metres and velocity in m/h. About 20
 //!   bytes instead of ~150 as JSON.
-//! - TLEs, avalanche warnings, alert emails and dead letters are rare and mostly text: they are stored as JSON of the domain
+//! - TLEs, avalanche warnings, alert emails, dead letters and danger alerts are rare and mostly text: they are stored as JSON of the domain
 //!   type, which lets later versions add optional fields without a new format version.
 //!
 //! Stations are interned (see `Stations`): a record stores a small index, not the string.

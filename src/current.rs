@@ -1,5 +1,6 @@
 //! The "what is true now" feed: the newest ISS position, today's avalanche warnings (Norwegian
-//! date, configured regions) and the next visible pass, on a watch channel.
+//! date, configured regions), the next visible pass and the danger alerts recorded from today on,
+//! on a watch channel.
 //!
 //! One task owns it: it rereads the store when the writer commits, when the location changes and
 //! once a minute (the date changes, the next pass moves on), and publishes only real changes.
@@ -8,7 +9,7 @@
 //! are tested with a fixed time.
 
 use crate::clock::SharedClock;
-use crate::domain::{AvalancheWarning, IssPosition};
+use crate::domain::{AvalancheWarning, DangerAlert, IssPosition};
 use crate::location::Located;
 use crate::passes::{Pass, PassOptions, PassQuery};
 use crate::store::{Store, WriterHandle};
@@ -37,6 +38,8 @@ pub struct Current {
     pub warnings: Vec<AvalancheWarning>,
     /// The next pass still visible after now, within 3 days; `None` without a TLE or location.
     pub next_pass: Option<Pass>,
+    /// The danger alerts the log records for `date` and later (every channel).
+    pub danger_alerts: Vec<DangerAlert>,
 }
 
 /// What the feed reads from; `spawn` starts it.
@@ -127,7 +130,8 @@ impl CurrentFeed {
                 }
                 _ => None,
             };
-            Ok(Current { seq, position, date, warnings, next_pass })
+            let danger_alerts = store.danger_alerts_since(date)?;
+            Ok(Current { seq, position, date, warnings, next_pass, danger_alerts })
         })
         .await?
     }

@@ -47,13 +47,15 @@ kinds! {
     DeadLetter = "sink.dead_letter",
     /// One version of a region's daily weather (Open-Meteo): per sample point and summed up.
     WeatherDaily = "weather.daily",
+    /// Local bookkeeping of avalanche danger alerts (never forwarded upstream as data).
+    DangerAlert = "alert.danger",
 }
 
 impl Kind {
     /// Whether records of this kind go upstream. Alert emails and dead letters are the
     /// appliance's own bookkeeping: they stay in the local log (docs/messages.md).
     pub fn is_forwarded(self) -> bool {
-        !matches!(self, Kind::AlertEmail | Kind::DeadLetter)
+        !matches!(self, Kind::AlertEmail | Kind::DeadLetter | Kind::DangerAlert)
     }
 }
 
@@ -90,6 +92,8 @@ pub enum Record {
     DeadLetter(DeadLetter),
     #[serde(rename = "weather.daily")]
     WeatherDaily(WeatherDaily),
+    #[serde(rename = "alert.danger")]
+    DangerAlert(DangerAlert),
 }
 
 impl Record {
@@ -101,6 +105,7 @@ impl Record {
             Record::AlertEmail(_) => Kind::AlertEmail,
             Record::DeadLetter(_) => Kind::DeadLetter,
             Record::WeatherDaily(_) => Kind::WeatherDaily,
+            Record::DangerAlert(_) => Kind::DangerAlert,
         }
     }
 
@@ -119,12 +124,20 @@ impl Record {
                 w.reg_id,
                 w.publish_time.timestamp_millis()
             ),
-            Record::AlertEmail(a) => {
-                format!("{station}/alert.email/{}/{}", a.alert.as_str(), a.pass_rise.timestamp_millis())
-            }
+            Record::AlertEmail(a) => match a.channel {
+                AlertChannel::Email => {
+                    format!("{station}/alert.email/{}/{}", a.alert.as_str(), a.pass_rise.timestamp_millis())
+                }
+                AlertChannel::Push => {
+                    format!("{station}/alert.email/{}/push/{}", a.alert.as_str(), a.pass_rise.timestamp_millis())
+                }
+            },
             Record::DeadLetter(d) => format!("{station}/sink.dead_letter/{}/{}", d.sink, d.seq),
             Record::WeatherDaily(w) => {
                 format!("{station}/weather.daily/{}/{}/{:016x}", w.region_id, w.date, w.content_hash())
+            }
+            Record::DangerAlert(a) => {
+                format!("{station}/alert.danger/{}/{}/{}/{}", a.region_id, a.valid_date, a.level, a.channel.as_str())
             }
         }
     }
@@ -138,6 +151,7 @@ impl Record {
             Record::AlertEmail(a) => a.at,
             Record::DeadLetter(d) => d.at,
             Record::WeatherDaily(w) => w.fetched_at,
+            Record::DangerAlert(a) => a.at,
         }
     }
 }
@@ -359,8 +373,35 @@ impl AlertKind {
 #[serde(rename_all = "snake_case")]
 pub enum AlertOutcome {
     Sent,
-    /// SMTP failed until the pass began.
+    /// Delivery failed until the alert stopped being useful (or was refused for good).
     Missed,
+}
+
+/// How an alert reached people: by email (`[email]`) or by push (`[push]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertChannel {
+    #[default]
+    Email,
+    Push,
+}
+
+impl AlertChannel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertChannel::Email => "email",
+            AlertChannel::Push => "push",
+        }
+    }
+    pub fn tag(self) -> u8 {
+        match self {
+            AlertChannel::Email => 0,
+            AlertChannel::Push => 1,
+        }
+    }
+    pub fn is_email(&self) -> bool {
+        *self == AlertChannel::Email
+    }
 }
 
 /// What happened to the one email Outpost owes for a pass. Recorded in the log, so a restart
@@ -379,6 +420,17 @@ pub struct AlertEmail {
     /// For a missed email: the last SMTP error (never a password).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// Email, or push (`[email] push = true`); absent in records written before push existed.
+    #[serde(default, skip_serializing_if = "AlertChannel::is_email")]
+    pub channel: AlertChannel,
+}
+
+impl AlertEmail {
+    /// The first part of its key in the alerts index: the alert's tag, plus 2 for push, so an
+    /// email and a push for one pass are two records.
+    pub fn index_tag(alert: AlertKind, channel: AlertChannel) -> u8 {
+        alert.tag() + 2 * channel.tag()
+    }
 }
 
 /// A record that an upstream refused for what it is (it cannot be mapped, it is too large, the
@@ -488,6 +540,28 @@ impl WeatherDaily {
         let bytes = serde_json::to_vec(&(&self.summary, &self.points)).expect("domain types always serialize");
         bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
     }
+}
+
+/// What happened to the one alert Outpost owes on one channel for a region's danger level on a
+/// valid date. Recorded in the log, so a restart never sends it again: (valid_date, region_id,
+/// level, channel) is its identity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DangerAlert {
+    pub region_id: u32,
+    pub region_name: String,
+    /// The Norwegian day the warning is for.
+    pub valid_date: NaiveDate,
+    /// The danger level alerted.
+    pub level: u8,
+    pub channel: AlertChannel,
+    pub outcome: AlertOutcome,
+    /// When it was sent, or given up.
+    pub at: DateTime<Utc>,
+    /// NVE's id of the warning version that was alerted.
+    pub reg_id: u64,
+    /// For a missed alert: the last delivery error (never a password, token or URL).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// A warning for tests: region `R{region}`, valid on `date`, published `publish_h` hours after its

@@ -8,7 +8,7 @@
 
 pub mod tasks;
 
-use crate::alerts::{EmailSnapshot, EmailStatus};
+use crate::alerts::{DangerSnapshot, DangerStatus, EmailSnapshot, EmailStatus};
 use crate::domain::{DeadLetter, Kind};
 use crate::location::{LocationSnapshot, LocationStatus};
 use crate::sinks::{SinkEntry, SinkSnapshot};
@@ -33,6 +33,10 @@ pub struct Probes {
     pub location: Arc<LocationStatus>,
     /// `None` when `[email]` is off.
     pub email: Option<Arc<EmailStatus>>,
+    /// `None` unless `[email] push` is on.
+    pub pass_push: Option<Arc<EmailStatus>>,
+    /// `None` unless `[avalanche_alerts]` is on.
+    pub danger: Option<Arc<DangerStatus>>,
     /// The daemon's tasks and those that died before shutdown.
     pub tasks: tasks::Tasks,
     /// The configured addresses and URLs, taken out of every error the status shows.
@@ -158,6 +162,12 @@ pub struct Status {
     /// Night-pass email alerts: sent, missed, pending, last error (`enabled: false` when off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<Part<EmailSnapshot>>,
+    /// The pass alerts by push (`email.push`): the same fields as `email`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pass_push: Option<Part<EmailSnapshot>>,
+    /// Avalanche danger alerts: channels, sent, missed, retrying, recorded, last error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub danger_alerts: Option<Part<DangerSnapshot>>,
     /// Records the sinks set aside and not yet re-sent, newest last (at most `DEAD_LETTERS_SHOWN`; the counts per
     /// sink are in `sinks`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -229,6 +239,14 @@ impl Status {
                 Some(e) => Part::On(e.snapshot()),
                 None => Part::Off,
             }),
+            pass_push: Some(match &p.pass_push {
+                Some(e) => Part::On(e.snapshot()),
+                None => Part::Off,
+            }),
+            danger_alerts: Some(match &p.danger {
+                Some(e) => Part::On(e.snapshot()),
+                None => Part::Off,
+            }),
             dead_letters: newest_dead_letters(&p.store)?,
             source: None,
         }
@@ -262,6 +280,17 @@ impl Status {
             redact.apply_opt(&mut email.last_error);
             redact.apply_opt(&mut email.waiting);
         }
+        if let Some(Part::On(push)) = &mut self.pass_push {
+            redact.apply_opt(&mut push.last_error);
+            redact.apply_opt(&mut push.waiting);
+        }
+        if let Some(Part::On(danger)) = &mut self.danger_alerts {
+            redact.apply_opt(&mut danger.last_error);
+            redact.apply_opt(&mut danger.waiting);
+            for a in &mut danger.recorded {
+                redact.apply_opt(&mut a.detail);
+            }
+        }
         for d in &mut self.dead_letters {
             d.reason = redact.apply(&d.reason);
         }
@@ -294,6 +323,8 @@ impl Status {
             sinks,
             location: None,
             email: None,
+            pass_push: None,
+            danger_alerts: None,
             dead_letters: newest_dead_letters(store)?,
             source: Some("store (appliance not running)".into()),
         })
@@ -322,6 +353,8 @@ mod tests {
             sinks: Arc::default(),
             location: Arc::default(),
             email: None,
+            pass_push: None,
+            danger: None,
             tasks: tasks.clone(),
             redact: Arc::default(),
         };

@@ -88,6 +88,10 @@ pub struct EmailConfig {
     pub overhead_alert: bool,
     #[serde(default = "d_overhead")]
     pub overhead_elevation_deg: f64,
+    /// Also send the pass alerts (and the overhead alert) by push, through `[push]`; works
+    /// without `smtp_host` too (push only).
+    #[serde(default)]
+    pub push: bool,
 }
 
 fn d_smtp_port() -> u16 {
@@ -123,6 +127,7 @@ impl Section for EmailConfig {
         ("ca_file", KeyType::Str),
         ("overhead_alert", KeyType::Bool),
         ("overhead_elevation_deg", KeyType::Float),
+        ("push", KeyType::Bool),
     ];
 
     fn validate(&self) -> Result<(), Invalid> {

@@ -1,5 +1,7 @@
 //! Night-pass email alerts: one email `lead_minutes` before each visible pass (and optionally
 //! one while the ISS is high overhead at night), exactly once per pass, also across restarts.
+//! With `email.push` a second task sends the same alerts by push (`push`), with its own records
+//! (`AlertEmail::channel`), retries and status. Avalanche danger alerts are `danger`.
 //!
 //! - `plan` decides what is due (pure: passes, clock, what the log records, what is failing).
 //! - `message` writes the email (pure).
@@ -24,15 +26,20 @@
 //! higher end of it).
 
 mod config;
+pub mod danger;
+pub mod danger_plan;
 pub mod message;
 pub mod plan;
+pub mod push;
 pub mod smtp;
 
 pub use config::{AlertsConfig, EmailConfig, Security};
+pub use danger::{AvalancheAlertsConfig, DangerAlerts, DangerSnapshot, DangerStatus};
+pub use push::PushConfig;
 
 use crate::cell::StatusCell;
 use crate::clock::SharedClock;
-use crate::domain::{AlertEmail, AlertKind, AlertOutcome, Record};
+use crate::domain::{AlertChannel, AlertEmail, AlertKind, AlertOutcome, Record};
 use crate::location::Located;
 use crate::passes::{Pass, PassQuery, look_angles};
 use crate::store::{Store, WriterHandle};
@@ -120,9 +127,45 @@ impl Default for EmailSnapshot {
     }
 }
 
+/// How a pass alert leaves: by email or by push. One alert task runs per channel, each with its
+/// own records (`AlertEmail::channel`), retries and status.
+pub enum Courier {
+    Mail(smtp::Mailer),
+    Push(push::Pusher),
+}
+
+impl Courier {
+    fn recipients(&self) -> u32 {
+        match self {
+            Courier::Mail(m) => m.recipients(),
+            Courier::Push(_) => 1,
+        }
+    }
+
+    async fn send(&self, kind: AlertKind, content: &message::Content, map_url: &str) -> anyhow::Result<()> {
+        match self {
+            Courier::Mail(m) => m.send(content).await,
+            Courier::Push(p) => {
+                let body = content.text.split("\n\n-- \n").next().unwrap_or_default().trim_end().to_owned();
+                let notice = push::Notice {
+                    title: content.subject.clone(),
+                    message: body,
+                    priority: if kind == AlertKind::Overhead { 4 } else { 3 },
+                    tags: vec!["satellite".into()],
+                    click: Some(map_url.to_owned()),
+                };
+                p.send(&notice).await.map_err(anyhow::Error::new)
+            }
+        }
+    }
+}
+
 /// Everything the alert task needs.
 pub struct EmailAlerts {
     pub email: EmailConfig,
+    /// This task's channel: `Email` through `[email]`, `Push` through `[push]` (`email.push`).
+    pub channel: AlertChannel,
+    pub push: PushConfig,
     pub pass_options: crate::passes::PassOptions,
     /// The map link in the emails (`map_url`).
     pub map_url: String,
@@ -144,7 +187,10 @@ struct Failing {
 impl EmailAlerts {
     /// The SMTP server as its role (the mailer already takes the password out).
     fn redactor(&self) -> crate::config::Redactor {
-        let r = crate::config::Redactor::new();
+        let mut r = crate::config::Redactor::new();
+        if let Some(url) = &self.push.url {
+            r = r.url(url, "<push url>");
+        }
         match &self.email.smtp_host {
             Some(host) => {
                 let at = crate::config::HostPort { host: host.clone(), port: self.email.smtp_port };
@@ -155,11 +201,15 @@ impl EmailAlerts {
     }
 
     pub async fn run(mut self, cancel: CancellationToken) {
-        let mailer = match smtp::Mailer::new(&self.email) {
+        let courier = match self.channel {
+            AlertChannel::Email => smtp::Mailer::new(&self.email).map(Courier::Mail),
+            AlertChannel::Push => push::Pusher::new(&self.push).map(Courier::Push),
+        };
+        let mailer = match courier {
             Ok(m) => m,
             Err(e) => {
                 let msg = format!("{e:#}");
-                tracing::error!(error = %msg, "email alerts are off: bad [email] settings");
+                tracing::error!(channel = self.channel.as_str(), error = %msg, "pass alerts are off: bad [email] or [push] settings");
                 let msg = self.redactor().apply(&msg);
                 self.status.update(|s| {
                     s.waiting = Some(msg.clone());
@@ -201,7 +251,7 @@ impl EmailAlerts {
     /// One round; returns how long to wait before the next.
     async fn check(
         &mut self,
-        mailer: &smtp::Mailer,
+        mailer: &Courier,
         rules: &Rules,
         map_url: &str,
         failing: &mut HashMap<Key, Failing>,
@@ -230,7 +280,11 @@ impl EmailAlerts {
         }
         // What the log records (read back 2 days: every pass predicted below rises after
         // now - 1 h, so any record within SAME_PASS of one is in range) and what this run did.
-        let mut recorded: Recorded = recent.iter().map(|a| (a.alert, a.pass_rise.timestamp_millis())).collect();
+        let mut recorded: Recorded = recent
+            .iter()
+            .filter(|a| a.channel == self.channel)
+            .map(|a| (a.alert, a.pass_rise.timestamp_millis()))
+            .collect();
         recorded.extend(done_here.iter().copied());
         let query =
             PassQuery { observer, from: now - Span::hours(1), hours: 25.0, options: self.pass_options, all: false };
@@ -254,10 +308,10 @@ impl EmailAlerts {
                         let end = look_angles(&tle, observer, to)?;
                         message::compose(kind, &message::Sky::new(&pass, start, end), map_url, &chrono::Local)
                     };
-                    match mailer.send(&content).await {
+                    match mailer.send(kind, &content, map_url).await {
                         Ok(()) => {
                             let at = self.clock.now();
-                            tracing::info!(alert = kind.as_str(), subject = %content.subject, "alert email sent");
+                            tracing::info!(alert = kind.as_str(), channel = self.channel.as_str(), subject = %content.subject, "pass alert sent");
                             self.record(kind, &pass, AlertOutcome::Sent, at, mailer.recipients(), None).await;
                             failing.remove(&k);
                             done_here.insert(k);
@@ -269,7 +323,7 @@ impl EmailAlerts {
                         }
                         Err(e) => {
                             let msg = format!("{e:#}");
-                            tracing::warn!(alert = kind.as_str(), error = %msg, "alert email failed; will retry");
+                            tracing::warn!(alert = kind.as_str(), channel = self.channel.as_str(), error = %msg, "pass alert failed; will retry");
                             // The status and the stored record (its detail, if the pass is missed)
                             // do not name the server; the log above does.
                             let msg = self.redactor().apply(&msg);
@@ -297,7 +351,7 @@ impl EmailAlerts {
                         continue;
                     }
                     let detail = failing.remove(&k).map(|f| f.error);
-                    tracing::warn!(alert = kind.as_str(), error = ?detail, "alert email missed: SMTP failed until the pass");
+                    tracing::warn!(alert = kind.as_str(), channel = self.channel.as_str(), error = ?detail, "pass alert missed: delivery failed until the pass");
                     self.record(kind, &pass, AlertOutcome::Missed, self.clock.now(), mailer.recipients(), detail).await;
                     done_here.insert(k);
                     recorded.insert(k);
@@ -309,7 +363,9 @@ impl EmailAlerts {
         let now = self.clock.now();
         let pending = plan::pending(&passes, now, &recorded, rules);
         let store = self.store.clone();
+        let channel = self.channel;
         let recent = tokio::task::spawn_blocking(move || store.alert_emails_since(now - Span::days(2))).await??;
+        let recent: Vec<AlertEmail> = recent.into_iter().filter(|a| a.channel == channel).collect();
         // Wake for the next send time, retry or deadline, at the latest after CHECK_EVERY.
         let mut next = now + Span::from_std(CHECK_EVERY)?;
         for t in pending.iter().map(|p| p.send_at).chain(failing.values().map(|f| f.next_try)) {
@@ -359,6 +415,7 @@ impl EmailAlerts {
             visible_from: pass.visible_from,
             recipients,
             detail,
+            channel: self.channel,
         }));
         if let Err(e) = self.writer.flush().await {
             tracing::error!(error = %format!("{e:#}"), "cannot make the alert email record durable");
@@ -431,8 +488,10 @@ mod tests {
             location,
             status: Arc::new(EmailStatus::default()),
             email,
+            channel: AlertChannel::Email,
+            push: PushConfig::default(),
         };
-        let mailer = smtp::Mailer::new(&alerts.email).unwrap();
+        let mailer = Courier::Mail(smtp::Mailer::new(&alerts.email).unwrap());
         let rules = Rules { lead: Span::minutes(15), overhead_elevation_deg: None };
         let (mut failing, mut done) = (HashMap::new(), HashSet::new());
         let check = async |alerts: &mut EmailAlerts, failing: &mut HashMap<Key, Failing>, done: &mut HashSet<Key>| {
@@ -567,6 +626,8 @@ mod tests {
                 location: self.place.subscribe(),
                 status: Arc::new(EmailStatus::default()),
                 email: self.email.clone(),
+                channel: AlertChannel::Email,
+                push: PushConfig::default(),
             }
         }
 
@@ -604,7 +665,7 @@ mod tests {
     /// One check of `alerts` with its own retry and done state.
     struct Run {
         alerts: EmailAlerts,
-        mailer: smtp::Mailer,
+        mailer: Courier,
         failing: HashMap<Key, Failing>,
         done: HashSet<Key>,
     }
@@ -612,7 +673,7 @@ mod tests {
     impl Run {
         fn new(bench: &Bench) -> Run {
             let alerts = bench.alerts();
-            let mailer = smtp::Mailer::new(&alerts.email).unwrap();
+            let mailer = Courier::Mail(smtp::Mailer::new(&alerts.email).unwrap());
             Run { alerts, mailer, failing: HashMap::new(), done: HashSet::new() }
         }
 
@@ -705,7 +766,7 @@ mod tests {
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut run = Run::new(&bench);
         run.alerts.email.smtp_port = closed;
-        run.mailer = smtp::Mailer::new(&run.alerts.email).unwrap();
+        run.mailer = Courier::Mail(smtp::Mailer::new(&run.alerts.email).unwrap());
         assert_eq!(run.check().await.failures, 1);
         bench.writer.append(Record::Tle(tle_moved(30.0)));
         bench.writer.flush().await.unwrap();
@@ -719,5 +780,39 @@ mod tests {
         assert_eq!(s.missed, 1, "{s:?}");
         assert_eq!(bench.recorded_rises().len(), 1);
         assert_eq!(bench.sent(), 0);
+    }
+
+    /// `email.push`: the pass alert goes out by push as well, once, with its own record; the
+    /// email's record does not stand in for it (nor the other way round).
+    #[tokio::test]
+    async fn a_pass_alert_by_push_is_sent_once_on_its_own_record() {
+        let bench = Bench::new("2023-09-18T19:25:00Z", tle_moved(0.0)).await;
+        let (url, seen) = push::tests::receiver(vec![200]).await;
+        let push: PushConfig = toml::from_str(&format!("url = \"{url}\"\n")).unwrap();
+        let push_run = || {
+            let mut alerts = bench.alerts();
+            alerts.channel = AlertChannel::Push;
+            alerts.push = push.clone();
+            Run {
+                mailer: Courier::Push(push::Pusher::new(&push).unwrap()),
+                alerts,
+                failing: HashMap::new(),
+                done: HashSet::new(),
+            }
+        };
+        assert_eq!(Run::new(&bench).check().await.sent, 1);
+        assert_eq!(push_run().check().await.sent, 1);
+        assert_eq!(push_run().check().await.sent, 0, "a restart: the push record holds");
+        assert_eq!((bench.sent(), seen.lock().unwrap().len()), (1, 1));
+        let got = seen.lock().unwrap()[0].clone();
+        // The subject has an em dash: sent as an RFC 2047 encoded word.
+        let title = got.header("title").unwrap();
+        assert!(title.starts_with("=?UTF-8?B?SVNTIHZpc2libGUgYXQg"), "\"ISS visible at \": {got:?}");
+        assert!(got.body.starts_with("The International Space Station will be visible"), "{}", got.body);
+        assert_eq!(got.header("click"), Some("http://outpost.local:8080/"));
+        assert!(got.body.contains("Appears:") && !got.body.contains("-- "), "{}", got.body);
+        let recorded = bench.store.alert_emails_since(t("2023-09-18T00:00:00Z")).unwrap();
+        let channels: Vec<_> = recorded.iter().map(|a| a.channel).collect();
+        assert_eq!(channels, [AlertChannel::Email, AlertChannel::Push]);
     }
 }

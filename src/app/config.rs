@@ -2,7 +2,7 @@
 //! alerts, email) plus the `sources` and `sinks` groups, each section owned by its part. The
 //! loader (`crate::config`) reads all of them from one file; this file only lists them.
 
-use crate::alerts::{AlertsConfig, EmailConfig};
+use crate::alerts::{AlertsConfig, AvalancheAlertsConfig, EmailConfig, PushConfig};
 use crate::config::HostPort;
 use crate::config::{ConfigError, Group, Invalid, Key, KeyType, Loaded, Section, sections};
 use crate::location::LocationConfig;
@@ -46,6 +46,8 @@ sections! {
         web: WebConfig,
         alerts: AlertsConfig,
         email: EmailConfig,
+        push: PushConfig,
+        avalanche_alerts: AvalancheAlertsConfig,
     }
 }
 
@@ -57,6 +59,10 @@ pub struct Config {
     pub web: WebConfig,
     pub alerts: AlertsConfig,
     pub email: EmailConfig,
+    /// `[push]`: ntfy or a webhook, for pass and danger alerts.
+    pub push: PushConfig,
+    /// `[avalanche_alerts]`: danger alerts by email and/or push.
+    pub avalanche_alerts: AvalancheAlertsConfig,
     /// `[iss]`, `[varsom]`, `[weather]`, `[http]`: one section per source.
     pub sources: crate::sources::Sections,
     /// `[kafka]`, `[cassandra]`, `[mqtt]`: one section per sink.
@@ -86,16 +92,45 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let loaded = Loaded::new(text, source_name, env, &Self::keys())?;
         let core: Core = loaded.group()?;
-        Ok(Config {
+        let config = Config {
             station: core.station,
             store: core.store,
             location: core.location,
             web: core.web,
             alerts: core.alerts,
             email: core.email,
+            push: core.push,
+            avalanche_alerts: core.avalanche_alerts,
             sources: loaded.group()?,
             sinks: loaded.group()?,
-        })
+        };
+        if let Some((key, message)) = config.alert_channel_problem() {
+            return Err(loaded.error(Some(key.to_owned()), message));
+        }
+        Ok(config)
+    }
+
+    /// An alert switched on for a channel that is not set up, or a danger alert region that no
+    /// warnings are fetched for: `(dotted key, why)`.
+    fn alert_channel_problem(&self) -> Option<(&'static str, String)> {
+        if self.email.push && !self.push.enabled() {
+            return Some(("email.push", "is true but push.url is not set".into()));
+        }
+        let a = &self.avalanche_alerts;
+        if a.email && !self.email.enabled() {
+            return Some(("avalanche_alerts.email", "is true but [email] is not set up (smtp_host, from, to)".into()));
+        }
+        if a.push && !self.push.enabled() {
+            return Some(("avalanche_alerts.push", "is true but push.url is not set".into()));
+        }
+        let followed = &self.sources.varsom.regions;
+        if let Some(r) = a.regions.iter().find(|r| !followed.contains(r)) {
+            return Some((
+                "avalanche_alerts.regions",
+                format!("region {r} is not in varsom.regions (no warnings are fetched for it)"),
+            ));
+        }
+        None
     }
 
     fn core(&self) -> Core {
@@ -106,6 +141,8 @@ impl Config {
             web: self.web.clone(),
             alerts: self.alerts.clone(),
             email: self.email.clone(),
+            push: self.push.clone(),
+            avalanche_alerts: self.avalanche_alerts.clone(),
         }
     }
 
@@ -122,6 +159,9 @@ impl Config {
         if let Some(host) = &self.email.smtp_host {
             let at = HostPort { host: host.clone(), port: self.email.smtp_port };
             r = r.host_port(&at, "<smtp server>");
+        }
+        if let Some(url) = &self.push.url {
+            r = r.url(url, "<push url>");
         }
         for b in &self.sinks.kafka.brokers {
             r = r.host_port(b, "<kafka broker>");

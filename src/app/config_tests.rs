@@ -214,7 +214,7 @@ fn host_port_lists_are_checked_at_load_and_name_the_key() {
 #[test]
 fn a_secret_that_is_not_a_string_is_refused_without_its_value() {
     let secrets = Config::keys().into_iter().filter(|k| k.2 == crate::config::KeyType::Secret).collect::<Vec<_>>();
-    assert_eq!(secrets.len(), 5, "web, email, kafka, mqtt, cassandra: {secrets:?}");
+    assert_eq!(secrets.len(), 6, "web, email, push, kafka, mqtt, cassandra: {secrets:?}");
     for (section, key, _) in secrets {
         for value in ["918273645", "[918273645, 2]", "{ x = 918273645 }", "9182.73645", "true"] {
             let Err(e) = parse(&format!("[{section}]\n{key} = {value}\n")) else {
@@ -259,4 +259,30 @@ fn web_auth_half_set_is_a_problem_for_run_only() {
     let c = parse_env("[web]\nusername = \"ada\"\n", &[("OUTPOST_WEB_PASSWORD", "pw")]).unwrap();
     assert_eq!(c.web_auth_problem(), None);
     assert_eq!(parse("").unwrap().web_auth_problem(), None);
+}
+
+#[test]
+fn alert_channels_must_be_set_up_and_alert_regions_followed() {
+    let email = "[email]\nsmtp_host = \"mx\"\nfrom = \"o@x.org\"\nto = [\"me@x.org\"]\n";
+    let push = "[push]\nurl = \"https://ntfy.sh/t\"\n";
+    for (text, key) in [
+        ("[email]\npush = true\n".to_owned(), "email.push"),
+        ("[avalanche_alerts]\npush = true\n".to_owned(), "avalanche_alerts.push"),
+        (format!("{push}[avalanche_alerts]\nemail = true\n"), "avalanche_alerts.email"),
+        (format!("{push}[avalanche_alerts]\npush = true\nregions = [3999]\n"), "avalanche_alerts.regions"),
+        ("[avalanche_alerts]\nmin_level = 0\n".to_owned(), "avalanche_alerts.min_level"),
+        ("[push]\nurl = \"ntfy.sh/t\"\n".to_owned(), "push.url"),
+    ] {
+        let e = parse(&text).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some(key), "{text}: {e}");
+    }
+    let c =
+        parse(&format!("{email}push = true\n{push}[avalanche_alerts]\nemail = true\npush = true\nregions = [3022]\n"))
+            .unwrap();
+    assert!(c.email.push && c.avalanche_alerts.email && c.avalanche_alerts.push);
+    // The token from the environment, never shown; the URL becomes its role in shown errors.
+    let c = parse_env(push, &[("OUTPOST_PUSH_TOKEN", "tk_env_secret")]).unwrap();
+    assert_eq!(c.push.token.expose(), "tk_env_secret");
+    assert!(!c.to_toml().contains("tk_env_secret") && !format!("{c:?}").contains("tk_env_secret"));
+    assert_eq!(c.redactor().apply("POST https://ntfy.sh/t failed"), "POST <push url> failed");
 }

@@ -8,6 +8,7 @@ mod store_io;
 
 pub use config::{Config, DEFAULT_TOML, StationConfig};
 
+use crate::domain::AlertChannel;
 use crate::status::Probes;
 use crate::status::tasks::Tasks;
 use crate::store::Store;
@@ -101,17 +102,31 @@ pub async fn run(config: Config, listener: tokio::net::TcpListener, shutdown: Ca
             cancel: &shutdown,
             station: &config.station.id,
             regions: &config.sources.varsom.regions,
+            danger_min_level: config.avalanche_alerts.min_level,
             current,
         },
     )
     .await?;
 
     let mut email = None;
-    if config.email.enabled() {
+    let mut pass_push = None;
+    let channels = [
+        (AlertChannel::Email, config.email.enabled(), "email alerts"),
+        (AlertChannel::Push, config.email.push && config.push.enabled(), "pass push alerts"),
+    ];
+    for (channel, on, name) in channels {
+        if !on {
+            continue;
+        }
         let status = Arc::new(crate::alerts::EmailStatus::default());
-        email = Some(status.clone());
+        match channel {
+            AlertChannel::Email => email = Some(status.clone()),
+            AlertChannel::Push => pass_push = Some(status.clone()),
+        }
         let alerts = crate::alerts::EmailAlerts {
             email: config.email.clone(),
+            channel,
+            push: config.push.clone(),
             pass_options: config.alerts.pass_options(),
             map_url: crate::alerts::map_url(&config.email, &config.web.listen),
             clock: clock.clone(),
@@ -121,9 +136,33 @@ pub async fn run(config: Config, listener: tokio::net::TcpListener, shutdown: Ca
             status,
         };
         let cancel = shutdown.clone();
-        tasks.spawn("email alerts", async move {
+        tasks.spawn(name, async move {
             use tracing::Instrument;
             alerts.run(cancel).instrument(tracing::info_span!("alerts")).await
+        });
+    }
+
+    let mut danger = None;
+    if config.avalanche_alerts.enabled() {
+        let status = Arc::new(crate::alerts::DangerStatus::default());
+        danger = Some(status.clone());
+        let couriers = crate::alerts::danger::Couriers::build(&config.avalanche_alerts, &config.email, &config.push)
+            .map_err(|e| format!("{e:#}"));
+        let alerts = crate::alerts::DangerAlerts {
+            config: config.avalanche_alerts.clone(),
+            regions: config.avalanche_alerts.regions_or(&config.sources.varsom.regions),
+            couriers,
+            map_url: crate::alerts::map_url(&config.email, &config.web.listen),
+            clock: clock.clone(),
+            store: store.clone(),
+            writer: handle.clone(),
+            status,
+            redact: config.redactor(),
+        };
+        let cancel = shutdown.clone();
+        tasks.spawn("danger alerts", async move {
+            use tracing::Instrument;
+            alerts.run(cancel).instrument(tracing::info_span!("danger_alerts")).await
         });
     }
 
@@ -136,6 +175,8 @@ pub async fn run(config: Config, listener: tokio::net::TcpListener, shutdown: Ca
         sinks: Arc::new(sinks),
         location: location_status,
         email,
+        pass_push,
+        danger,
         tasks: tasks.clone(),
         redact: Arc::new(config.redactor()),
     };

@@ -187,6 +187,26 @@ fn render(s: &Status) -> String {
             or_never(&email.last_error)
         );
     }
+    if let Some(Part::On(push)) = &s.pass_push {
+        let _ = writeln!(
+            out,
+            "pass push: {} sent, {} missed, last error {}",
+            push.sent,
+            push.missed,
+            or_never(&push.last_error)
+        );
+    }
+    if let Some(Part::On(d)) = &s.danger_alerts {
+        let _ = writeln!(
+            out,
+            "danger alerts (level {}+): {} sent, {} missed, {} retrying, last error {}",
+            d.min_level,
+            d.sent,
+            d.missed,
+            d.retrying,
+            or_never(&d.last_error)
+        );
+    }
     for (name, sink) in &s.sinks {
         let Part::On(sink) = sink else {
             let _ = writeln!(out, "sink {name}: off");

@@ -565,6 +565,7 @@ mod tests {
             visible_from: None,
             recipients: 1,
             detail: None,
+            channel: Default::default(),
         }));
         log.writer.flush().await.unwrap();
         let mut f = log.forwarder(FakeSink::default(), 10);
@@ -580,6 +581,7 @@ mod tests {
             visible_from: None,
             recipients: 1,
             detail: None,
+            channel: Default::default(),
         }));
         log.writer.flush().await.unwrap();
         assert!(matches!(f.try_forward_once().await, Outcome::Sent { more: false }));

@@ -43,6 +43,8 @@ pub struct Spawn<'a> {
     pub station: &'a str,
     /// The avalanche regions followed (`[varsom] regions`), for the MQTT state topics.
     pub regions: &'a [u32],
+    /// `avalanche_alerts.min_level`: the MQTT "danger at or above" binary sensors' threshold.
+    pub danger_min_level: u8,
     /// The current-state feed, for state sinks; started only when one is configured.
     pub current: Option<tokio::sync::watch::Receiver<crate::current::Current>>,
 }
@@ -66,10 +68,15 @@ pub async fn spawn_all(cfg: &Sections, at: &Spawn<'_>) -> anyhow::Result<Vec<Sin
         .await?,
         spawn(
             at,
-            at.current
-                .clone()
-                .filter(|_| cfg.mqtt.enabled())
-                .map(|current| mqtt::MqttSink::new(cfg.mqtt.clone(), station.clone(), at.regions.to_vec(), current)),
+            at.current.clone().filter(|_| cfg.mqtt.enabled()).map(|current| {
+                mqtt::MqttSink::new(
+                    cfg.mqtt.clone(),
+                    station.clone(),
+                    at.regions.to_vec(),
+                    at.danger_min_level,
+                    current,
+                )
+            }),
             mqtt::BATCH_SIZE,
         )
         .await?,

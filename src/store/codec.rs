@@ -5,7 +5,7 @@
 //!   time in unix milliseconds, latitude/longitude as fixed-point micro-degrees (1e-6 deg is about
 //!   11 cm, far below the sources' precision), altitude in metres and velocity in m/h. About 20
 //!   bytes instead of ~150 as JSON.
-//! - TLEs, avalanche warnings, alert emails, dead letters and daily weather are rare and mostly text: they are stored as JSON of the domain
+//! - TLEs, avalanche warnings, alert emails, dead letters daily weather and danger alerts are rare and mostly text: they are stored as JSON of the domain
 //!   type, which lets later versions add optional fields without a new format version.
 //!
 //! Stations are interned (see `Stations`): a record stores a small index, not the string.
@@ -23,6 +23,7 @@ const TAG_WARNING: u8 = 2;
 const TAG_ALERT: u8 = 3;
 const TAG_DEAD_LETTER: u8 = 4;
 const TAG_WEATHER: u8 = 5;
+const TAG_DANGER_ALERT: u8 = 6;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
@@ -102,6 +103,11 @@ pub fn encode(station: u16, record: &Record) -> Vec<u8> {
             push_station(&mut out);
             out.extend(serde_json::to_vec(w).expect("domain types always serialize"));
         }
+        Record::DangerAlert(a) => {
+            out.push(TAG_DANGER_ALERT);
+            push_station(&mut out);
+            out.extend(serde_json::to_vec(a).expect("domain types always serialize"));
+        }
     }
     out
 }
@@ -141,6 +147,7 @@ pub fn decode(bytes: &[u8]) -> Result<(u16, Record), CodecError> {
         TAG_ALERT => Record::AlertEmail(serde_json::from_slice(rest).map_err(|e| corrupt(&e))?),
         TAG_DEAD_LETTER => Record::DeadLetter(serde_json::from_slice(rest).map_err(|e| corrupt(&e))?),
         TAG_WEATHER => Record::WeatherDaily(serde_json::from_slice(rest).map_err(|e| corrupt(&e))?),
+        TAG_DANGER_ALERT => Record::DangerAlert(serde_json::from_slice(rest).map_err(|e| corrupt(&e))?),
         other => return Err(corrupt(&format!("unknown kind tag {other}"))),
     };
     Ok((station, record))

@@ -89,6 +89,8 @@ const ALERTS: TableDefinition<(u8, i64), u64> = TableDefinition::new("alerts");
 const DEAD_LETTERS: TableDefinition<(&str, u64), u64> = TableDefinition::new("dead_letters");
 /// Daily weather versions: (date, region, fetched ms, content hash) -> seq.
 const WEATHER: TableDefinition<(i32, u32, i64, u64), u64> = TableDefinition::new("weather_daily");
+/// Danger alerts: (valid date, region, level, channel tag) -> seq.
+const DANGER_ALERTS: TableDefinition<(i32, u32, u8, u8), u64> = TableDefinition::new("danger_alerts");
 const CURSORS: TableDefinition<&str, u64> = TableDefinition::new("cursors");
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
@@ -564,6 +566,7 @@ fn init_meta(db: &Database, station: &str) -> anyhow::Result<Vec<String>> {
         txn.open_table(ALERTS)?;
         txn.open_table(DEAD_LETTERS)?;
         txn.open_table(WEATHER)?;
+        txn.open_table(DANGER_ALERTS)?;
         txn.open_table(CURSORS)?;
         txn.open_table(COUNTERS)?;
         stations
@@ -580,6 +583,7 @@ enum IndexKey {
     Alert { key: (u8, i64) },
     DeadLetter { sink: String, seq: u64 },
     Weather { key: (i32, u32, i64, u64) },
+    DangerAlert { key: (i32, u32, u8, u8) },
 }
 
 fn index_key(record: &Record) -> IndexKey {
@@ -593,11 +597,16 @@ fn index_key(record: &Record) -> IndexKey {
         Record::AvalancheWarning(w) => IndexKey::Warning {
             key: (date_key(w.valid_date), w.region_id, w.publish_time.timestamp_millis(), w.reg_id),
         },
-        Record::AlertEmail(a) => IndexKey::Alert { key: (a.alert.tag(), a.pass_rise.timestamp_millis()) },
+        Record::AlertEmail(a) => IndexKey::Alert {
+            key: (crate::domain::AlertEmail::index_tag(a.alert, a.channel), a.pass_rise.timestamp_millis()),
+        },
         Record::DeadLetter(d) => IndexKey::DeadLetter { sink: d.sink.clone(), seq: d.seq },
         Record::WeatherDaily(w) => IndexKey::Weather {
             key: (date_key(w.date), w.region_id, w.fetched_at.timestamp_millis(), w.content_hash()),
         },
+        Record::DangerAlert(a) => {
+            IndexKey::DangerAlert { key: (date_key(a.valid_date), a.region_id, a.level, a.channel.tag()) }
+        }
     }
 }
 
@@ -621,6 +630,7 @@ struct Tables<'t> {
     alerts: redb::Table<'t, (u8, i64), u64>,
     dead_letters: redb::Table<'t, (&'static str, u64), u64>,
     weather: redb::Table<'t, (i32, u32, i64, u64), u64>,
+    danger_alerts: redb::Table<'t, (i32, u32, u8, u8), u64>,
     cursors: redb::Table<'t, &'static str, u64>,
 }
 
@@ -635,6 +645,7 @@ impl<'t> Tables<'t> {
             alerts: txn.open_table(ALERTS)?,
             dead_letters: txn.open_table(DEAD_LETTERS)?,
             weather: txn.open_table(WEATHER)?,
+            danger_alerts: txn.open_table(DANGER_ALERTS)?,
             cursors: txn.open_table(CURSORS)?,
         })
     }
@@ -658,6 +669,7 @@ impl<'t> Tables<'t> {
                 .next_back()
                 .transpose()?
                 .is_some_and(|(k, _)| k.value().3 == hash),
+            IndexKey::DangerAlert { key } => self.danger_alerts.get(key)?.is_some(),
         })
     }
 
@@ -685,6 +697,9 @@ impl<'t> Tables<'t> {
             }
             IndexKey::Weather { key } => {
                 self.weather.insert(key, seq)?;
+            }
+            IndexKey::DangerAlert { key } => {
+                self.danger_alerts.insert(key, seq)?;
             }
         }
         Ok(())

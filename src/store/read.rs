@@ -1,11 +1,12 @@
 //! Read queries over the log and its indexes. All blocking: call them from `spawn_blocking`.
 
 use super::{
-    ALERTS, COARSE_STRIDE, COUNTERS, CURSORS, DEAD_LETTERS, ISS_TRACK, ISS_TRACK_COARSE, LOG, Store, TLE_BY_EPOCH,
-    WARNINGS, WEATHER, codec, counter, date_key, from_e6, key_date,
+    ALERTS, COARSE_STRIDE, COUNTERS, CURSORS, DANGER_ALERTS, DEAD_LETTERS, ISS_TRACK, ISS_TRACK_COARSE, LOG, Store,
+    TLE_BY_EPOCH, WARNINGS, WEATHER, codec, counter, date_key, from_e6, key_date,
 };
 use crate::domain::{
-    AlertEmail, AlertKind, AvalancheWarning, DeadLetter, IssPosition, Kind, Record, StoredRecord, Tle, WeatherDaily,
+    AlertChannel, AlertEmail, AlertKind, AvalancheWarning, DangerAlert, DeadLetter, IssPosition, Kind, Record,
+    StoredRecord, Tle, WeatherDaily,
 };
 use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -306,7 +307,10 @@ impl Store {
         let index = txn.open_table(ALERTS)?;
         let log = txn.open_table(LOG)?;
         let mut out = Vec::new();
-        for tag in [AlertKind::Pass.tag(), AlertKind::Overhead.tag()] {
+        let tags = [AlertKind::Pass, AlertKind::Overhead].into_iter().flat_map(|alert| {
+            [AlertChannel::Email, AlertChannel::Push].map(|channel| AlertEmail::index_tag(alert, channel))
+        });
+        for tag in tags {
             for row in index.range((tag, since.timestamp_millis())..=(tag, i64::MAX))? {
                 if let Record::AlertEmail(a) = self.decode_seq(&log, row?.1.value())?.record {
                     out.push(a);
@@ -314,6 +318,20 @@ impl Store {
             }
         }
         out.sort_by_key(|a| a.pass_rise);
+        Ok(out)
+    }
+
+    /// Recorded danger alerts for valid dates on or after `since`, by date, region, level and channel.
+    pub fn danger_alerts_since(&self, since: NaiveDate) -> anyhow::Result<Vec<DangerAlert>> {
+        let txn = self.db.begin_read()?;
+        let index = txn.open_table(DANGER_ALERTS)?;
+        let log = txn.open_table(LOG)?;
+        let mut out = Vec::new();
+        for row in index.range((date_key(since), 0, 0, 0)..)? {
+            if let Record::DangerAlert(a) = self.decode_seq(&log, row?.1.value())?.record {
+                out.push(a);
+            }
+        }
         Ok(out)
     }
 
@@ -370,6 +388,7 @@ impl Store {
         let alerts = txn.open_table(ALERTS)?;
         let dead_letters = txn.open_table(DEAD_LETTERS)?;
         let weather = txn.open_table(WEATHER)?;
+        let danger_alerts = txn.open_table(DANGER_ALERTS)?;
         let ms = |v: i64| DateTime::<Utc>::from_timestamp_millis(v);
         let warning_time = |seq: Option<u64>| -> anyhow::Result<Option<DateTime<Utc>>> {
             Ok(match seq {
@@ -403,6 +422,7 @@ impl Store {
                     Kind::AlertEmail => KindSummary { kind, count: alerts.len()?, first: None, last: None },
                     Kind::DeadLetter => KindSummary { kind, count: dead_letters.len()?, first: None, last: None },
                     Kind::WeatherDaily => KindSummary { kind, count: weather.len()?, first: None, last: None },
+                    Kind::DangerAlert => KindSummary { kind, count: danger_alerts.len()?, first: None, last: None },
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;

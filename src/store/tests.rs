@@ -253,10 +253,10 @@ fn a_second_process_on_the_same_store_gets_a_clear_error() {
 
 #[test]
 fn one_alert_email_per_pass_is_kept_and_found() {
-    use crate::domain::{AlertEmail, AlertKind, AlertOutcome};
+    use crate::domain::{AlertChannel, AlertEmail, AlertKind, AlertOutcome};
     let dir = tempfile::tempdir().unwrap();
     let (store, w, thread, _) = open(dir.path());
-    let email = |outcome| {
+    let email = |outcome, channel| {
         Record::AlertEmail(AlertEmail {
             alert: AlertKind::Pass,
             pass_rise: t(1000),
@@ -265,18 +265,55 @@ fn one_alert_email_per_pass_is_kept_and_found() {
             visible_from: Some(t(1010)),
             recipients: 2,
             detail: None,
+            channel,
         })
     };
-    w.append(email(AlertOutcome::Sent));
-    w.append(email(AlertOutcome::Missed)); // the same pass: refused
+    w.append(email(AlertOutcome::Sent, AlertChannel::Email));
+    w.append(email(AlertOutcome::Missed, AlertChannel::Email)); // the same pass: refused
+    w.append(email(AlertOutcome::Sent, AlertChannel::Push)); // the same pass by push: its own record
     block(w.flush()).unwrap();
-    assert_eq!(w.stats().stored(Kind::AlertEmail), 1);
+    assert_eq!(w.stats().stored(Kind::AlertEmail), 2);
     assert_eq!(w.stats().duplicates(Kind::AlertEmail), 1);
     let found = store.alert_email(AlertKind::Pass, t(1000)).unwrap().unwrap();
-    assert_eq!(found.outcome, AlertOutcome::Sent);
+    assert_eq!((found.outcome, found.channel), (AlertOutcome::Sent, AlertChannel::Email));
     assert!(store.alert_email(AlertKind::Overhead, t(1000)).unwrap().is_none());
-    assert_eq!(store.alert_emails_since(t(0)).unwrap().len(), 1);
+    let since = store.alert_emails_since(t(0)).unwrap();
+    assert_eq!(since.iter().map(|a| a.channel).collect::<Vec<_>>(), [AlertChannel::Email, AlertChannel::Push]);
     assert!(store.alert_emails_since(t(2000)).unwrap().is_empty());
+    stop(w, thread);
+}
+
+#[test]
+fn one_danger_alert_per_region_date_level_and_channel_is_kept() {
+    use crate::domain::{AlertChannel, AlertOutcome, DangerAlert};
+    let dir = tempfile::tempdir().unwrap();
+    let (store, w, thread, _) = open(dir.path());
+    let alert = |date: &str, region, level, channel, outcome| {
+        Record::DangerAlert(DangerAlert {
+            region_id: region,
+            region_name: format!("R{region}"),
+            valid_date: date.parse().unwrap(),
+            level,
+            channel,
+            outcome,
+            at: t(100),
+            reg_id: 7,
+            detail: None,
+        })
+    };
+    let (e, p) = (AlertChannel::Email, AlertChannel::Push);
+    w.append(alert("2024-01-16", 3003, 3, e, AlertOutcome::Sent));
+    w.append(alert("2024-01-16", 3003, 3, e, AlertOutcome::Missed)); // refused: the same alert
+    w.append(alert("2024-01-16", 3003, 3, p, AlertOutcome::Sent));
+    w.append(alert("2024-01-16", 3003, 4, p, AlertOutcome::Sent)); // a raise
+    w.append(alert("2024-01-15", 3003, 3, p, AlertOutcome::Sent));
+    block(w.flush()).unwrap();
+    assert_eq!(w.stats().stored(Kind::DangerAlert), 4);
+    assert_eq!(w.stats().duplicates(Kind::DangerAlert), 1);
+    let since = store.danger_alerts_since("2024-01-16".parse().unwrap()).unwrap();
+    let keys: Vec<_> = since.iter().map(|a| (a.level, a.channel, a.outcome)).collect();
+    assert_eq!(keys, [(3, e, AlertOutcome::Sent), (3, p, AlertOutcome::Sent), (4, p, AlertOutcome::Sent)]);
+    assert_eq!(store.summary().unwrap().kinds.iter().find(|k| k.kind == Kind::DangerAlert).unwrap().count, 4);
     stop(w, thread);
 }
 

@@ -194,6 +194,23 @@ pub fn render(s: &Status, slow: &SlowClients, format: Format) -> String {
         );
         m.gauge("emails_pending", "Pass emails still to send (next 24 h).", [(vec![], email.pending.len() as f64)]);
     }
+    if let Some(Part::On(push)) = &s.pass_push {
+        m.counter(
+            "pass_pushes",
+            "Pass alerts by push, by outcome, this process.",
+            [("sent", push.sent), ("missed", push.missed), ("failures", push.failures)]
+                .map(|(o, n)| (vec![("outcome", o.to_owned())], n)),
+        );
+    }
+    if let Some(Part::On(danger)) = &s.danger_alerts {
+        m.counter(
+            "danger_alerts",
+            "Avalanche danger alerts by outcome (every channel), this process.",
+            [("sent", danger.sent), ("missed", danger.missed), ("failures", danger.failures)]
+                .map(|(o, n)| (vec![("outcome", o.to_owned())], n)),
+        );
+        m.gauge("danger_alerts_retrying", "Danger alerts failing and retried.", [(vec![], danger.retrying as f64)]);
+    }
     // The front door (web/guard.rs, web/auth.rs): counted by the web server, not in the status.
     let (refused, auth_failures) = super::guard::DOOR.snapshot();
     m.counter(

@@ -16,27 +16,27 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-const USER: &str = "outpost";
-const PASSWORD: &str = "c0rrect-horse";
+pub(crate) const USER: &str = "outpost";
+pub(crate) const PASSWORD: &str = "c0rrect-horse";
 const MAP_URL: &str = "http://outpost.test:8080/map";
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-fn smtp_fixture(name: &str) -> String {
+pub(crate) fn smtp_fixture(name: &str) -> String {
     format!("{}/tests/fixtures/smtp/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
 /// tests/tools/smtp_server.py on 127.0.0.1:`port`, saving messages in `maildir`.
-struct SmtpServer {
-    port: u16,
+pub(crate) struct SmtpServer {
+    pub(crate) port: u16,
     maildir: PathBuf,
     _child: Child,
 }
 
 impl SmtpServer {
-    async fn start(dir: &Path) -> SmtpServer {
+    pub(crate) async fn start(dir: &Path) -> SmtpServer {
         let port = free_port();
         let maildir = dir.join("mail");
         let script = format!("{}/tests/tools/smtp_server.py", env!("CARGO_MANIFEST_DIR"));
@@ -58,7 +58,7 @@ impl SmtpServer {
     }
 
     /// The saved messages, oldest first.
-    fn messages(&self) -> Vec<PathBuf> {
+    pub(crate) fn messages(&self) -> Vec<PathBuf> {
         let mut v: Vec<PathBuf> = std::fs::read_dir(&self.maildir)
             .map(|d| {
                 d.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension() == Some("eml".as_ref())).collect()
@@ -70,7 +70,7 @@ impl SmtpServer {
 }
 
 /// One saved email, decoded by Python's email package: subject, content type, text and HTML.
-fn parse_eml(path: &Path) -> Value {
+pub(crate) fn parse_eml(path: &Path) -> Value {
     let code = r#"
 import email, email.policy, json, sys
 m = email.message_from_binary_file(open(sys.argv[1], "rb"), policy=email.policy.default)
@@ -473,4 +473,43 @@ async fn the_switch_from_the_configured_location_to_the_gps_fix_sends_one_email(
     assert!(outpost.stop().await.success());
     gps.stop().await;
     assert_eq!(smtp.messages().len(), 1, "one pass, one email");
+}
+
+/// `email.push`: the pass alert goes out by email and by push (ntfy headers, Bearer token from
+/// the environment), once each, also after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_alert_goes_by_email_and_by_push_once_each() {
+    let sc = scene(Span::minutes(10), Span::hours(8)).await;
+    let smtp = SmtpServer::start(&sc.dir).await;
+    let (url, push) = crate::danger_alerts::receiver(vec![200]).await;
+    let cfg = format!("{}push = true\n[push]\nurl = \"{url}\"\n", sc.config(smtp.port, PASSWORD));
+    let token = std::path::Path::new("tk_pass_7a6b5c");
+    let env = [("OUTPOST_PUSH_TOKEN", token)];
+    let outpost = Outpost::start_env(&sc.dir, &cfg, &[bin()], &env).await;
+    let s = outpost
+        .wait_for("the pass alert by email and by push", 60, |s| {
+            count(s, "sent") == 1
+                && s["pass_push"]["sent"] == 1
+                && s["pass_push"]["recorded"].as_array().is_some_and(|r| r.len() == 1)
+        })
+        .await;
+    assert_eq!(s["pass_push"]["recorded"][0]["channel"], "push", "{s:#}");
+    assert_eq!(email(&s)["recorded"].as_array().unwrap().len(), 1, "{s:#}");
+    let got = push.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].header("authorization"), Some("Bearer tk_pass_7a6b5c"));
+    assert_eq!(got[0].header("click"), Some(MAP_URL));
+    assert_eq!(got[0].header("tags"), Some("satellite"));
+    assert!(got[0].body.contains("Appears:"), "{}", got[0].body);
+    assert!(!outpost.log().contains("tk_pass_7a6b5c"));
+    assert!(outpost.stop().await.success());
+    // A restart: both records hold.
+    let outpost = Outpost::start_env(&sc.dir, &cfg, &[bin()], &env).await;
+    let s = outpost
+        .wait_for("two checks of each", 60, |s| count(s, "checks") >= 2 && s["pass_push"]["checks"].as_u64() >= Some(2))
+        .await;
+    assert_eq!((count(&s, "sent"), s["pass_push"]["sent"].as_u64()), (0, Some(0)), "{s:#}");
+    assert_eq!(push.got.lock().unwrap().len(), 1);
+    assert_eq!(smtp.messages().len(), 1);
+    assert!(outpost.stop().await.success());
 }

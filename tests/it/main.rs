@@ -16,6 +16,7 @@ mod cassandra_cluster;
 mod cassandra_connector;
 mod cli;
 mod crash;
+mod danger_alerts;
 mod drills;
 mod drills_clock;
 mod drills_disk;

@@ -42,7 +42,10 @@ async fn a_busy_appliance_serves_metrics_promtool_accepts_in_both_encodings() {
     let extra = format!(
         "[location]\nlatitude = 59.91\nlongitude = 10.75\n\
          [kafka]\nbrokers = [\"127.0.0.1:{}\"]\n\
-         [email]\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {}\nsecurity = \"none\"\nfrom = \"outpost@example.org\"\nto = [\"alice@example.org\"]\n",
+         [email]\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {}\nsecurity = \"none\"\nfrom = \"outpost@example.org\"\nto = [\"alice@example.org\"]\npush = true\n\
+         [push]\nurl = \"http://127.0.0.1:{}/topic\"\n\
+         [avalanche_alerts]\nemail = true\npush = true\n",
+        free_port(),
         free_port(),
         free_port()
     );

@@ -11,20 +11,20 @@ use std::time::Duration;
 use tokio::process::{Child, Command};
 
 /// A mosquitto on 127.0.0.1:`port`, logging every packet to `log` (to count what was published).
-struct Broker {
-    port: u16,
-    log: PathBuf,
+pub(crate) struct Broker {
+    pub(crate) port: u16,
+    pub(crate) log: PathBuf,
     child: Child,
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 impl Broker {
     /// Starts mosquitto on `port`; with `login`, only that user and password may connect.
     /// None if mosquitto_passwd is needed and missing.
-    async fn start(dir: &Path, port: u16, login: Option<(&str, &str)>) -> Option<Broker> {
+    pub(crate) async fn start(dir: &Path, port: u16, login: Option<(&str, &str)>) -> Option<Broker> {
         let log = dir.join("mosquitto.log");
         // As root, mosquitto would switch to its own user and lose access to this directory.
         let mut conf = format!(
@@ -91,7 +91,7 @@ impl Broker {
     }
 
     /// PUBLISH packets the broker received from the appliance, per the broker's log.
-    fn publishes_to(&self, topic: &str) -> usize {
+    pub(crate) fn publishes_to(&self, topic: &str) -> usize {
         let log = std::fs::read_to_string(&self.log).unwrap_or_default();
         let needle = format!("'{topic}'");
         log.lines().filter(|l| l.contains("Received PUBLISH from outpost_it") && l.contains(&needle)).count()
@@ -239,10 +239,11 @@ async fn home_assistant_discovery_announces_every_sensor() {
     let app = Outpost::start(dir.path(), &cfg).await;
     caught_up(&app, 60).await;
 
-    let configs = broker.read("homeassistant/#", 5, 5).await;
+    let configs = broker.read("homeassistant/#", 6, 5).await;
     let by_topic: std::collections::BTreeMap<String, Value> =
         configs.iter().map(|(t, p)| (t.clone(), serde_json::from_str(p).expect("valid JSON"))).collect();
     let expected = [
+        "homeassistant/binary_sensor/outpost_it/avalanche_3022_at_least/config",
         "homeassistant/device_tracker/outpost_it/iss/config",
         "homeassistant/sensor/outpost_it/avalanche_3022/config",
         "homeassistant/sensor/outpost_it/iss_latitude/config",
@@ -270,6 +271,12 @@ async fn home_assistant_discovery_announces_every_sensor() {
     assert_eq!(danger["name"], "Avalanche danger Trollheimen");
     assert_eq!(danger["state_topic"], "outpost/it/avalanche/3022");
     assert_eq!(danger["value_template"], "{{ value_json.danger_level }}");
+    // "Danger at or above avalanche_alerts.min_level" (default 3), from the same state topic.
+    let high = &by_topic["homeassistant/binary_sensor/outpost_it/avalanche_3022_at_least/config"];
+    assert_eq!(high["name"], "Avalanche danger Trollheimen at or above 3");
+    assert_eq!(high["state_topic"], "outpost/it/avalanche/3022");
+    assert_eq!(high["value_template"], "{{ 'ON' if (value_json.danger_level or 0) >= 3 else 'OFF' }}");
+    assert_eq!(high["device_class"], "safety");
     let next = &by_topic["homeassistant/sensor/outpost_it/iss_next_pass/config"];
     assert_eq!(
         (next["device_class"].as_str(), next["state_topic"].as_str()),

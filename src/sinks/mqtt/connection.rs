@@ -96,12 +96,15 @@ impl Conn {
         self.driver.as_ref().is_some_and(|d| !d.is_finished())
     }
 
-    /// Publishes `msgs` (retained, QoS 1) and waits until the broker acked every one. After an
-    /// error the connection must be dropped: its late acks belong to this group.
-    pub(super) async fn publish_acked(&mut self, msgs: Vec<Msg>) -> Result<(), SinkError> {
+    /// Publishes `msgs` (QoS 1, retained if `retain`) and waits until the broker acked every
+    /// one. After an error the connection must be dropped: its late acks belong to this group.
+    pub(super) async fn publish_acked(&mut self, msgs: Vec<Msg>, retain: bool) -> Result<(), SinkError> {
         let n = msgs.len();
+        if n == 0 {
+            return Ok(());
+        }
         for (topic, payload) in msgs {
-            if self.client.publish(topic, QoS::AtLeastOnce, true, payload).await.is_err() {
+            if self.client.publish(topic, QoS::AtLeastOnce, retain, payload).await.is_err() {
                 // The driver has stopped; its report says why.
                 while let Ok(ev) = self.events.try_recv() {
                     if let Ev::Failed(e) = ev {

@@ -1,6 +1,6 @@
 //! Home Assistant MQTT discovery: the retained configs under `homeassistant/…/config` that
 //! announce the ISS latitude and longitude sensors, an ISS device tracker, the next-pass sensor
-//! and one danger sensor per configured region. Pure: builds messages, never publishes them.
+//! and per configured region a danger sensor and a "danger at or above min_level" binary sensor. Pure: builds messages, never publishes them.
 
 use super::{Msg, Topics};
 use serde_json::{Value, json};
@@ -44,8 +44,27 @@ pub(super) fn region(topics: &Topics, region: u32, name: Option<&str>) -> Msg {
     )
 }
 
+/// A region's "danger at or above `min_level`" binary sensor (on = unsafe), read from the same
+/// state topic as its danger sensor.
+pub(super) fn region_at_least(topics: &Topics, region: u32, name: Option<&str>, min_level: u8) -> Msg {
+    let name = name.map_or_else(|| region.to_string(), str::to_owned);
+    entity(
+        topics,
+        "binary_sensor",
+        &format!("avalanche_{region}_at_least"),
+        json!({
+            "name": format!("Avalanche danger {name} at or above {min_level}"),
+            "state_topic": topics.region(region),
+            "value_template": format!("{{{{ 'ON' if (value_json.danger_level or 0) >= {min_level} else 'OFF' }}}}"),
+            "device_class": "safety",
+            "json_attributes_topic": topics.region(region),
+            "icon": "mdi:alert-octagon",
+        }),
+    )
+}
+
 /// Every config, for a fresh connection.
-pub(super) fn all(topics: &Topics, regions: &[u32], names: &HashMap<u32, String>) -> Vec<Msg> {
+pub(super) fn all(topics: &Topics, regions: &[u32], names: &HashMap<u32, String>, min_level: u8) -> Vec<Msg> {
     let pos = topics.position();
     let sensor = |name: &str, field: &str| {
         json!({
@@ -82,6 +101,10 @@ pub(super) fn all(topics: &Topics, regions: &[u32], names: &HashMap<u32, String>
             }),
         ),
     ];
-    out.extend(regions.iter().map(|r| region(topics, *r, names.get(r).map(String::as_str))));
+    for r in regions {
+        let name = names.get(r).map(String::as_str);
+        out.push(region(topics, *r, name));
+        out.push(region_at_least(topics, *r, name, min_level));
+    }
     out
 }

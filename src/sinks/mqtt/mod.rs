@@ -8,8 +8,12 @@
 //!   `/api/passes` object), `{}` when there is none yet; refreshed on every batch and idle tick;
 //! - `{prefix}/{station}/status`: "online" after each connect, "offline" as the last will and on
 //!   a graceful close;
+//! - `{prefix}/{station}/alerts`: one event (not retained) per avalanche danger alert recorded
+//!   by this process's alerts (region_id, region_name, valid_date, danger_level, at), once per
+//!   (region, valid date, level) whatever the channels, within a minute of the alert;
 //! - with `ha_discovery`, Home Assistant configs under `homeassistant/…/config` (ISS latitude and
-//!   longitude sensors, an ISS device tracker, the next pass, one danger sensor per region).
+//!   longitude sensors, an ISS device tracker, the next pass, per region a danger sensor and a
+//!   binary sensor "danger at or above `avalanche_alerts.min_level`").
 //!
 //! Coalescing is the point (`state`): a batch yields at most one position publish and one per
 //! region, and a value already published on this connection is not sent again, so a week's
@@ -89,6 +93,11 @@ impl Topics {
     fn next_pass(&self) -> String {
         format!("{}/iss/next_pass", self.base)
     }
+
+    /// Alert events (not retained).
+    fn alerts(&self) -> String {
+        format!("{}/alerts", self.base)
+    }
 }
 
 pub struct MqttSink {
@@ -101,9 +110,15 @@ pub struct MqttSink {
 impl MqttSink {
     /// `regions` are the configured ones (one danger sensor each); `current` is the feed the
     /// published values come from.
-    pub fn new(cfg: MqttConfig, station: String, regions: Vec<u32>, current: watch::Receiver<Current>) -> Self {
+    pub fn new(
+        cfg: MqttConfig,
+        station: String,
+        regions: Vec<u32>,
+        danger_min_level: u8,
+        current: watch::Receiver<Current>,
+    ) -> Self {
         let topics = Topics::new(&cfg.topic_prefix, &station);
-        let state = State::new(topics, regions, cfg.ha_discovery);
+        let state = State::new(topics, regions, cfg.ha_discovery, danger_min_level, chrono::Utc::now());
         MqttSink { cfg, state, current, conn: None }
     }
 
@@ -114,7 +129,10 @@ impl MqttSink {
         }
         // Taken, not borrowed: a failed or abandoned group drops the connection with its late acks.
         let mut conn = self.conn.take().ok_or_else(|| SinkError::Transient("not connected".into()))?;
-        conn.publish_acked(msgs).await?;
+        let events = self.state.topics().alerts();
+        let (events, state): (Vec<Msg>, Vec<Msg>) = msgs.into_iter().partition(|(t, _)| *t == events);
+        conn.publish_acked(state, true).await?;
+        conn.publish_acked(events, false).await?;
         self.conn = Some(conn);
         Ok(())
     }
@@ -187,8 +205,8 @@ mod tests {
         let topics = Topics::new("outpost", "pi.1+x");
         assert_eq!(topics.node, "outpost_pi_1_x");
         assert_eq!(topics.status(), "outpost/pi.1_x/status");
-        let all = discovery::all(&topics, &[3022], &Default::default());
-        assert_eq!(all.len(), 5, "latitude, longitude, tracker, next pass, one region");
+        let all = discovery::all(&topics, &[3022], &Default::default(), 3);
+        assert_eq!(all.len(), 6, "latitude, longitude, tracker, next pass, one region's sensor and binary sensor");
         for (topic, _) in all {
             let ok = |seg: &str| seg.chars().all(|c| c.is_ascii_alphanumeric() || "_-".contains(c));
             assert!(topic.split('/').all(ok), "{topic}");
@@ -199,7 +217,7 @@ mod tests {
     async fn a_batch_waits_for_the_current_state_to_reflect_it() {
         let cfg: MqttConfig = toml::from_str("url = \"mqtt://localhost\"").unwrap();
         let (tx, rx) = watch::channel(Current { seq: 3, ..Current::default() });
-        let mut sink = MqttSink::new(cfg, "pi".into(), vec![3022], rx);
+        let mut sink = MqttSink::new(cfg, "pi".into(), vec![3022], 3, rx);
         assert!(sink.feed_reached(3).await.is_ok());
         {
             let waiting = sink.feed_reached(4);

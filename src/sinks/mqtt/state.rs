@@ -9,10 +9,10 @@
 
 use super::{Msg, Topics, discovery};
 use crate::current::Current;
-use crate::domain::{AvalancheWarning, IssPosition, Record, StoredRecord};
+use crate::domain::{AvalancheWarning, DangerAlert, IssPosition, Record, StoredRecord};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::json;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// What the current connection has published; reset on connect.
 #[derive(Default)]
@@ -31,11 +31,34 @@ pub(super) struct State {
     /// Region names the discovery configs announce (learned from warnings; the id until then).
     /// Kept across connections.
     names: HashMap<u32, String>,
+    /// The binary sensors' threshold (`avalanche_alerts.min_level`).
+    min_level: u8,
+    /// Alert events are published for alerts recorded from this time on (this process's start):
+    /// older ones were announced before, or are history.
+    alerts_since: DateTime<Utc>,
+    /// (region, valid date, level) already announced on the event topic; kept across
+    /// connections, so a reconnect does not repeat events.
+    alerted: HashSet<(u32, NaiveDate, u8)>,
 }
 
 impl State {
-    pub(super) fn new(topics: Topics, regions: Vec<u32>, ha_discovery: bool) -> Self {
-        State { topics, regions, ha_discovery, published: Published::default(), names: HashMap::new() }
+    pub(super) fn new(
+        topics: Topics,
+        regions: Vec<u32>,
+        ha_discovery: bool,
+        min_level: u8,
+        alerts_since: DateTime<Utc>,
+    ) -> Self {
+        State {
+            topics,
+            regions,
+            ha_discovery,
+            published: Published::default(),
+            names: HashMap::new(),
+            min_level,
+            alerts_since,
+            alerted: HashSet::new(),
+        }
     }
 
     pub(super) fn topics(&self) -> &Topics {
@@ -51,11 +74,12 @@ impl State {
         }
         let mut msgs = vec![(self.topics.status(), b"online".to_vec())];
         if self.ha_discovery {
-            msgs.extend(discovery::all(&self.topics, &self.regions, &self.names));
+            msgs.extend(discovery::all(&self.topics, &self.regions, &self.names, self.min_level));
         }
         msgs.extend(now.position.as_ref().and_then(|p| self.position_msg(p)));
         msgs.extend(self.warning_msgs(&now.warnings, now.date));
         msgs.extend(self.next_pass_msg(now));
+        msgs.extend(self.alert_msgs(&now.danger_alerts));
         msgs
     }
 
@@ -67,6 +91,7 @@ impl State {
             msgs.extend(self.warning_msgs(&now.warnings, now.date));
         }
         msgs.extend(self.next_pass_msg(now));
+        msgs.extend(self.alert_msgs(&now.danger_alerts));
         msgs
     }
 
@@ -76,7 +101,28 @@ impl State {
         if self.published.warnings_date != Some(now.date) {
             msgs.extend(self.warning_msgs(&now.warnings, now.date));
         }
+        msgs.extend(self.alert_msgs(&now.danger_alerts));
         msgs
+    }
+
+    /// One event per (region, valid date, level) newly alerted, whatever the channels: what
+    /// an automation triggers on. Published once per process (not retained).
+    fn alert_msgs(&mut self, alerts: &[DangerAlert]) -> Vec<Msg> {
+        let mut out = Vec::new();
+        for a in alerts.iter().filter(|a| a.at >= self.alerts_since) {
+            if self.alerted.insert((a.region_id, a.valid_date, a.level)) {
+                let payload = json!({
+                    "event": "avalanche_danger",
+                    "region_id": a.region_id,
+                    "region_name": a.region_name,
+                    "valid_date": a.valid_date,
+                    "danger_level": a.level,
+                    "at": a.at,
+                });
+                out.push((self.topics.alerts(), payload.to_string().into_bytes()));
+            }
+        }
+        out
     }
 
     /// The position message, unless this connection already published one at least as new
@@ -99,6 +145,12 @@ impl State {
                 self.names.insert(w.region_id, w.region_name.clone());
                 if self.ha_discovery {
                     out.push(discovery::region(&self.topics, w.region_id, Some(&w.region_name)));
+                    out.push(discovery::region_at_least(
+                        &self.topics,
+                        w.region_id,
+                        Some(&w.region_name),
+                        self.min_level,
+                    ));
                 }
             }
             let payload = warning_payload(w);
@@ -151,7 +203,7 @@ mod tests {
     use crate::passes::{Pass, PassPoint};
 
     fn state(ha_discovery: bool) -> State {
-        State::new(Topics::new("outpost", "pi"), vec![3022], ha_discovery)
+        State::new(Topics::new("outpost", "pi"), vec![3022], ha_discovery, 3, at(0))
     }
 
     fn at(secs: i64) -> DateTime<Utc> {
@@ -185,7 +237,14 @@ mod tests {
     }
 
     fn current(date: &str, warnings: Vec<AvalancheWarning>) -> Current {
-        Current { seq: 1, position: None, date: date.parse().unwrap(), warnings, next_pass: None }
+        Current {
+            seq: 1,
+            position: None,
+            date: date.parse().unwrap(),
+            warnings,
+            next_pass: None,
+            danger_alerts: vec![],
+        }
     }
 
     fn records(records: Vec<Record>) -> Vec<StoredRecord> {
@@ -332,8 +391,10 @@ mod tests {
         let now = current("2024-01-15", vec![warning(3022, "Trollheimen", "2024-01-15", 3)]);
         let batch = records(vec![Record::AvalancheWarning(warning(3022, "Trollheimen", "2024-01-15", 3))]);
         let msgs = s.on_batch(&batch, &now);
-        assert_eq!(topics(&msgs), [config, "outpost/pi/avalanche/3022"]);
+        let binary = "homeassistant/binary_sensor/outpost_pi/avalanche_3022_at_least/config";
+        assert_eq!(topics(&msgs), [config, binary, "outpost/pi/avalanche/3022"]);
         assert_eq!(json(&msgs[0])["name"], "Avalanche danger Trollheimen");
+        assert_eq!(json(&msgs[1])["name"], "Avalanche danger Trollheimen at or above 3");
 
         // The name is kept across connections: the next connect announces it from the start,
         // and does not announce it twice.
@@ -346,5 +407,59 @@ mod tests {
         let mut plain = state(false);
         plain.on_connect(&current("2024-01-15", vec![]));
         assert_eq!(topics(&plain.on_batch(&batch, &now)), ["outpost/pi/avalanche/3022"]);
+    }
+
+    fn alert(region: u32, date: &str, level: u8, channel: crate::domain::AlertChannel, at_s: i64) -> DangerAlert {
+        DangerAlert {
+            region_id: region,
+            region_name: "Trollheimen".into(),
+            valid_date: date.parse().unwrap(),
+            level,
+            channel,
+            outcome: crate::domain::AlertOutcome::Sent,
+            at: at(at_s),
+            reg_id: 7,
+            detail: None,
+        }
+    }
+
+    #[test]
+    fn each_new_danger_alert_is_one_event_once_across_channels_and_reconnects() {
+        use crate::domain::AlertChannel::{Email, Push};
+        let mut s = state(false);
+        let mut now = current("2024-01-15", vec![warning(3022, "Trollheimen", "2024-01-15", 3)]);
+        // Recorded before this process started (at(0)): history, no event.
+        now.danger_alerts = vec![alert(3022, "2024-01-15", 3, Email, -60)];
+        assert!(!topics(&s.on_connect(&now)).contains(&"outpost/pi/alerts"));
+        // Level 4 by email and by push: one event.
+        now.danger_alerts.push(alert(3022, "2024-01-15", 4, Email, 10));
+        now.danger_alerts.push(alert(3022, "2024-01-15", 4, Push, 11));
+        let msgs = s.on_idle(&now);
+        assert_eq!(topics(&msgs), ["outpost/pi/alerts"]);
+        let e = json(&msgs[0]);
+        assert_eq!((e["event"].as_str(), e["danger_level"].as_u64()), (Some("avalanche_danger"), Some(4)), "{e}");
+        assert_eq!((e["region_id"].as_u64(), e["valid_date"].as_str()), (Some(3022), Some("2024-01-15")));
+        // Not again: not on the next step, not on a reconnect, not with a batch.
+        assert!(s.on_idle(&now).is_empty());
+        assert!(!topics(&s.on_connect(&now)).contains(&"outpost/pi/alerts"));
+        assert!(!topics(&s.on_batch(&records(vec![]), &now)).contains(&"outpost/pi/alerts"));
+        // Tomorrow's alert is another event.
+        now.danger_alerts.push(alert(3022, "2024-01-16", 3, Push, 20));
+        assert_eq!(topics(&s.on_idle(&now)), ["outpost/pi/alerts"]);
+    }
+
+    #[test]
+    fn discovery_has_a_binary_sensor_per_region_at_min_level() {
+        let mut s = state(true);
+        let now = current("2024-01-15", vec![warning(3022, "Trollheimen", "2024-01-15", 3)]);
+        let msgs = s.on_connect(&now);
+        let (topic, payload) =
+            msgs.iter().find(|(t, _)| t.starts_with("homeassistant/binary_sensor/")).expect("a binary sensor config");
+        assert_eq!(topic, "homeassistant/binary_sensor/outpost_pi/avalanche_3022_at_least/config");
+        let c: serde_json::Value = serde_json::from_slice(payload).unwrap();
+        assert_eq!(c["name"], "Avalanche danger Trollheimen at or above 3");
+        assert_eq!(c["state_topic"], "outpost/pi/avalanche/3022");
+        assert_eq!(c["value_template"], "{{ 'ON' if (value_json.danger_level or 0) >= 3 else 'OFF' }}");
+        assert_eq!(c["device_class"], "safety");
     }
 }

@@ -58,6 +58,7 @@ pub fn page(s: &Status, now: DateTime<Utc>) -> Markup {
             (store(s, now))
             (location(s.location.as_ref(), now))
             (email(s.email.as_ref().and_then(Part::on), now))
+            (danger_alerts(s.danger_alerts.as_ref().and_then(Part::on), now))
         }
     };
     layout(Page::Status, "Status", &s.station, html! { meta http-equiv="refresh" content="60"; }, body)
@@ -185,6 +186,30 @@ fn location(v: Option<&LocationSnapshot>, now: DateTime<Utc>) -> Markup {
                     dt { "gpsd" } dd { (health(v.gpsd_connected, if v.gpsd_connected { "connected" } else { "not connected" })) }
                     dt { "Last fix" } dd { (ago(v.last_fix_received, now)) }
                     @if let Some(e) = &v.last_error { dt { "Last error" } dd.error { (e) } }
+                }
+            }
+        }
+    }
+}
+
+fn danger_alerts(v: Option<&crate::alerts::DangerSnapshot>, now: DateTime<Utc>) -> Markup {
+    html! {
+        section #danger-alerts {
+            h2 { "Avalanche danger alerts" }
+            @match v {
+                None => p.muted { "Off: set [avalanche_alerts] email or push." },
+                Some(v) => {
+                    dl.facts {
+                        dt { "From level" } dd { (v.min_level) }
+                        dt { "Sent" } dd { (v.sent) " (missed " (v.missed) ", failed attempts " (v.failures) ", retrying " (v.retrying) ")" }
+                        dt { "Last sent" } dd { (ago(v.last_sent, now)) }
+                        @if let Some(e) = &v.last_error { dt { "Last error" } dd.error { (e) " " small { (ago(v.last_error_time, now)) } } }
+                    }
+                    ul {
+                        @for a in &v.recorded {
+                            li { (a.region_name) " " (a.valid_date) ": level " (a.level) " by " (a.channel.as_str()) ", " (format!("{:?}", a.outcome).to_lowercase()) }
+                        }
+                    }
                 }
             }
         }

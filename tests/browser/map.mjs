@@ -158,9 +158,20 @@ try {
   check(await aval.locator("#region-detail .danger-3").count() >= 1, "the region shows danger 3 in its colour");
   check(await aval.locator(".season-chart rect").count() === 5, "the season chart has the five stored days");
   check((await aval.textContent("body")).includes("Varsler fra Snøskredvarslingen i Norge"), "NVE's attribution");
+  // The weather beside the danger: Trollheimen's row and the detail panel, on screen.
+  const row = aval.locator(".region-table tr[aria-current]");
+  check(await row.locator("td.weather.snow").isVisible(), "the selected region's new snow is visible");
+  check(/\d+\.\d km\/h/.test(await row.locator("td.weather.wind").textContent()), "its strongest wind in km/h");
+  check(/°C/.test(await row.locator("td.weather.temp").textContent()), "its temperature range");
+  check(await aval.locator(".region-table tr").count() === 3, "a header and two regions (one with weather only)");
+  check(await aval.locator("#region-weather").isVisible(), "the detail panel shows the weather");
+  const openMeteo = aval.locator('a[href="https://open-meteo.com/"]').first();
+  check(await openMeteo.isVisible(), "Open-Meteo's attribution is visible");
   await aval.screenshot({ path: join(artifacts, "avalanche.png"), fullPage: true });
   const avalPhone = await open({ width: 390, height: 844 }, "/avalanche?date=2023-03-03&region=3022");
   await avalPhone.waitForSelector("#region-map[data-basemap=ready]");
+  const overflow = await avalPhone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  check(overflow <= 0, `the phone page does not scroll sideways (the weather table scrolls in its box; ${overflow}px)`);
   await avalPhone.screenshot({ path: join(artifacts, "avalanche-phone.png"), fullPage: true });
 
   const status = await open({ width: 1280, height: 900 }, "/status");

@@ -32,11 +32,18 @@ async fn the_map_works_in_headless_chromium_without_internet() {
     // made-up track above is not checked against them (only a TLE within 3 days is).
     fx.script("/tle", vec![Reply::ok(crate::email::tle_at(Utc::now() - Duration::days(4)))]);
     fx.script("/nve", vec![Reply::ok(fixture("nve_AvalancheWarningByRegion_Detail.json"))]);
+    // Real Open-Meteo answers for /avalanche's weather cells (regions 3022 and 3011).
+    fx.script(crate::weather::FORECAST, vec![Reply::ok(fixture(crate::weather::GOOD))]);
     let dir = tempfile::tempdir().unwrap();
     let extra = "[location]\nlatitude = 59.91\nlongitude = 10.75\n";
-    let app = Outpost::start(dir.path(), &config(&fx, dir.path(), extra)).await;
-    app.wait_for("positions, a TLE and warnings", 30, |s| {
-        stored(s, "iss.position") >= 12 && stored(s, "iss.tle") == 1 && stored(s, "avalanche.warning") == 5
+    let cfg = crate::weather::with_weather(&config(&fx, dir.path(), extra));
+    let app = Outpost::start(dir.path(), &cfg).await;
+    let weather_days = crate::weather::expected(crate::weather::GOOD).len() as u64;
+    app.wait_for("positions, a TLE, warnings and weather", 30, |s| {
+        stored(s, "iss.position") >= 12
+            && stored(s, "iss.tle") == 1
+            && stored(s, "avalanche.warning") == 5
+            && stored(s, "weather.daily") >= weather_days
     })
     .await;
 

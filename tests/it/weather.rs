@@ -7,30 +7,32 @@ use outpost::domain::Record;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-const FORECAST: &str = "/open-meteo/v1/forecast";
-const GOOD: &str = "open-meteo/forecast_daily_4-points-norway_from-warsaw_RETARGETED.json";
+pub(crate) const FORECAST: &str = "/open-meteo/v1/forecast";
+pub(crate) const GOOD: &str = "open-meteo/forecast_daily_4-points-norway_from-warsaw_RETARGETED.json";
 const LATER: &str = "open-meteo/forecast_daily_4-points-norway_from-warsaw_RETARGETED_later-version.json";
 /// Regions in request order and how many of the answer's locations are theirs.
 const REGIONS: [(u32, usize); 2] = [(3022, 2), (3011, 2)];
 
 /// The shared test config with weather on: regions 3022 and 3011, two points each.
-fn weather_config(fx: &FixtureServer, dir: &std::path::Path) -> String {
-    let base = config(fx, dir, "");
-    let on = base.replace("regions = [3022]", "regions = [3022, 3011]").replace(
+pub(crate) fn weather_config(fx: &FixtureServer, dir: &std::path::Path) -> String {
+    with_weather(&config(fx, dir, ""))
+}
+
+/// `base` (the shared test config) with weather on for regions 3022 and 3011, two points each:
+/// the four locations of the fixtures.
+pub(crate) fn with_weather(base: &str) -> String {
+    let two_regions = base.replace("regions = [3022]", "regions = [3022, 3011]");
+    let on = two_regions.replace(
         "# Off unless a test turns it on (tests/it/weather.rs); never the internet.\nenabled = false",
         "enabled = true\npoints_per_region = 2",
     );
-    assert_ne!(
-        on,
-        base.replace("regions = [3022]", "regions = [3022, 3011]"),
-        "the helper's [weather] section changed"
-    );
+    assert_ne!(on, two_regions, "the helper's [weather] section changed");
     on
 }
 
 /// `(region, date) -> the points' daily values` from a fixture, read here independently of
 /// Outpost's parser: a point's day counts when any of its values is not null.
-fn expected(name: &str) -> BTreeMap<(u32, String), Vec<BTreeMap<String, Value>>> {
+pub(crate) fn expected(name: &str) -> BTreeMap<(u32, String), Vec<BTreeMap<String, Value>>> {
     let answer: Value = serde_json::from_slice(&fixture(name)).unwrap();
     let locations = answer.as_array().unwrap();
     let mut out: BTreeMap<(u32, String), Vec<BTreeMap<String, Value>>> = BTreeMap::new();
@@ -169,6 +171,62 @@ async fn real_answers_are_stored_once_per_version_and_served_by_the_api() {
     let on_last_day = records.iter().filter(|w| w.date.to_string() == "2023-03-14").count();
     assert!(on_last_day > 0);
     assert_eq!(last_day.lines().count(), on_last_day, "--from/--to select by the Norwegian day");
+}
+
+/// `/avalanche` shows each region's weather from the real answers beside its danger (NVE's real
+/// warnings), the values computed here from the fixture, and Open-Meteo's attribution.
+#[tokio::test]
+async fn the_avalanche_page_shows_each_regions_weather_beside_its_danger() {
+    let fx = FakeOpenMeteo::new(GOOD).await;
+    fx.0.script("/nve", vec![Reply::ok(fixture("nve_AvalancheWarningByRegion_Detail.json"))]);
+    let dir = tempfile::tempdir().unwrap();
+    let want = expected(GOOD);
+    let app = Outpost::start(dir.path(), &weather_config(&fx.0, dir.path())).await;
+    let n = want.len() as u64;
+    app.wait_for("weather and warnings", 60, |s| {
+        stored(s, "weather.daily") >= n && stored(s, "avalanche.warning") == 5
+    })
+    .await;
+    let page = |date: &str| {
+        let url = format!("http://{}/avalanche?date={date}&region=3022", app.addr);
+        async move {
+            let r = reqwest::get(url).await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.text().await.unwrap()
+        }
+    };
+    let html = page("2023-03-05").await;
+    let min_of = |points: &[BTreeMap<String, Value>], key: &str| {
+        points.iter().filter_map(|p| p.get(key).and_then(Value::as_f64)).reduce(f64::min)
+    };
+    for (region, row_start) in
+        [(3022, r#"<td><a href="/avalanche?date=2023-03-05&amp;region=3022""#), (3011, "<td>Region 3011 ")]
+    {
+        let points = &want[&(region, "2023-03-05".to_owned())];
+        let start = html.find(row_start).unwrap_or_else(|| panic!("no row for {region}: {html}"));
+        let row = &html[start..start + html[start..].find("</tr>").unwrap()];
+        let snow = format!(">{:.1} cm<", max_of(points, "snowfall_sum").unwrap());
+        let wind = format!("{:.1} km/h", max_of(points, "windspeed_10m_max").unwrap());
+        let temp = format!(
+            "{:.1} … {:.1} °C",
+            min_of(points, "temperature_2m_min").unwrap(),
+            max_of(points, "temperature_2m_max").unwrap()
+        );
+        for needle in [&snow, &wind, &temp] {
+            assert!(row.contains(needle.as_str()), "{region}: {needle} not in {row}");
+        }
+        // This recording has no gusts: a dash, not a zero.
+        assert!(row.contains(r#"<td class="n weather gust">–</td>"#), "{row}");
+    }
+    assert!(html.contains("danger danger-3"), "the danger beside the weather: {html}");
+    let panel = &html[html.find(r#"id="region-detail""#).unwrap()..];
+    assert!(panel.contains("<dt>New snow</dt>"), "the selected region's weather: {panel}");
+    assert!(html.contains(r#"Weather data by <a href="https://open-meteo.com/">Open-Meteo.com</a>"#), "{html}");
+    assert!(html.contains(r#"<a href="https://creativecommons.org/licenses/by/4.0/" rel="license">CC BY 4.0</a>"#));
+    // A day without weather (before the answer's first day) says so.
+    let before = page("2023-02-28").await;
+    assert!(!before.contains("Open-Meteo") && !before.contains(" km/h"), "{before}");
+    assert!(app.stop().await.success());
 }
 
 /// The fixture server answering the forecast path with one fixture.

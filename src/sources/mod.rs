@@ -73,9 +73,13 @@ pub async fn spawn_all(cfg: &Sections, at: &Spawn<'_>) -> anyhow::Result<Vec<Arc
         spawn(at, &client, varsom::VarsomSource::new(&cfg.varsom, at.store)),
     ];
     // Optional sources: `enabled = false` starts nothing.
-    statuses.extend(
-        cfg.weather.enabled.then(|| spawn(at, &client, weather::WeatherSource::new(&cfg.weather, &cfg.varsom.regions))),
-    );
+    if cfg.weather.enabled {
+        statuses.push(spawn(
+            at,
+            &client,
+            weather::WeatherSource::from_store(&cfg.weather, &cfg.varsom.regions, at.store).await?,
+        ));
+    }
     Ok(statuses)
 }
 

@@ -42,7 +42,7 @@ pub fn first_wait(now_s: i64, last_attempt_s: u64, refresh: Duration) -> Duratio
         tracing::warn!(
             last_attempt_s,
             now_s,
-            "the last TLE attempt is marked in the future (the clock was wrong then); fetching now"
+            "the last attempt is marked in the future (the clock was wrong then); fetching now"
         );
         return Duration::ZERO;
     }

@@ -8,7 +8,7 @@
 //! forecast days and `past_days = backfill_days`, so the days missed during downtime come again
 //! in the next round. Every `refresh_h` the whole window is fetched again; the store keeps each
 //! changed version of a (region, day) and refuses unchanged ones. A 429 (Open-Meteo's daily
-//! limit) stops the source until the next Norwegian day.
+//! limit) stops the source until the next Norwegian day, across restarts (`BLOCKED_MARK`).
 //!
 //! Open-Meteo recommends `past_days` for recent days; it reaches back `MAX_PAST_DAYS`. A longer
 //! `backfill_days` asks the archive API (ERA5, complete that far back) for the older days, once
@@ -20,6 +20,7 @@ use super::{Rejection, SourceCtx};
 use crate::backoff::Backoff;
 use crate::config::{Invalid, KeyType, Section, http_url, range};
 use crate::domain::{Record, norwegian_date};
+use crate::store::{Store, WriterHandle};
 use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -117,9 +118,15 @@ pub struct WeatherSource {
     pending: VecDeque<Pending>,
     /// The Norwegian day the archive last answered (it is asked once a day).
     archive_answered: Option<NaiveDate>,
-    /// After a 429: no request before this (the next Norwegian midnight).
+    /// After a 429: no request before this (the next Norwegian midnight). Kept in the store
+    /// (`BLOCKED_MARK`), so a restart does not ask again.
     blocked_until: Option<DateTime<Utc>>,
+    /// For the block's mark: set at the first round.
+    writer: Option<WriterHandle>,
 }
+
+/// Unix seconds until which Open-Meteo's daily limit holds (after a 429), 0 if none.
+pub const BLOCKED_MARK: &str = "source.weather.blocked_until_s";
 
 impl WeatherSource {
     /// The source for `regions` (those without a known place are skipped).
@@ -138,7 +145,16 @@ impl WeatherSource {
             pending: VecDeque::new(),
             archive_answered: None,
             blocked_until: None,
+            writer: None,
         }
+    }
+
+    /// The source, with any 429 block read from the store.
+    pub async fn from_store(cfg: &WeatherConfig, regions: &[u32], store: &Store) -> anyhow::Result<Self> {
+        let blocked_s = super::read_store(store, |s| s.cursor(BLOCKED_MARK)).await?;
+        let mut source = WeatherSource::new(cfg, regions);
+        source.blocked_until = DateTime::from_timestamp(blocked_s as i64, 0).filter(|_| blocked_s > 0);
+        Ok(source)
     }
 
     /// The requests of a round on the Norwegian day `today`: the forecast with its past days,
@@ -216,6 +232,11 @@ impl Poller for WeatherSource {
 
     async fn plan(&mut self, ctx: &SourceCtx, now: DateTime<Utc>) -> Vec<Request> {
         self.pending.clear();
+        self.writer.get_or_insert_with(|| ctx.writer.clone());
+        // A block marked far in the future was written while the clock was wrong.
+        if self.blocked_until.is_some_and(|until| until > now + chrono::Duration::hours(25)) {
+            self.blocked_until = None;
+        }
         if let Some(until) = self.blocked_until {
             if now < until {
                 let r = Rejection::new(
@@ -253,6 +274,10 @@ impl Poller for WeatherSource {
             let until = next_norwegian_midnight(now);
             tracing::warn!(%until, "Open-Meteo answered 429 (daily request limit): no more requests until the next Norwegian day");
             self.blocked_until = Some(until);
+            if let Some(writer) = &self.writer {
+                // Committed with the next batch (seconds): a restart then waits too.
+                writer.set_mark(BLOCKED_MARK, until.timestamp().max(0) as u64);
+            }
         }
     }
 }

@@ -268,6 +268,14 @@ async fn bad_weather(bad: Reply, reason: &str, says: &str) {
     assert!(app.stop().await.success());
     assert!(weather_records(dir.path()).is_empty(), "{reason}: nothing stored");
     let app = Outpost::start(dir.path(), &cfg).await;
+    if says.contains("429") {
+        // The daily limit is kept in the store: a restart does not ask again that day.
+        let asked = fx.requests_to(FORECAST).len();
+        app.wait_for("the kept daily limit", 60, |s| rejections(s, "weather", "rate_limited") >= 1).await;
+        assert_eq!(fx.requests_to(FORECAST).len(), asked, "asked again after a restart on the same day");
+        assert!(app.stop().await.success());
+        return;
+    }
     let n = expected(GOOD).len() as u64;
     app.wait_for("the good answer after the bad one", 60, |s| stored(s, "weather.daily") >= n).await;
     assert!(app.stop().await.success());

@@ -230,16 +230,43 @@ async fn retained_state_is_the_newest_position_and_todays_danger() {
     assert!(app.stop().await.success());
 }
 
+/// The real Open-Meteo answer's two 3022 points with the snowy day (2023-03-09, index 8) moved
+/// to today; returns it with that day's expected (max new snow, max wind) over both points.
+fn weather_today() -> (Vec<u8>, Option<f64>, Option<f64>) {
+    let answer: Value = serde_json::from_slice(&fixture(crate::weather::GOOD)).unwrap();
+    let snowy: NaiveDate = "2023-03-09".parse().unwrap();
+    let shift = oslo_today().signed_duration_since(snowy);
+    let points: Vec<Value> = answer.as_array().unwrap()[..2]
+        .iter()
+        .map(|p| {
+            let mut p = p.clone();
+            for day in p["daily"]["time"].as_array_mut().unwrap() {
+                let d: NaiveDate = day.as_str().unwrap().parse().unwrap();
+                *day = (d + shift).to_string().into();
+            }
+            p
+        })
+        .collect();
+    let i = points[0]["daily"]["time"].as_array().unwrap().iter().position(|d| *d == oslo_today().to_string());
+    let max = |key: &str| points.iter().filter_map(|p| p["daily"][key][i.unwrap()].as_f64()).reduce(f64::max);
+    (serde_json::to_vec(&points).unwrap(), max("snowfall_sum"), max("windspeed_10m_max"))
+}
+
 #[tokio::test]
 async fn home_assistant_discovery_announces_every_sensor() {
     let (fx, _, _) = feed().await;
+    let (answer, snow, wind) = weather_today();
+    fx.script(crate::weather::FORECAST, vec![Reply::ok(answer)]);
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start(dir.path(), free_port(), None).await.unwrap();
     let cfg = config(&fx, dir.path(), &mqtt_section(broker.port, "ha_discovery = true\n"));
-    let app = Outpost::start(dir.path(), &cfg).await;
+    let off = "# Off unless a test turns it on (tests/it/weather.rs); never the internet.\nenabled = false";
+    let weather_on = cfg.replace(off, "enabled = true\npoints_per_region = 2");
+    assert_ne!(weather_on, cfg, "the helper's [weather] section changed");
+    let app = Outpost::start(dir.path(), &weather_on).await;
     caught_up(&app, 60).await;
 
-    let configs = broker.read("homeassistant/#", 6, 5).await;
+    let configs = broker.read("homeassistant/#", 8, 5).await;
     let by_topic: std::collections::BTreeMap<String, Value> =
         configs.iter().map(|(t, p)| (t.clone(), serde_json::from_str(p).expect("valid JSON"))).collect();
     let expected = [
@@ -249,6 +276,8 @@ async fn home_assistant_discovery_announces_every_sensor() {
         "homeassistant/sensor/outpost_it/iss_latitude/config",
         "homeassistant/sensor/outpost_it/iss_longitude/config",
         "homeassistant/sensor/outpost_it/iss_next_pass/config",
+        "homeassistant/sensor/outpost_it/weather_3022_max_wind/config",
+        "homeassistant/sensor/outpost_it/weather_3022_new_snow/config",
     ];
     assert_eq!(by_topic.keys().map(String::as_str).collect::<Vec<_>>(), expected);
     let mut unique_ids = std::collections::BTreeSet::new();
@@ -285,7 +314,33 @@ async fn home_assistant_discovery_announces_every_sensor() {
     let tracker = &by_topic["homeassistant/device_tracker/outpost_it/iss/config"];
     assert_eq!(tracker["json_attributes_topic"], "outpost/it/iss/position");
     assert!(tracker.get("state_topic").is_none_or(|t| t.is_string()));
+    let new_snow = &by_topic["homeassistant/sensor/outpost_it/weather_3022_new_snow/config"];
+    assert_eq!(new_snow["name"], "New snow Trollheimen");
+    assert_eq!(new_snow["state_topic"], "outpost/it/weather/3022");
+    assert_eq!(new_snow["value_template"], "{{ value_json.snowfall_max_cm }}");
+    assert_eq!(new_snow["unit_of_measurement"], "cm");
+    let max_wind = &by_topic["homeassistant/sensor/outpost_it/weather_3022_max_wind/config"];
+    assert_eq!(max_wind["value_template"], "{{ value_json.wind_speed_max_kmh }}");
+    assert_eq!(
+        (max_wind["unit_of_measurement"].as_str(), max_wind["device_class"].as_str()),
+        (Some("km/h"), Some("wind_speed"))
+    );
+
+    // Today's weather, once stored and acknowledged; retained: still there after the stop.
+    app.wait_for("weather stored and acknowledged", 60, |s| {
+        stored(s, "weather.daily") >= 1 && s["sinks"]["mqtt"]["backlog"] == 0
+    })
+    .await;
     assert!(app.stop().await.success());
+    let w = broker.json("outpost/it/weather/3022").await;
+    assert_eq!(
+        (w["region_id"].as_u64(), w["date"].as_str()),
+        (Some(3022), Some(oslo_today().to_string().as_str())),
+        "{w}"
+    );
+    assert!(snow.is_some_and(|s| s > 0.0), "the fixture's snowy day");
+    assert_eq!((w["snowfall_max_cm"].as_f64(), w["wind_speed_max_kmh"].as_f64()), (snow, wind), "{w}");
+    assert!(w["wind_gusts_max_kmh"].is_null(), "the answer has no gusts: null, not 0: {w}");
 }
 
 #[tokio::test]

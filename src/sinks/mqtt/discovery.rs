@@ -1,6 +1,7 @@
 //! Home Assistant MQTT discovery: the retained configs under `homeassistant/…/config` that
 //! announce the ISS latitude and longitude sensors, an ISS device tracker, the next-pass sensor
-//! and per configured region a danger sensor and a "danger at or above min_level" binary sensor. Pure: builds messages, never publishes them.
+//! and per configured region a danger sensor, a "danger at or above min_level" binary sensor and
+//! today's new snow and max wind sensors. Pure: builds messages, never publishes them.
 
 use super::{Msg, Topics};
 use serde_json::{Value, json};
@@ -63,6 +64,48 @@ pub(super) fn region_at_least(topics: &Topics, region: u32, name: Option<&str>, 
     )
 }
 
+/// A region's weather sensors (new snow in cm, max wind in km/h), from its weather state topic;
+/// a null value renders `None`, which Home Assistant shows as unknown.
+pub(super) fn region_weather(topics: &Topics, region: u32, name: Option<&str>) -> [Msg; 2] {
+    let name = name.map_or_else(|| region.to_string(), str::to_owned);
+    let topic = topics.weather(region);
+    let sensor = |object_id: String, label: &str, field: &str, unit: &str, class: &str, icon: &str| {
+        entity(
+            topics,
+            "sensor",
+            &object_id,
+            json!({
+                "name": format!("{label} {name}"),
+                "state_topic": topic,
+                "value_template": format!("{{{{ value_json.{field} }}}}"),
+                "unit_of_measurement": unit,
+                "device_class": class,
+                "state_class": "measurement",
+                "json_attributes_topic": topic,
+                "icon": icon,
+            }),
+        )
+    };
+    [
+        sensor(
+            format!("weather_{region}_new_snow"),
+            "New snow",
+            "snowfall_max_cm",
+            "cm",
+            "precipitation",
+            "mdi:snowflake",
+        ),
+        sensor(
+            format!("weather_{region}_max_wind"),
+            "Max wind",
+            "wind_speed_max_kmh",
+            "km/h",
+            "wind_speed",
+            "mdi:weather-windy",
+        ),
+    ]
+}
+
 /// Every config, for a fresh connection.
 pub(super) fn all(topics: &Topics, regions: &[u32], names: &HashMap<u32, String>, min_level: u8) -> Vec<Msg> {
     let pos = topics.position();
@@ -105,6 +148,7 @@ pub(super) fn all(topics: &Topics, regions: &[u32], names: &HashMap<u32, String>
         let name = names.get(r).map(String::as_str);
         out.push(region(topics, *r, name));
         out.push(region_at_least(topics, *r, name, min_level));
+        out.extend(region_weather(topics, *r, name));
     }
     out
 }

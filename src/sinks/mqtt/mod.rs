@@ -4,6 +4,10 @@
 //! - `{prefix}/{station}/avalanche/{region}`: today's (Norwegian date) newest warning per
 //!   configured region: region_id, region_name, danger_level (null = not assessed), valid_date,
 //!   publish_time, main_text;
+//! - `{prefix}/{station}/weather/{region}`: today's (Norwegian date) newest `weather.daily`
+//!   version per configured region seen by this process: region_id, date, fetched_at,
+//!   snowfall_max_cm, wind_speed_max_kmh, wind_direction_deg, wind_gusts_max_kmh,
+//!   temperature_min_c, temperature_max_c (null = no value);
 //! - `{prefix}/{station}/iss/next_pass`: the next visible pass for the device's location (the
 //!   `/api/passes` object), `{}` when there is none yet; refreshed on every batch and idle tick;
 //! - `{prefix}/{station}/status`: "online" after each connect, "offline" as the last will and on
@@ -13,7 +17,8 @@
 //!   (region, valid date, level) whatever the channels, within a minute of the alert;
 //! - with `ha_discovery`, Home Assistant configs under `homeassistant/…/config` (ISS latitude and
 //!   longitude sensors, an ISS device tracker, the next pass, per region a danger sensor and a
-//!   binary sensor "danger at or above `avalanche_alerts.min_level`").
+//!   binary sensor "danger at or above `avalanche_alerts.min_level`", a new-snow and a max-wind
+//!   sensor).
 //!
 //! Coalescing is the point (`state`): a batch yields at most one position publish and one per
 //! region, and a value already published on this connection is not sent again, so a week's
@@ -88,6 +93,10 @@ impl Topics {
 
     fn region(&self, region: u32) -> String {
         format!("{}/avalanche/{region}", self.base)
+    }
+
+    fn weather(&self, region: u32) -> String {
+        format!("{}/weather/{region}", self.base)
     }
 
     fn next_pass(&self) -> String {
@@ -206,7 +215,7 @@ mod tests {
         assert_eq!(topics.node, "outpost_pi_1_x");
         assert_eq!(topics.status(), "outpost/pi.1_x/status");
         let all = discovery::all(&topics, &[3022], &Default::default(), 3);
-        assert_eq!(all.len(), 6, "latitude, longitude, tracker, next pass, one region's sensor and binary sensor");
+        assert_eq!(all.len(), 8, "latitude, longitude, tracker, next pass, one region's danger, binary, snow, wind");
         for (topic, _) in all {
             let ok = |seg: &str| seg.chars().all(|c| c.is_ascii_alphanumeric() || "_-".contains(c));
             assert!(topic.split('/').all(ok), "{topic}");

@@ -6,10 +6,14 @@
 //! published), and a warning or next pass only when its payload differs from the published one;
 //! a connection starts from nothing, so it republishes everything; a new Norwegian date in the
 //! current state republishes today's warnings.
+//!
+//! Weather is not in the current-state feed: the state keeps the newest `weather.daily`
+//! version per (region, date) from the batches it sees, and publishes today's (Norwegian date)
+//! per configured region, republished on connect and when the date changes.
 
 use super::{Msg, Topics, discovery};
 use crate::current::Current;
-use crate::domain::{AvalancheWarning, DangerAlert, IssPosition, Record, StoredRecord};
+use crate::domain::{AvalancheWarning, DangerAlert, IssPosition, Record, StoredRecord, WeatherDaily};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
@@ -21,6 +25,8 @@ struct Published {
     warnings: HashMap<u32, Vec<u8>>,
     warnings_date: Option<NaiveDate>,
     next_pass: Option<Vec<u8>>,
+    weather: HashMap<u32, Vec<u8>>,
+    weather_date: Option<NaiveDate>,
 }
 
 pub(super) struct State {
@@ -39,6 +45,9 @@ pub(super) struct State {
     /// (region, valid date, level) already announced on the event topic; kept across
     /// connections, so a reconnect does not repeat events.
     alerted: HashSet<(u32, NaiveDate, u8)>,
+    /// The newest weather version per (configured region, date) seen in batches; kept across
+    /// connections, pruned to today and later.
+    weather: HashMap<(u32, NaiveDate), WeatherDaily>,
 }
 
 impl State {
@@ -58,6 +67,7 @@ impl State {
             min_level,
             alerts_since,
             alerted: HashSet::new(),
+            weather: HashMap::new(),
         }
     }
 
@@ -78,6 +88,7 @@ impl State {
         }
         msgs.extend(now.position.as_ref().and_then(|p| self.position_msg(p)));
         msgs.extend(self.warning_msgs(&now.warnings, now.date));
+        msgs.extend(self.weather_msgs(now.date));
         msgs.extend(self.next_pass_msg(now));
         msgs.extend(self.alert_msgs(&now.danger_alerts));
         msgs
@@ -90,6 +101,10 @@ impl State {
         if has_warnings || self.published.warnings_date != Some(now.date) {
             msgs.extend(self.warning_msgs(&now.warnings, now.date));
         }
+        let has_weather = self.remember_weather(batch);
+        if has_weather || self.published.weather_date != Some(now.date) {
+            msgs.extend(self.weather_msgs(now.date));
+        }
         msgs.extend(self.next_pass_msg(now));
         msgs.extend(self.alert_msgs(&now.danger_alerts));
         msgs
@@ -101,8 +116,46 @@ impl State {
         if self.published.warnings_date != Some(now.date) {
             msgs.extend(self.warning_msgs(&now.warnings, now.date));
         }
+        if self.published.weather_date != Some(now.date) {
+            msgs.extend(self.weather_msgs(now.date));
+        }
         msgs.extend(self.alert_msgs(&now.danger_alerts));
         msgs
+    }
+
+    /// Keeps the batch's weather for configured regions, the newest fetch per (region, date).
+    /// Whether the batch had any.
+    fn remember_weather(&mut self, batch: &[StoredRecord]) -> bool {
+        let mut any = false;
+        for r in batch {
+            let Record::WeatherDaily(w) = &r.record else { continue };
+            if !self.regions.contains(&w.region_id) {
+                continue;
+            }
+            any = true;
+            let slot = self.weather.entry((w.region_id, w.date)).or_insert_with(|| w.clone());
+            if w.fetched_at > slot.fetched_at {
+                *slot = w.clone();
+            }
+        }
+        any
+    }
+
+    /// Today's weather per configured region that changed since this connection published it.
+    /// A region without weather for today publishes nothing (its retained value stays).
+    fn weather_msgs(&mut self, date: NaiveDate) -> Vec<Msg> {
+        self.published.weather_date = Some(date);
+        self.weather.retain(|(_, d), _| *d >= date);
+        let mut out = Vec::new();
+        for region in &self.regions {
+            let Some(w) = self.weather.get(&(*region, date)) else { continue };
+            let payload = weather_payload(w);
+            if self.published.weather.get(region) != Some(&payload) {
+                self.published.weather.insert(*region, payload.clone());
+                out.push((self.topics.weather(*region), payload));
+            }
+        }
+        out
     }
 
     /// One event per (region, valid date, level) newly alerted, whatever the channels: what
@@ -151,6 +204,7 @@ impl State {
                         Some(&w.region_name),
                         self.min_level,
                     ));
+                    out.extend(discovery::region_weather(&self.topics, w.region_id, Some(&w.region_name)));
                 }
             }
             let payload = warning_payload(w);
@@ -191,6 +245,24 @@ fn warning_payload(w: &AvalancheWarning) -> Vec<u8> {
         "valid_date": w.valid_date,
         "publish_time": w.publish_time,
         "main_text": w.main_text,
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// Nulls stay null (Home Assistant shows unknown), never 0.
+fn weather_payload(w: &WeatherDaily) -> Vec<u8> {
+    let s = &w.summary;
+    json!({
+        "region_id": w.region_id,
+        "date": w.date,
+        "fetched_at": w.fetched_at,
+        "snowfall_max_cm": s.snowfall_max_cm,
+        "wind_speed_max_kmh": s.wind_speed_max_kmh,
+        "wind_direction_deg": s.wind_direction_deg,
+        "wind_gusts_max_kmh": s.wind_gusts_max_kmh,
+        "temperature_min_c": s.temperature_min_c,
+        "temperature_max_c": s.temperature_max_c,
     })
     .to_string()
     .into_bytes()
@@ -392,7 +464,10 @@ mod tests {
         let batch = records(vec![Record::AvalancheWarning(warning(3022, "Trollheimen", "2024-01-15", 3))]);
         let msgs = s.on_batch(&batch, &now);
         let binary = "homeassistant/binary_sensor/outpost_pi/avalanche_3022_at_least/config";
-        assert_eq!(topics(&msgs), [config, binary, "outpost/pi/avalanche/3022"]);
+        let snow = "homeassistant/sensor/outpost_pi/weather_3022_new_snow/config";
+        let wind = "homeassistant/sensor/outpost_pi/weather_3022_max_wind/config";
+        assert_eq!(topics(&msgs), [config, binary, snow, wind, "outpost/pi/avalanche/3022"]);
+        assert_eq!(json(&msgs[2])["name"], "New snow Trollheimen");
         assert_eq!(json(&msgs[0])["name"], "Avalanche danger Trollheimen");
         assert_eq!(json(&msgs[1])["name"], "Avalanche danger Trollheimen at or above 3");
 
@@ -461,5 +536,81 @@ mod tests {
         assert_eq!(c["state_topic"], "outpost/pi/avalanche/3022");
         assert_eq!(c["value_template"], "{{ 'ON' if (value_json.danger_level or 0) >= 3 else 'OFF' }}");
         assert_eq!(c["device_class"], "safety");
+    }
+
+    fn weather(region: u32, date: &str, fetched_s: i64, snow: Option<f64>) -> WeatherDaily {
+        WeatherDaily {
+            region_id: region,
+            date: date.parse().unwrap(),
+            fetched_at: at(fetched_s),
+            summary: crate::domain::WeatherSummary {
+                snowfall_max_cm: snow,
+                wind_speed_max_kmh: Some(36.5),
+                wind_direction_deg: Some(270.0),
+                wind_gusts_max_kmh: None,
+                temperature_min_c: Some(-8.0),
+                temperature_max_c: Some(-2.5),
+                rain_max_mm: None,
+            },
+            points: vec![],
+        }
+    }
+
+    #[test]
+    fn todays_newest_weather_is_published_per_region_with_nulls_kept() {
+        let mut s = state(false);
+        let now = current("2024-01-15", vec![]);
+        s.on_connect(&now);
+        let batch = records(vec![
+            Record::WeatherDaily(weather(3022, "2024-01-15", 20, Some(12.0))),
+            Record::WeatherDaily(weather(3022, "2024-01-15", 10, Some(99.0))),
+            Record::WeatherDaily(weather(3022, "2024-01-16", 30, Some(1.0))),
+            Record::WeatherDaily(weather(3011, "2024-01-15", 30, Some(5.0))),
+        ]);
+        let msgs = s.on_batch(&batch, &now);
+        assert_eq!(topics(&msgs), ["outpost/pi/weather/3022"], "today's, for the configured region only");
+        let w = json(&msgs[0]);
+        assert_eq!(w["snowfall_max_cm"], 12.0, "the newest fetch, not the last in the batch: {w}");
+        assert_eq!((w["wind_speed_max_kmh"].as_f64(), w["wind_direction_deg"].as_f64()), (Some(36.5), Some(270.0)));
+        assert!(w["wind_gusts_max_kmh"].is_null(), "a missing value is null, never 0: {w}");
+        assert_eq!((w["date"].as_str(), w["region_id"].as_u64()), (Some("2024-01-15"), Some(3022)));
+
+        // A replay of the same: nothing; a reconnect republishes it from memory.
+        assert!(s.on_batch(&batch, &now).is_empty());
+        assert!(topics(&s.on_connect(&now)).contains(&"outpost/pi/weather/3022"));
+        // A fetch with no snow value at all: null.
+        let msgs = s.on_batch(&records(vec![Record::WeatherDaily(weather(3022, "2024-01-15", 40, None))]), &now);
+        assert!(json(&msgs[0])["snowfall_max_cm"].is_null());
+        // The next day publishes that day's weather without a new record.
+        let msgs = s.on_idle(&current("2024-01-16", vec![]));
+        assert_eq!(topics(&msgs), ["outpost/pi/weather/3022"]);
+        assert_eq!(json(&msgs[0])["snowfall_max_cm"], 1.0);
+        assert_eq!(s.weather.len(), 1, "yesterday's is dropped");
+    }
+
+    #[test]
+    fn discovery_has_new_snow_and_max_wind_sensors_per_region() {
+        let mut s = state(true);
+        let msgs = s.on_connect(&current("2024-01-15", vec![warning(3022, "Trollheimen", "2024-01-15", 3)]));
+        let config = |id: &str| {
+            let topic = format!("homeassistant/sensor/outpost_pi/{id}/config");
+            json(msgs.iter().find(|(t, _)| *t == topic).unwrap_or_else(|| panic!("{topic}")))
+        };
+        let snow = config("weather_3022_new_snow");
+        assert_eq!(snow["name"], "New snow Trollheimen");
+        assert_eq!(snow["state_topic"], "outpost/pi/weather/3022");
+        assert_eq!(snow["value_template"], "{{ value_json.snowfall_max_cm }}");
+        assert_eq!(
+            (snow["unit_of_measurement"].as_str(), snow["state_class"].as_str()),
+            (Some("cm"), Some("measurement"))
+        );
+        let wind = config("weather_3022_max_wind");
+        assert_eq!(wind["name"], "Max wind Trollheimen");
+        assert_eq!(wind["value_template"], "{{ value_json.wind_speed_max_kmh }}");
+        assert_eq!(
+            (wind["unit_of_measurement"].as_str(), wind["device_class"].as_str()),
+            (Some("km/h"), Some("wind_speed"))
+        );
+        assert_eq!(wind["unique_id"], "outpost_pi_weather_3022_max_wind");
     }
 }

@@ -1,6 +1,6 @@
-//! The "what is true now" feed: the newest ISS position, today's avalanche warnings (Norwegian
-//! date, configured regions), the next visible pass and the danger alerts recorded from today on,
-//! on a watch channel.
+//! The "what is true now" feed: the newest ISS position, today's avalanche warnings and weather
+//! (Norwegian date, configured regions), the next visible pass and the danger alerts recorded
+//! from today on, on a watch channel.
 //!
 //! One task owns it: it rereads the store when the writer commits, when the location changes and
 //! once a minute (the date changes, the next pass moves on), and publishes only real changes.
@@ -9,7 +9,7 @@
 //! are tested with a fixed time.
 
 use crate::clock::SharedClock;
-use crate::domain::{AvalancheWarning, DangerAlert, IssPosition};
+use crate::domain::{AvalancheWarning, DangerAlert, IssPosition, WeatherDaily};
 use crate::location::Located;
 use crate::passes::{Pass, PassOptions, PassQuery};
 use crate::store::{Store, WriterHandle};
@@ -40,6 +40,8 @@ pub struct Current {
     pub next_pass: Option<Pass>,
     /// The danger alerts the log records for `date` and later (every channel).
     pub danger_alerts: Vec<DangerAlert>,
+    /// The newest weather version per configured region for `date` (no entry: none stored).
+    pub weather: Vec<WeatherDaily>,
 }
 
 /// What the feed reads from; `spawn` starts it.
@@ -131,7 +133,9 @@ impl CurrentFeed {
                 _ => None,
             };
             let danger_alerts = store.danger_alerts_since(date)?;
-            Ok(Current { seq, position, date, warnings, next_pass, danger_alerts })
+            let mut weather = store.weather_for_date(date, None)?;
+            weather.retain(|w| regions.contains(&w.region_id));
+            Ok(Current { seq, position, date, warnings, next_pass, danger_alerts, weather })
         })
         .await?
     }

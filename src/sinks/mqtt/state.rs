@@ -7,9 +7,10 @@
 //! a connection starts from nothing, so it republishes everything; a new Norwegian date in the
 //! current state republishes today's warnings.
 //!
-//! Weather is not in the current-state feed: the state keeps the newest `weather.daily`
-//! version per (region, date) from the batches it sees, and publishes today's (Norwegian date)
-//! per configured region, republished on connect and when the date changes.
+//! Weather: the state keeps the newest `weather.daily` version per (region, date) from the
+//! current state (today's, read from the store, so a restart has it) and from the batches it
+//! sees, and publishes today's (Norwegian date) per configured region, republished on connect
+//! and when the date changes.
 
 use super::{Msg, Topics, discovery};
 use crate::current::Current;
@@ -88,6 +89,7 @@ impl State {
         }
         msgs.extend(now.position.as_ref().and_then(|p| self.position_msg(p)));
         msgs.extend(self.warning_msgs(&now.warnings, now.date));
+        self.remember_weather(now.weather.iter());
         msgs.extend(self.weather_msgs(now.date));
         msgs.extend(self.next_pass_msg(now));
         msgs.extend(self.alert_msgs(&now.danger_alerts));
@@ -101,7 +103,11 @@ impl State {
         if has_warnings || self.published.warnings_date != Some(now.date) {
             msgs.extend(self.warning_msgs(&now.warnings, now.date));
         }
-        let has_weather = self.remember_weather(batch);
+        let batch_weather = batch.iter().filter_map(|r| match &r.record {
+            Record::WeatherDaily(w) => Some(w),
+            _ => None,
+        });
+        let has_weather = self.remember_weather(batch_weather.chain(&now.weather));
         if has_weather || self.published.weather_date != Some(now.date) {
             msgs.extend(self.weather_msgs(now.date));
         }
@@ -116,26 +122,30 @@ impl State {
         if self.published.warnings_date != Some(now.date) {
             msgs.extend(self.warning_msgs(&now.warnings, now.date));
         }
-        if self.published.weather_date != Some(now.date) {
+        let has_weather = self.remember_weather(now.weather.iter());
+        if has_weather || self.published.weather_date != Some(now.date) {
             msgs.extend(self.weather_msgs(now.date));
         }
         msgs.extend(self.alert_msgs(&now.danger_alerts));
         msgs
     }
 
-    /// Keeps the batch's weather for configured regions, the newest fetch per (region, date).
-    /// Whether the batch had any.
-    fn remember_weather(&mut self, batch: &[StoredRecord]) -> bool {
+    /// Keeps the weather of configured regions, the newest fetch per (region, date). Whether
+    /// any of it was new.
+    fn remember_weather<'w>(&mut self, weather: impl Iterator<Item = &'w WeatherDaily>) -> bool {
         let mut any = false;
-        for r in batch {
-            let Record::WeatherDaily(w) = &r.record else { continue };
-            if !self.regions.contains(&w.region_id) {
-                continue;
-            }
-            any = true;
-            let slot = self.weather.entry((w.region_id, w.date)).or_insert_with(|| w.clone());
-            if w.fetched_at > slot.fetched_at {
-                *slot = w.clone();
+        for w in weather.filter(|w| self.regions.contains(&w.region_id)) {
+            let slot = self.weather.entry((w.region_id, w.date));
+            match slot {
+                std::collections::hash_map::Entry::Occupied(mut o) if w.fetched_at > o.get().fetched_at => {
+                    o.insert(w.clone());
+                    any = true;
+                }
+                std::collections::hash_map::Entry::Occupied(_) => {}
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(w.clone());
+                    any = true;
+                }
             }
         }
         any
@@ -316,6 +326,7 @@ mod tests {
             warnings,
             next_pass: None,
             danger_alerts: vec![],
+            weather: vec![],
         }
     }
 
@@ -586,6 +597,23 @@ mod tests {
         assert_eq!(topics(&msgs), ["outpost/pi/weather/3022"]);
         assert_eq!(json(&msgs[0])["snowfall_max_cm"], 1.0);
         assert_eq!(s.weather.len(), 1, "yesterday's is dropped");
+    }
+
+    #[test]
+    fn after_a_restart_todays_weather_comes_from_the_current_state() {
+        // A new process: no batch with weather will come (an unchanged re-fetch stores nothing).
+        let mut s = state(false);
+        let mut now = current("2024-01-15", vec![]);
+        now.weather = vec![weather(3022, "2024-01-15", 20, Some(12.0))];
+        let msgs: Vec<_> = s.on_connect(&now).into_iter().filter(|(t, _)| t.contains("/weather/")).collect();
+        assert_eq!(topics(&msgs), ["outpost/pi/weather/3022"]);
+        assert_eq!(json(&msgs[0])["snowfall_max_cm"], 12.0);
+        // A newer version in the current state (its batch not seen by this sink yet) follows.
+        now.weather = vec![weather(3022, "2024-01-15", 30, Some(14.0))];
+        let msgs = s.on_idle(&now);
+        assert_eq!(topics(&msgs), ["outpost/pi/weather/3022"]);
+        assert_eq!(json(&msgs[0])["snowfall_max_cm"], 14.0);
+        assert!(s.on_idle(&now).is_empty(), "published once");
     }
 
     #[test]

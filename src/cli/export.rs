@@ -53,6 +53,12 @@ pub async fn run(config: &Config, req: ExportRequest, out: Option<PathBuf>) -> a
         {
             eprintln!("outpost: load it with: cqlsh -e \"{}\"", hint.replace('"', "\\\""));
         }
+        if req.kind == crate::export::KindArg::Features && req.format == crate::export::Format::Csv {
+            eprintln!(
+                "outpost: load it with: pandas.read_csv({:?}, parse_dates=[\"date\"])",
+                path.display().to_string()
+            );
+        }
     }
     Ok(())
 }

@@ -240,6 +240,7 @@ async fn the_feature_table_joins_the_newest_warnings_and_weather_with_the_three_
     let out = dir.path().join("features.csv");
     let (code, _, err) = export(&cfg_path, None, &["--format", "csv", "--out", out.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
+    assert!(err.contains("rows to ") && err.contains("pandas.read_csv("), "{err}");
     assert_eq!(std::fs::read_to_string(&out).unwrap(), csv_live, "the same export with and without the daemon");
     let (code, stdout, err) = export(&cfg_path, None, &["--format", "cql"]);
     assert_eq!((code, stdout.as_str()), (2, ""), "{err}");

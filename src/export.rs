@@ -11,6 +11,8 @@ use anyhow::Context;
 use chrono::NaiveDate;
 use std::io::Write;
 
+pub mod features;
+
 const CHUNK: usize = 2000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
@@ -28,15 +30,19 @@ pub enum KindArg {
     Tle,
     Avalanche,
     Weather,
+    /// Not a kind of record: the feature table built from warnings and weather (`features`).
+    Features,
 }
 
 impl KindArg {
-    pub fn kind(self) -> Kind {
+    /// The kind of record exported as it is; `None` for the feature table.
+    pub fn kind(self) -> Option<Kind> {
         match self {
-            KindArg::Iss => Kind::IssPosition,
-            KindArg::Tle => Kind::Tle,
-            KindArg::Avalanche => Kind::AvalancheWarning,
-            KindArg::Weather => Kind::WeatherDaily,
+            KindArg::Iss => Some(Kind::IssPosition),
+            KindArg::Tle => Some(Kind::Tle),
+            KindArg::Avalanche => Some(Kind::AvalancheWarning),
+            KindArg::Weather => Some(Kind::WeatherDaily),
+            KindArg::Features => None,
         }
     }
 }
@@ -63,7 +69,7 @@ fn day_of(record: &Record) -> NaiveDate {
 
 impl ExportRequest {
     fn wants(&self, rec: &StoredRecord) -> bool {
-        if rec.record.kind() != self.kind.kind() {
+        if Some(rec.record.kind()) != self.kind.kind() {
             return false;
         }
         let day = day_of(&rec.record);
@@ -71,17 +77,19 @@ impl ExportRequest {
     }
 }
 
-/// Writes the export to `out`; calls `progress(records_written)` now and then. Returns the count.
+/// Writes the export to `out`; calls `progress(records_written)` now and then (rows, for
+/// features). Returns the count.
 pub fn export(
     store: &Store,
     req: &ExportRequest,
     out: &mut dyn Write,
     progress: &mut dyn FnMut(u64),
 ) -> anyhow::Result<u64> {
-    let table = cql_export::Table::for_kind(req.kind.kind().as_str()).context("no CQL table for this kind")?;
+    let Some(kind) = req.kind.kind() else { return features::export(store, req, out, progress) };
+    let table = cql_export::Table::for_kind(kind.as_str()).context("no CQL table for this kind")?;
     match req.format {
         Format::Cql => {
-            writeln!(out, "-- Outpost export: {} records; load with: cqlsh -f FILE", req.kind.kind())?;
+            writeln!(out, "-- Outpost export: {kind} records; load with: cqlsh -f FILE")?;
             writeln!(out, "{}\n", cql_export::schema_cql(&req.keyspace, &req.replication)?.trim_end())?;
         }
         Format::Csv => writeln!(out, "{}", cql_export::csv_header(table))?,
@@ -117,7 +125,7 @@ pub fn export(
 
 /// How to load a CSV export (printed on stderr after writing one).
 pub fn csv_load_hint(req: &ExportRequest, file: &str) -> Option<String> {
-    let table = cql_export::Table::for_kind(req.kind.kind().as_str())?;
+    let table = cql_export::Table::for_kind(req.kind.kind()?.as_str())?;
     Some(cql_export::copy_from_cql(table, &req.keyspace, file))
 }
 

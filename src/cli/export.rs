@@ -23,8 +23,16 @@ pub async fn run(config: &Config, req: ExportRequest, out: Option<PathBuf>) -> a
         let config = config.clone();
         tokio::task::spawn_blocking(move || -> anyhow::Result<Option<u64>> {
             let Some(store) = crate::app::open_store_if_free(&config)? else { return Ok(None) };
-            let total = store.summary()?.kinds.iter().find(|k| k.kind == req.kind.kind()).map_or(0, |k| k.count);
-            let bar = progress_bar(Some(total));
+            let bar = match req.kind.kind() {
+                Some(kind) => {
+                    progress_bar(Some(store.summary()?.kinds.iter().find(|k| k.kind == kind).map_or(0, |k| k.count)))
+                }
+                // Feature rows are counted as they are built.
+                None => ProgressBar::new_spinner().with_style(
+                    ProgressStyle::with_template("{spinner} {pos} rows  {elapsed_precise}")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                ),
+            };
             let n = export(&store, &req, &mut sink, &mut |n| bar.set_position(n))?;
             bar.finish_and_clear();
             Ok(Some(n))
@@ -32,6 +40,7 @@ pub async fn run(config: &Config, req: ExportRequest, out: Option<PathBuf>) -> a
         .await??
     };
     let done = match direct {
+        Some(n) if req.kind.kind().is_none() => format!("{n} rows"),
         Some(n) => format!("{n} records"),
         None => format!("{} bytes from the running appliance", from_daemon(config, &req, out.as_deref()).await?),
     };
@@ -43,6 +52,12 @@ pub async fn run(config: &Config, req: ExportRequest, out: Option<PathBuf>) -> a
             .filter(|_| req.format == crate::export::Format::Csv)
         {
             eprintln!("outpost: load it with: cqlsh -e \"{}\"", hint.replace('"', "\\\""));
+        }
+        if req.kind == crate::export::KindArg::Features && req.format == crate::export::Format::Csv {
+            eprintln!(
+                "outpost: load it with: pandas.read_csv({:?}, parse_dates=[\"date\"])",
+                path.display().to_string()
+            );
         }
     }
     Ok(())

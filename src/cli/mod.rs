@@ -44,7 +44,8 @@ enum Command {
         config: Option<PathBuf>,
     },
     /// Export one kind of record: CQL INSERTs (cqlsh -f), CSV (cqlsh COPY FROM) or the Kafka
-    /// message JSON lines. Streams in constant memory; works while `outpost run` is running.
+    /// message JSON lines; or `--kind features`, a region-day table of danger and weather for
+    /// modelling (csv or jsonl). Streams in constant memory; works while `outpost run` is running.
     Export {
         #[arg(long)]
         config: Option<PathBuf>,
@@ -163,6 +164,12 @@ fn init_tracing(format: LogFormat, redact: crate::config::Redactor) {
 /// Parses the arguments and runs the command.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Export { kind: crate::export::KindArg::Features, format: crate::export::Format::Cql, .. } =
+        cli.command
+    {
+        eprintln!("outpost: {}", crate::export::features::CQL_REFUSED);
+        return ExitCode::from(2);
+    }
     crate::install_tls_provider();
     let config = match load(cli.command.config()) {
         Ok(c) => c,

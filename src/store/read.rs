@@ -498,3 +498,20 @@ impl Store {
         Ok(out)
     }
 }
+
+impl Store {
+    /// The first Norwegian day on or after `from` with a warning or a weather version stored: the
+    /// feature export walks the stored days with it, a day at a time.
+    pub fn next_warning_or_weather_day(&self, from: NaiveDate) -> anyhow::Result<Option<NaiveDate>> {
+        let d = date_key(from);
+        let txn = self.db.begin_read()?;
+        let mut first = None::<i32>;
+        for table in [WARNINGS, WEATHER] {
+            if let Some(row) = txn.open_table(table)?.range((d, 0, i64::MIN, 0)..)?.next() {
+                let day = row?.0.value().0;
+                first = Some(first.map_or(day, |f| f.min(day)));
+            }
+        }
+        Ok(first.and_then(key_date))
+    }
+}

@@ -625,3 +625,66 @@ fn weather_keeps_each_changed_version_and_refuses_unchanged_refetches() {
     assert_eq!(store.summary().unwrap().kinds.iter().find(|k| k.kind == Kind::WeatherDaily).unwrap().count, 5);
     stop(w, thread);
 }
+
+#[test]
+fn the_feature_export_walks_stored_days_in_order_with_the_three_days_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, w, thread, _) = open(dir.path());
+    w.append(weather(3022, "2024-01-10", 0, 1.0));
+    w.append(weather(3022, "2024-01-11", 0, 0.25));
+    w.append(weather(3022, "2024-01-12", 0, 2.0));
+    w.append(weather(3022, "2024-01-13", 0, 4.0));
+    w.append(weather(3022, "2024-01-13", 60, 8.0)); // a newer version of the 13th
+    w.append(warning(3022, "2024-01-14", -8, 100, Some(3)));
+    w.append(weather(3022, "2024-01-14", 0, 0.5));
+    w.append(weather(3011, "2024-01-20", 0, 3.0)); // after a gap of days with nothing
+    block(w.flush()).unwrap();
+    let day = |d: &str| d.parse::<chrono::NaiveDate>().unwrap();
+    assert_eq!(store.next_warning_or_weather_day(day("2000-01-01")).unwrap(), Some(day("2024-01-10")));
+    assert_eq!(store.next_warning_or_weather_day(day("2024-01-15")).unwrap(), Some(day("2024-01-20")));
+    assert_eq!(store.next_warning_or_weather_day(day("2024-01-21")).unwrap(), None);
+
+    let export = |from: Option<&str>, to: Option<&str>| {
+        let req = crate::export::ExportRequest {
+            kind: crate::export::KindArg::Features,
+            format: crate::export::Format::Jsonl,
+            from: from.map(day),
+            to: to.map(day),
+            keyspace: "outpost".into(),
+            replication: String::new(),
+        };
+        let mut out = Vec::new();
+        let n = crate::export::export(&store, &req, &mut out, &mut |_| {}).unwrap();
+        let rows: Vec<serde_json::Value> =
+            String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(rows.len() as u64, n);
+        rows
+    };
+    let all = export(None, None);
+    let keys: Vec<(String, u64)> =
+        all.iter().map(|r| (r["date"].as_str().unwrap().to_owned(), r["region_id"].as_u64().unwrap())).collect();
+    let want = [
+        ("2024-01-10", 3022),
+        ("2024-01-11", 3022),
+        ("2024-01-12", 3022),
+        ("2024-01-13", 3022),
+        ("2024-01-14", 3022),
+        ("2024-01-20", 3011),
+    ];
+    assert_eq!(keys, want.map(|(d, r)| (d.to_owned(), r)));
+    // The 14th: its warning, and the 13th's newest version, the 12th and the 11th.
+    assert_eq!(all[4]["danger_level"], 3);
+    assert_eq!(all[4]["snowfall_max_cm"], 0.5);
+    assert_eq!(all[4]["snowfall_72h_cm"], 10.25, "{}", all[4]);
+    assert_eq!(all[3]["snowfall_max_cm"], 8.0, "the newest version");
+    assert_eq!(all[3]["snowfall_72h_cm"], 3.25);
+    assert!(all[3]["danger_level"].is_null());
+    assert!(all[2]["snowfall_72h_cm"].is_null(), "the 9th is missing: {}", all[2]);
+    assert!(all[5]["snowfall_72h_cm"].is_null(), "nothing in the three days before the 20th");
+    // --from reads the days before it for the window, but writes only from it on.
+    let from = export(Some("2024-01-13"), Some("2024-01-13"));
+    assert_eq!(from.len(), 1);
+    assert_eq!(from[0], all[3]);
+    assert!(export(Some("2024-01-15"), Some("2024-01-19")).is_empty());
+    stop(w, thread);
+}

@@ -173,9 +173,12 @@ pub async fn export(
 ) -> Result<axum::response::Response, WebError> {
     let Query(q) = q.map_err(|e| {
         WebError::BadRequest(format!(
-            "{e}; use kind=iss|tle|avalanche|weather&format=cql|csv|jsonl[&from=YYYY-MM-DD][&to=YYYY-MM-DD]"
+            "{e}; use kind=iss|tle|avalanche|weather|features&format=cql|csv|jsonl[&from=YYYY-MM-DD][&to=YYYY-MM-DD]"
         ))
     })?;
+    if (q.kind, q.format) == (crate::export::KindArg::Features, crate::export::Format::Cql) {
+        return Err(WebError::BadRequest(crate::export::features::CQL_REFUSED.replace("--", "")));
+    }
     let req = crate::export::ExportRequest {
         kind: q.kind,
         format: q.format,

@@ -25,6 +25,7 @@ mod drills_kill;
 mod drills_store;
 mod email;
 mod export;
+mod features;
 mod fuzz;
 mod gpsd;
 mod kafka;

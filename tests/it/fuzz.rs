@@ -297,8 +297,24 @@ fn query_value() -> impl Strategy<Value = String> {
         any::<u64>().prop_map(|i| i.to_string().into_bytes()),
         any::<f64>().prop_map(|f| f.to_string().into_bytes()),
         "[0-9]{20,60}".prop_map(String::into_bytes),
-        one_of(&["NaN", "inf", "-0", "1e999", "true", "false", "", "iss", "tle", "avalanche", "cql", "csv", "jsonl"])
-            .prop_map(String::into_bytes),
+        one_of(&[
+            "NaN",
+            "inf",
+            "-0",
+            "1e999",
+            "true",
+            "false",
+            "",
+            "iss",
+            "tle",
+            "avalanche",
+            "weather",
+            "features",
+            "cql",
+            "csv",
+            "jsonl"
+        ])
+        .prop_map(String::into_bytes),
         "[0-9]{1,6}-[0-9]{1,2}-[0-9]{1,2}".prop_map(String::into_bytes),
         "[0-9]{4}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-9]{2}(\\.[0-9]{1,12})?(Z|[+-][0-9]{2}:[0-9]{2})"
             .prop_map(String::into_bytes),
@@ -339,6 +355,7 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/api/iss/latest", &[]),
     ("/api/iss/track", &["from", "to", "max_points"]),
     ("/api/avalanche", &["date"]),
+    ("/api/weather", &["date", "region"]),
     ("/api/status", &[]),
     ("/api/export", &["kind", "format", "from", "to"]),
     ("/api/passes", &["from", "hours", "all", "min_elevation", "sun_limit", "lat", "lon", "alt_m", "path"]),
@@ -412,7 +429,10 @@ fn case() -> impl Strategy<Value = Case> {
         prop::collection::vec((0..12usize, ".{0,8}", query_value()), 0..5),
         static_path(),
         prop::option::of(last_event_id()),
-        prop::option::weighted(0.8, (one_of(&["iss", "tle", "avalanche"]), one_of(&["cql", "csv", "jsonl"]))),
+        prop::option::weighted(
+            0.8,
+            (one_of(&["iss", "tle", "avalanche", "weather", "features"]), one_of(&["cql", "csv", "jsonl"])),
+        ),
     )
 }
 
@@ -450,6 +470,7 @@ async fn fuzz_http_requests_never_get_a_5xx() {
         "/api/iss/track?to=%2B262143-12-31".to_owned(),
         format!("/avalanche?date={last}"),
         format!("/api/avalanche?date={last}"),
+        format!("/api/weather?date={last}"),
         format!("/api/passes?from={last}"),
         format!("/api/export?kind=iss&format=jsonl&to={last}"),
         "/api/passes?from=%2B2026-12-01".to_owned(),
@@ -535,7 +556,7 @@ async fn fuzz_http_requests_never_get_a_5xx() {
     for (path, _) in ROUTES {
         assert!(seen.keys().any(|(p, _)| p == path), "{path} was never requested");
     }
-    for path in ["/api/iss/track", "/avalanche", "/api/avalanche", "/api/export", "/api/passes"] {
+    for path in ["/api/iss/track", "/avalanche", "/api/avalanche", "/api/weather", "/api/export", "/api/passes"] {
         assert!(seen.contains_key(&(path, 200)) && seen.contains_key(&(path, 400)), "{path}: only {seen:?}");
     }
     assert_eq!(app.try_exited(), None, "the appliance exited\n{}", app.log());

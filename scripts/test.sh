@@ -54,9 +54,9 @@ fi
 . scripts/servers.sh
 
 if [ -z "${OUTPOST_PYTHON:-}" ]; then
-    if ! "$TOOLS/venv/bin/python" -c 'import kafka, lz4, zstandard, snappy, cassandra, confluent_kafka' 2>/dev/null ||
+    if ! "$TOOLS/venv/bin/python" -c 'import kafka, lz4, zstandard, snappy, cassandra, confluent_kafka, pandas' 2>/dev/null ||
         ! "$TOOLS/venv/bin/cqlsh" --version >/dev/null 2>&1; then
-        echo "== installing the Kafka and Cassandra clients (kafka-python, cassandra-driver, cqlsh)"
+        echo "== installing the Kafka and Cassandra clients (kafka-python, cassandra-driver, cqlsh) and pandas"
         python3 -m venv "$TOOLS/venv"
         "$TOOLS/venv/bin/pip" install -q -r tests/tools/requirements.txt
     fi

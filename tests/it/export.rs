@@ -121,13 +121,6 @@ async fn read_cut_off(mut stream: tokio::net::TcpStream, positions: usize) -> (u
     (got.len(), rows)
 }
 
-/// The value of the sample `name` (with its labels) in a Prometheus text scrape.
-fn sample(metrics: &str, name: &str) -> f64 {
-    let line = metrics.lines().find(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with(' ')));
-    let line = line.unwrap_or_else(|| panic!("no {name} in\n{metrics}"));
-    line.rsplit(' ').next().unwrap().parse().unwrap()
-}
-
 #[tokio::test]
 async fn stalled_exports_are_bounded_and_cut_off_while_pages_keep_answering() {
     // The export's stall time (the connection's is twice that): long enough for the checks

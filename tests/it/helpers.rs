@@ -389,3 +389,10 @@ pub fn stored(status: &Value, kind: &str) -> u64 {
 pub fn rejections(status: &Value, source: &str, reason: &str) -> u64 {
     status["sources"][source]["rejections"][reason].as_u64().unwrap_or(0)
 }
+
+/// The value of the sample `name` (with its labels) in a Prometheus text scrape.
+pub fn sample(metrics: &str, name: &str) -> f64 {
+    let line = metrics.lines().find(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with(' ')));
+    let line = line.unwrap_or_else(|| panic!("no {name} in\n{metrics}"));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}

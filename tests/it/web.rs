@@ -518,12 +518,6 @@ async fn guessing_the_password_is_slowed_down_per_client() {
     assert!(app.stop().await.success());
 }
 
-/// The value of an unlabelled sample in Prometheus text.
-fn sample(metrics: &str, name: &str) -> f64 {
-    let line = metrics.lines().find(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with(' ')));
-    line.unwrap_or_else(|| panic!("no {name} in\n{metrics}")).rsplit(' ').next().unwrap().parse().unwrap()
-}
-
 /// Reads until the server closes the connection (EOF or reset), within `secs`.
 async fn closed_by_server(stream: &mut tokio::net::TcpStream, secs: u64) -> bool {
     let mut buf = [0u8; 1024];

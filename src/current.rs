@@ -125,7 +125,15 @@ impl CurrentFeed {
             warnings.retain(|w| regions.contains(&w.region_id));
             let next_pass = match (store.latest_tle()?, observer) {
                 (Some(tle), Some(observer)) => {
-                    let query = PassQuery { observer, from: now, hours: PASS_HOURS, options, all: false };
+                    let query = PassQuery {
+                        observer,
+                        from: now,
+                        hours: PASS_HOURS,
+                        options,
+                        all: false,
+                        max_magnitude: None,
+                        brightest_first: false,
+                    };
                     // A TLE the predictor refuses means no pass to tell, as before.
                     let passes = query.run(&tle).unwrap_or_default();
                     passes.into_iter().find(|p| p.visible_to.is_some_and(|t| t > now))
@@ -274,8 +282,15 @@ mod tests {
         assert!(next.visible && next.visible_to.unwrap() > now, "{next:?}");
         assert!(next.rise.time < now + chrono::Duration::hours(72), "{next:?}");
         // Every visible pass that rises before it has ended already.
-        let query =
-            PassQuery { observer: oslo().observer, from: now, hours: 72.0, options: PassOptions::default(), all: true };
+        let query = PassQuery {
+            observer: oslo().observer,
+            from: now,
+            hours: 72.0,
+            options: PassOptions::default(),
+            all: true,
+            max_magnitude: None,
+            brightest_first: false,
+        };
         let all = query.run(&tle).unwrap();
         let earlier: Vec<_> = all.iter().filter(|p| p.visible && p.rise.time < next.rise.time).collect();
         assert!(earlier.iter().all(|p| p.visible_to.unwrap() <= now), "{earlier:?}");

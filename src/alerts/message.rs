@@ -112,6 +112,7 @@ mod tests {
             visible: true,
             visible_from: Some(t("2023-09-18T19:38:31Z")),
             visible_to: Some(t("2023-09-18T19:40:15Z")),
+            magnitude: Some(-2.5),
         }
     }
 

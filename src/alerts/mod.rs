@@ -286,8 +286,15 @@ impl EmailAlerts {
             .map(|a| (a.alert, a.pass_rise.timestamp_millis()))
             .collect();
         recorded.extend(done_here.iter().copied());
-        let query =
-            PassQuery { observer, from: now - Span::hours(1), hours: 25.0, options: self.pass_options, all: false };
+        let query = PassQuery {
+            observer,
+            from: now - Span::hours(1),
+            hours: 25.0,
+            options: self.pass_options,
+            all: false,
+            max_magnitude: None,
+            brightest_first: false,
+        };
         let passes = query.run(&tle)?;
         follow_new_predictions(failing, &passes);
         let sky_now = if rules.overhead_elevation_deg.is_some() { look_angles(&tle, observer, now).ok() } else { None };
@@ -650,6 +657,8 @@ mod tests {
                 hours: 4.0,
                 options: Default::default(),
                 all: false,
+                max_magnitude: None,
+                brightest_first: false,
             };
             q.run(&tle)
                 .unwrap()

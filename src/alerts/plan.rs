@@ -199,6 +199,7 @@ mod tests {
             visible: true,
             visible_from: Some(t("2023-09-18T19:38:30Z")),
             visible_to: Some(t("2023-09-18T19:43:00Z")),
+            magnitude: Some(-2.5),
         }
     }
 

@@ -94,6 +94,12 @@ enum Command {
         /// Include passes that are not visible.
         #[arg(long)]
         all: bool,
+        /// Only passes at least this bright: magnitude at most this (e.g. -2; lower is brighter).
+        #[arg(long, allow_hyphen_values = true)]
+        max_magnitude: Option<f64>,
+        /// Order of the passes: `time` or `brightness` (brightest first).
+        #[arg(long, value_enum, default_value_t = PassOrder::Time)]
+        sort: PassOrder,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -228,8 +234,36 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
             };
             export::run(&config, req, out).await
         }
-        Command::Passes { tle, lat, lon, alt_m, from, hours, min_elevation, sun_limit, all, json, .. } => {
-            let args = passes::PassesArgs { tle, lat, lon, alt_m, from, hours, min_elevation, sun_limit, all, json };
+        Command::Passes {
+            tle,
+            lat,
+            lon,
+            alt_m,
+            from,
+            hours,
+            min_elevation,
+            sun_limit,
+            all,
+            max_magnitude,
+            sort,
+            json,
+            ..
+        } => {
+            let brightest_first = sort == PassOrder::Brightness;
+            let args = passes::PassesArgs {
+                tle,
+                lat,
+                lon,
+                alt_m,
+                from,
+                hours,
+                min_elevation,
+                sun_limit,
+                all,
+                max_magnitude,
+                brightest_first,
+                json,
+            };
             passes::run(&config, args).await
         }
         Command::SendTestEmail { .. } => email::run(&config).await,
@@ -278,4 +312,11 @@ async fn wait_for_signal() {
             let _ = tokio::signal::ctrl_c().await;
         }
     }
+}
+
+/// `outpost passes --sort`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PassOrder {
+    Time,
+    Brightness,
 }

@@ -20,10 +20,15 @@ pub struct PassesArgs {
     pub min_elevation: Option<f64>,
     pub sun_limit: Option<f64>,
     pub all: bool,
+    pub max_magnitude: Option<f64>,
+    pub brightest_first: bool,
     pub json: bool,
 }
 
 pub async fn run(config: &Config, a: PassesArgs) -> anyhow::Result<()> {
+    if a.max_magnitude.is_some_and(|m| !(-10.0..=10.0).contains(&m)) {
+        bail!("--max-magnitude must be a magnitude from -10 to 10 (the ISS is about -1 to -4)");
+    }
     if !(a.hours > 0.0 && a.hours <= crate::passes::MAX_HOURS) {
         bail!("--hours must be more than 0 and at most {}", crate::passes::MAX_HOURS);
     }
@@ -58,7 +63,16 @@ pub async fn run(config: &Config, a: PassesArgs) -> anyhow::Result<()> {
             let Some(observer) = observer else {
                 bail!("no location: pass --lat and --lon, or set [location] latitude and longitude");
             };
-            PassQuery { observer, from, hours: a.hours, options, all: a.all }.run(&tle)?
+            PassQuery {
+                observer,
+                from,
+                hours: a.hours,
+                options,
+                all: a.all,
+                max_magnitude: a.max_magnitude,
+                brightest_first: a.brightest_first,
+            }
+            .run(&tle)?
         }
         // The store is held by the running appliance: ask it.
         None => from_daemon(config, observer, from, &a).await?,
@@ -100,6 +114,12 @@ async fn from_daemon(
         q.append_pair("from", &from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
         q.append_pair("hours", &a.hours.to_string());
         q.append_pair("all", &a.all.to_string());
+        if let Some(m) = a.max_magnitude {
+            q.append_pair("max_magnitude", &m.to_string());
+        }
+        if a.brightest_first {
+            q.append_pair("sort", "brightness");
+        }
         if let Some(e) = a.min_elevation {
             q.append_pair("min_elevation", &e.to_string());
         }

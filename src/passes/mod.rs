@@ -7,7 +7,10 @@
 mod predict;
 mod query;
 
-pub use predict::{GroundTrack, PathPoint, PredictError, great_circle_km, look_angles, pass_path, predict};
+pub use predict::{
+    GroundTrack, ISS_STANDARD_MAGNITUDE, PathPoint, PredictError, apparent_magnitude, great_circle_km, look_angles,
+    pass_path, predict,
+};
 pub use query::{MAX_HOURS, PassQuery, compass, table_line};
 
 use chrono::{DateTime, Utc};
@@ -56,4 +59,8 @@ pub struct Pass {
     pub visible_from: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub visible_to: Option<DateTime<Utc>>,
+    /// The apparent visual magnitude at the brightest moment of the visible part (lower is
+    /// brighter; the ISS is typically -1 to -4), to a tenth; `null` for a pass that is not visible.
+    #[serde(default)]
+    pub magnitude: Option<f64>,
 }

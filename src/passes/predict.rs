@@ -37,6 +37,7 @@
 //!   window. Reported times are rounded to the whole second (as the reference passes are); azimuths and
 //!   elevations are those of the refined instant.
 
+mod brightness;
 mod geometry;
 mod ground;
 mod path;
@@ -47,6 +48,7 @@ mod tests;
 
 use super::{Observer, Pass, PassOptions, PassPoint};
 use crate::domain::Tle;
+pub use brightness::{ISS_STANDARD_MAGNITUDE, apparent_magnitude};
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use geometry::{SECONDS_PER_DAY, Site, Vec3, gmst82, is_finite, norm, teme_to_earth_fixed};
 pub use ground::{GroundTrack, great_circle_km};
@@ -119,6 +121,8 @@ const FINE_STEP_S: f64 = 60.0;
 const MAX_JUMP_S: f64 = 1_200.0;
 /// Sampling of the visibility conditions between rise and set.
 const VISIBILITY_STEP_S: f64 = 10.0;
+/// Sampling of the brightness over the visible window, before refining the brightest moment.
+const BRIGHTNESS_STEP_S: f64 = 10.0;
 /// Time tolerance of every refined edge.
 const TIME_TOL_S: f64 = 1e-4;
 /// Kept clear of the minimum elevation when jumping, degrees.
@@ -545,6 +549,54 @@ impl Model {
         Ok(window)
     }
 
+    /// The apparent magnitude of the satellite in `s`, or `None` while it is in the Earth's shadow.
+    fn magnitude(&self, s: &Sample) -> Option<f64> {
+        let days = self.days(s.t);
+        let (gmst, _) = gmst82(days);
+        let sun = solar::sun_position(days, gmst).geometric;
+        if solar::sunlit_margin_km(s.position, sun) <= 0.0 {
+            return None;
+        }
+        let phase = brightness::phase_angle(s.position, self.site.position, sun);
+        Some(brightness::apparent_magnitude(ISS_STANDARD_MAGNITUDE, s.range, phase))
+    }
+
+    /// The brightest magnitude between `start` and `end`: sampled every 10 s, then the best sample's
+    /// neighbourhood narrowed by golden-section search (the magnitude is smooth and has one minimum
+    /// near the culmination, or at an end of the window when the window is cut by the shadow).
+    fn brightest(&self, start: f64, end: f64) -> Result<Option<f64>, PredictError> {
+        let at =
+            |t: f64| -> Result<f64, PredictError> { Ok(self.magnitude(&self.sample(t)?).unwrap_or(f64::INFINITY)) };
+        let n = ((end - start) / BRIGHTNESS_STEP_S).ceil().max(1.0) as usize;
+        let times: Vec<f64> =
+            (0..=n).map(|i| if i == n { end } else { start + (end - start) * i as f64 / n as f64 }).collect();
+        let mut best = (times[0], at(times[0])?);
+        for &t in &times[1..] {
+            let m = at(t)?;
+            if m < best.1 {
+                best = (t, m);
+            }
+        }
+        let step = (end - start) / n as f64;
+        let (mut a, mut b) = ((best.0 - step).max(start), (best.0 + step).min(end));
+        const GOLDEN: f64 = 0.618_033_988_749_894_8;
+        let (mut c, mut d) = (b - GOLDEN * (b - a), a + GOLDEN * (b - a));
+        let (mut fc, mut fd) = (at(c)?, at(d)?);
+        while b - a > 0.5 {
+            if fc < fd {
+                (b, d, fd) = (d, c, fc);
+                c = b - GOLDEN * (b - a);
+                fc = at(c)?;
+            } else {
+                (a, c, fc) = (c, d, fd);
+                d = a + GOLDEN * (b - a);
+                fd = at(d)?;
+            }
+        }
+        let m = best.1.min(fc).min(fd);
+        Ok(m.is_finite().then(|| brightness::rounded(m)))
+    }
+
     fn point(&self, s: &Sample) -> Result<PassPoint, PredictError> {
         let time = self.rounded_time(s.t).ok_or_else(|| self.propagation_error(s.t, "the time is out of range"))?;
         Ok(PassPoint { time, azimuth_deg: s.azimuth, elevation_deg: s.elevation })
@@ -553,9 +605,9 @@ impl Model {
     fn finish(&self, p: &RawPass, sun_limit: f64) -> Result<Pass, PredictError> {
         let window = self.visibility(p.rise.t, p.set.t, sun_limit)?;
         let time = |t: f64| self.rounded_time(t).ok_or_else(|| self.propagation_error(t, "the time is out of range"));
-        let (visible_from, visible_to) = match window {
-            Some((start, end)) => (Some(time(start)?), Some(time(end)?)),
-            None => (None, None),
+        let (visible_from, visible_to, magnitude) = match window {
+            Some((start, end)) => (Some(time(start)?), Some(time(end)?), self.brightest(start, end)?),
+            None => (None, None, None),
         };
         Ok(Pass {
             rise: self.point(&p.rise)?,
@@ -564,6 +616,7 @@ impl Model {
             visible: window.is_some(),
             visible_from,
             visible_to,
+            magnitude,
         })
     }
 }

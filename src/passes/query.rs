@@ -14,6 +14,11 @@ pub struct PassQuery {
     pub options: PassOptions,
     /// Include passes that are not visible.
     pub all: bool,
+    /// Only passes at least this bright (magnitude at most this); passes that are not visible have
+    /// no magnitude and are left out when this is set.
+    pub max_magnitude: Option<f64>,
+    /// Brightest first instead of in time order (passes without a magnitude last, in time order).
+    pub brightest_first: bool,
 }
 
 pub const MAX_HOURS: f64 = 24.0 * 14.0;
@@ -30,6 +35,14 @@ impl PassQuery {
         let mut passes = predict(tle, self.observer, self.from, to, self.options)?;
         if !self.all {
             passes.retain(|p| p.visible);
+        }
+        if let Some(max) = self.max_magnitude {
+            passes.retain(|p| p.magnitude.is_some_and(|m| m <= max));
+        }
+        if self.brightest_first {
+            // Stable: equal magnitudes stay in time order.
+            passes
+                .sort_by(|a, b| a.magnitude.unwrap_or(f64::INFINITY).total_cmp(&b.magnitude.unwrap_or(f64::INFINITY)));
         }
         Ok(passes)
     }
@@ -67,6 +80,9 @@ where
         }
         _ => line.push_str("  not visible"),
     }
+    if let Some(m) = p.magnitude {
+        line.push_str(&format!("  mag {m:.1}"));
+    }
     line
 }
 
@@ -85,6 +101,8 @@ mod tests {
             hours: 72.0,
             options: PassOptions { min_elevation_deg: 10.0, sun_limit_deg: -6.0 },
             all: true,
+            max_magnitude: None,
+            brightest_first: false,
         };
         let err = query.run(&tle).unwrap_err();
         assert!(matches!(err, crate::passes::PredictError::InvalidOptions(_)), "{err}");
@@ -111,11 +129,12 @@ mod tests {
             visible: true,
             visible_from: Some(t("2023-09-18T19:38:31Z")),
             visible_to: Some(t("2023-09-18T19:40:15Z")),
+            magnitude: Some(-2.5),
         };
         let oslo = chrono::FixedOffset::east_opt(2 * 3600).unwrap();
         assert_eq!(
             table_line(&p, &oslo),
-            "Mon 18 Sep 21:38  SW 10° -> S 19° -> SE 10°  4 min 54 s  visible 21:38:31-21:40:15"
+            "Mon 18 Sep 21:38  SW 10° -> S 19° -> SE 10°  4 min 54 s  visible 21:38:31-21:40:15  mag -2.5"
         );
     }
 }

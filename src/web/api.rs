@@ -201,15 +201,16 @@ fn flag(q: &HashMap<String, String>, name: &str) -> Result<bool, WebError> {
     }
 }
 
-/// `GET /api/passes?from=&hours=&all=&min_elevation=&sun_limit=&lat=&lon=&alt_m=&path=`: passes
-/// for the device's location (or the one given) from the newest stored TLE; visible ones unless
-/// all. With `path=true` each pass carries `path`: the ISS every 10 s from rise to set, over the
+/// `GET /api/passes?from=&hours=&all=&min_elevation=&sun_limit=&lat=&lon=&alt_m=&path=&max_magnitude=&sort=`:
+/// passes for the device's location (or the one given) from the newest stored TLE; visible ones
+/// unless all; at most `max_magnitude` bright; `sort=brightness` puts the brightest first. With `path=true` each pass carries `path`: the ISS every 10 s from rise to set, over the
 /// ground and in the sky (what the map draws).
 pub async fn passes(
     State(app): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Vec<serde_json::Value>>, WebError> {
-    const KNOWN: [&str; 9] = ["from", "hours", "all", "min_elevation", "sun_limit", "lat", "lon", "alt_m", "path"];
+    const KNOWN: [&str; 11] =
+        ["from", "hours", "all", "min_elevation", "sun_limit", "lat", "lon", "alt_m", "path", "max_magnitude", "sort"];
     if let Some(unknown) = q.keys().find(|k| !KNOWN.contains(&k.as_str())) {
         return Err(WebError::BadRequest(format!("unknown parameter {unknown:?}; use {}", KNOWN.join(", "))));
     }
@@ -227,6 +228,12 @@ pub async fn passes(
     let hours = num("hours", 0.0, crate::passes::MAX_HOURS)?.unwrap_or(72.0);
     let all = flag(&q, "all")?;
     let with_path = flag(&q, "path")?;
+    let max_magnitude = num("max_magnitude", -10.0, 10.0)?;
+    let brightest_first = match q.get("sort").map(String::as_str) {
+        None | Some("time") => false,
+        Some("brightness") => true,
+        Some(v) => return Err(WebError::BadRequest(format!("sort={v:?} must be time or brightness"))),
+    };
     let mut options = app.pass_options;
     if let Some(e) = num("min_elevation", 0.0, 89.0)? {
         options.min_elevation_deg = e;
@@ -253,7 +260,7 @@ pub async fn passes(
         .await?
         .ok_or_else(|| WebError::Unavailable("no TLE has been collected yet".into()))?;
     let tle_epoch = tle.epoch;
-    let query = crate::passes::PassQuery { observer, from, hours, options, all };
+    let query = crate::passes::PassQuery { observer, from, hours, options, all, max_magnitude, brightest_first };
     let passes = tokio::task::spawn_blocking(move || {
         query
             .run(&tle)?

@@ -16,6 +16,9 @@ pub struct PathPoint {
     pub longitude: f64,
     pub azimuth_deg: f64,
     pub elevation_deg: f64,
+    /// The apparent magnitude at this moment; `null` while the ISS is in the Earth's shadow.
+    #[serde(default)]
+    pub magnitude: Option<f64>,
 }
 
 /// Points every `step_s` seconds from the pass's rise to its set, both included.
@@ -37,6 +40,7 @@ pub fn pass_path(tle: &Tle, observer: Observer, pass: &Pass, step_s: u32) -> Res
                 longitude,
                 azimuth_deg: s.azimuth,
                 elevation_deg: s.elevation,
+                magnitude: model.magnitude(&s).map(super::brightness::rounded),
             })
         })
         .collect()

@@ -439,6 +439,7 @@ mod tests {
             visible: true,
             visible_from: Some(at(rise + 60)),
             visible_to: Some(at(rise + 500)),
+            magnitude: Some(-2.5),
         }
     }
 

@@ -132,6 +132,9 @@ async fn a_weeks_backlog_writes_no_tombstone_no_warning_and_the_logs_values_and_
     let during: Vec<String> = cassandra.log()[log_before..]
         .lines()
         .filter(|l| l.starts_with("WARN") || l.starts_with("ERROR"))
+        // A long GC pause is the JVM's answer to a busy 2-core machine, not to what was written
+        // (tombstones, large batches and slow queries are what this test is after).
+        .filter(|l| !l.contains("GCInspector.java"))
         .map(str::to_owned)
         .collect();
     assert!(during.is_empty(), "the node logged during the sync:\n{}", during.join("\n"));

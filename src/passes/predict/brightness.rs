@@ -35,7 +35,7 @@ pub(super) fn phase_angle(satellite: Vec3, observer: Vec3, sun: Vec3) -> f64 {
 pub fn apparent_magnitude(standard: f64, range_km: f64, phase: f64) -> f64 {
     let phase = phase.clamp(0.0, PI);
     let lit = phase.sin() + (PI - phase) * phase.cos();
-    if lit <= 0.0 || range_km <= 0.0 {
+    if lit <= 1e-9 || range_km <= 0.0 {
         return FAINTEST;
     }
     (standard + 5.0 * (range_km / 1000.0).log10() - 2.5 * lit.log10()).min(FAINTEST)
@@ -78,8 +78,10 @@ mod tests {
     #[test]
     fn phase_angle_is_measured_at_the_satellite() {
         let sat = [7000.0, 0.0, 0.0];
-        // The sun and the observer in the same direction: fully lit.
-        assert!(phase_angle(sat, [6400.0, 0.0, 0.0], [1.5e8, 0.0, 0.0]) < 1e-9);
+        // The sun behind the observer: fully lit.
+        assert!(phase_angle(sat, [6400.0, 0.0, 0.0], [-1.5e8, 0.0, 0.0]) < 1e-9);
+        // The sun behind the satellite: the observer sees the unlit side.
+        assert!((phase_angle(sat, [6400.0, 0.0, 0.0], [1.5e8, 0.0, 0.0]) - PI).abs() < 1e-9);
         // At right angles.
         let p = phase_angle(sat, [6400.0, 0.0, 0.0], [7000.0, 1.5e8, 0.0]);
         assert!((p - PI / 2.0).abs() < 1e-6, "{p}");

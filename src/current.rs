@@ -9,11 +9,11 @@
 //! are tested with a fixed time.
 
 use crate::clock::SharedClock;
-use crate::domain::{AvalancheWarning, DangerAlert, IssPosition, WeatherDaily};
+use crate::domain::{AvalancheWarning, DangerAlert, IssPosition, Tle, WeatherDaily};
 use crate::location::Located;
-use crate::passes::{Pass, PassOptions, PassQuery};
+use crate::passes::{Observer, Pass, PassOptions, PassQuery};
 use crate::store::{Store, WriterHandle};
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -38,6 +38,9 @@ pub struct Current {
     pub warnings: Vec<AvalancheWarning>,
     /// The next pass still visible after now, within 3 days; `None` without a TLE or location.
     pub next_pass: Option<Pass>,
+    /// Why `next_pass` is `None`: no TLE, no location, a TLE that does not fit the clock
+    /// (`passes::freshness`, with its epoch and age), or no visible pass within 3 days.
+    pub no_pass_reason: Option<String>,
     /// The danger alerts the log records for `date` and later (every channel).
     pub danger_alerts: Vec<DangerAlert>,
     /// The newest weather version per configured region for `date` (no entry: none stored).
@@ -123,40 +126,50 @@ impl CurrentFeed {
             let position = store.latest_position()?;
             let mut warnings = store.avalanche_for_date(date)?;
             warnings.retain(|w| regions.contains(&w.region_id));
-            let next_pass = match (store.latest_tle()?, observer) {
-                (Some(tle), Some(observer)) => {
-                    let query = PassQuery {
-                        observer,
-                        from: now,
-                        hours: PASS_HOURS,
-                        options,
-                        all: false,
-                        max_magnitude: None,
-                        brightest_first: false,
-                    };
-                    // A TLE the predictor refuses means no pass to tell, as before.
-                    let passes = query.run(&tle).unwrap_or_default();
-                    passes.into_iter().find(|p| p.visible_to.is_some_and(|t| t > now))
+            let next = match (store.latest_tle()?, observer) {
+                (_, None) => {
+                    Err("the location is unknown: set [location] latitude and longitude, or attach a GPS".into())
                 }
-                _ => None,
+                (None, _) => Err("no TLE has been collected yet".into()),
+                (Some(tle), Some(observer)) => next_visible_pass(&tle, observer, now, options),
+            };
+            let (next_pass, no_pass_reason) = match next {
+                Ok(pass) => (Some(pass), None),
+                Err(why) => (None, Some(why)),
             };
             let danger_alerts = store.danger_alerts_since(date)?;
             let mut weather = store.weather_for_date(date, None)?;
             weather.retain(|w| regions.contains(&w.region_id));
-            Ok(Current { seq, position, date, warnings, next_pass, danger_alerts, weather })
+            Ok(Current { seq, position, date, warnings, next_pass, no_pass_reason, danger_alerts, weather })
         })
         .await?
     }
 }
 
+/// The first visible pass not over at `now`, within `PASS_HOURS`, or why there is none to tell.
+fn next_visible_pass(tle: &Tle, observer: Observer, now: DateTime<Utc>, options: PassOptions) -> Result<Pass, String> {
+    crate::passes::freshness::check(tle.epoch, now).map_err(|e| e.to_string())?;
+    let query = PassQuery {
+        observer,
+        from: now,
+        hours: PASS_HOURS,
+        options,
+        all: false,
+        max_magnitude: None,
+        brightest_first: false,
+    };
+    let passes = query.run(tle).map_err(|e| format!("no pass can be predicted: {e}"))?;
+    let next = passes.into_iter().find(|p| p.visible_to.is_some_and(|t| t > now));
+    next.ok_or_else(|| format!("no visible pass in the next {PASS_HOURS} hours"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Record, Tle};
+    use crate::domain::Record;
     use crate::location::LocationSource;
-    use crate::passes::Observer;
     use crate::store::StoreOptions;
-    use chrono::{DateTime, TimeZone, Utc};
+    use chrono::TimeZone;
     use std::sync::atomic::{AtomicI64, Ordering::SeqCst};
 
     fn warning(region: u32, date: NaiveDate, reg_id: u64, level: u8) -> Record {
@@ -294,6 +307,35 @@ mod tests {
         let all = query.run(&tle).unwrap();
         let earlier: Vec<_> = all.iter().filter(|p| p.visible && p.rise.time < next.rise.time).collect();
         assert!(earlier.iter().all(|p| p.visible_to.unwrap() <= now), "{earlier:?}");
+    }
+
+    #[tokio::test]
+    async fn without_a_next_pass_the_state_says_why() {
+        let f = open();
+        let (feed, _l) = f.feed(Some(oslo()), at_epoch);
+        let c = feed.read(0).await.unwrap();
+        assert_eq!((c.next_pass, c.no_pass_reason.as_deref()), (None, Some("no TLE has been collected yet")));
+
+        f.writer.append(Record::Tle(tle()));
+        let seq = f.writer.flush().await.unwrap();
+        let (feed, _l) = f.feed(None, at_epoch);
+        assert!(feed.read(seq).await.unwrap().no_pass_reason.unwrap().contains("location is unknown"));
+        let (feed, _l) = f.feed(Some(oslo()), at_epoch);
+        assert_eq!(feed.read(seq).await.unwrap().no_pass_reason, None, "a pass, no reason");
+
+        // The clock 20 days past the epoch, and in 1970: the TLE's epoch and age, not a pass.
+        fn twenty_days_on() -> DateTime<Utc> {
+            tle().epoch + chrono::Duration::days(20)
+        }
+        let (feed, _l) = f.feed(Some(oslo()), twenty_days_on);
+        let c = feed.read(seq).await.unwrap();
+        let why = c.no_pass_reason.unwrap();
+        assert_eq!(c.next_pass, None);
+        let epoch = tle().epoch.format("%Y-%m-%d %H:%M UTC").to_string();
+        assert!(why.contains("20.0 days old") && why.contains(&epoch), "{why}");
+        let (feed, _l) = f.feed(Some(oslo()), || DateTime::from_timestamp(60, 0).unwrap());
+        let why = feed.read(seq).await.unwrap().no_pass_reason.unwrap();
+        assert!(why.contains("the clock is wrong") && why.contains(&epoch), "{why}");
     }
 
     #[tokio::test]

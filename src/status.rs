@@ -11,6 +11,7 @@ pub mod tasks;
 use crate::alerts::{DangerSnapshot, DangerStatus, EmailSnapshot, EmailStatus};
 use crate::domain::{DeadLetter, Kind};
 use crate::location::{LocationSnapshot, LocationStatus};
+pub use crate::passes::freshness::AgeLevel;
 use crate::sinks::{SinkEntry, SinkSnapshot};
 use crate::sources::{SourceSnapshot, SourceStatus};
 use crate::store::{Store, StoreSummary, WriterHandle};
@@ -172,9 +173,43 @@ pub struct Status {
     /// sink are in `sinks`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dead_letters: Vec<DeadLetter>,
+    /// The newest stored TLE's epoch and age (absent until one is stored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tle: Option<TleAge>,
     /// Where `outpost status` read this: "running appliance" or "store (appliance not running)".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+}
+
+/// The newest TLE's age against the clock (`passes::freshness`): `level` is `warn` after
+/// `TLE_WARN_DAYS` (the TLE source is failing, passes are still predicted) and `error` once no
+/// pass is predicted from it (older than `TLE_USEFUL_DAYS`, or the clock before its epoch).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TleAge {
+    pub epoch: chrono::DateTime<chrono::Utc>,
+    /// Days from the epoch to now, to a tenth (negative: the clock is before the epoch).
+    pub age_days: f64,
+    pub level: AgeLevel,
+    /// What the level means, for people.
+    pub message: String,
+}
+
+impl TleAge {
+    /// The age of the newest TLE `summary` counts, at `now`.
+    pub fn of(summary: &StoreSummary, now: chrono::DateTime<chrono::Utc>) -> Option<TleAge> {
+        use crate::passes::freshness::{TLE_USEFUL_DAYS, age_days, age_level, check};
+        let epoch = summary.kinds.iter().find(|k| k.kind == Kind::Tle)?.last?;
+        let age_days = age_days(epoch, now);
+        let level = age_level(epoch, now);
+        let message = match (level, check(epoch, now)) {
+            (_, Err(unusable)) => format!("no passes are predicted: {unusable}"),
+            (AgeLevel::Warn, _) => format!(
+                "no new TLE for {age_days:.1} days: is the TLE source failing? Passes are predicted until it is {TLE_USEFUL_DAYS} days old"
+            ),
+            _ => "passes are predicted from it".to_owned(),
+        };
+        Some(TleAge { epoch, age_days, level, message })
+    }
 }
 
 /// How many dead letters the status lists (the newest).
@@ -203,6 +238,7 @@ impl Status {
     /// Blocking: reads the store summary.
     pub fn collect(p: &Probes) -> anyhow::Result<Status> {
         let summary = p.store.summary()?;
+        let tle = TleAge::of(&summary, chrono::Utc::now());
         let growth_bytes_per_day = growth_per_day(&p.store, summary.size_bytes)?;
         let w = p.writer.stats();
         let per_kind = |f: &dyn Fn(Kind) -> u64| Kind::ALL.iter().map(|k| (k.to_string(), f(*k))).collect();
@@ -248,6 +284,7 @@ impl Status {
                 None => Part::Off,
             }),
             dead_letters: newest_dead_letters(&p.store)?,
+            tle,
             source: None,
         }
         .redacted(&p.redact))
@@ -301,6 +338,7 @@ impl Status {
     /// is what its persisted cursor has not reached.
     pub fn from_store(store: &Store, station: &str) -> anyhow::Result<Status> {
         let summary = store.summary()?;
+        let tle = TleAge::of(&summary, chrono::Utc::now());
         let dead_letters = store.pending_dead_letters(None)?;
         let sinks = summary
             .cursors
@@ -326,6 +364,7 @@ impl Status {
             pass_push: None,
             danger_alerts: None,
             dead_letters: newest_dead_letters(store)?,
+            tle,
             source: Some("store (appliance not running)".into()),
         })
     }

@@ -11,7 +11,7 @@
   const TRACK_MAX_POINTS = 2000;
 
   // What the page shows, for people and for the browser test.
-  const state = (outpost.state = { position: null, events: 0, trackSegments: [], passes: [], selectedPass: null });
+  const state = (outpost.state = { position: null, events: 0, trackSegments: [], passes: [], selectedPass: null, unusableTle: null });
 
   const map = outpost.createMap("map", data.tile_url);
   map.setView(data.observer ? [data.observer.latitude, data.observer.longitude] : [20, 0], 2);
@@ -177,16 +177,39 @@
     if (!data.observer) return;
     const all = $("passes-all").checked ? "&all=true" : "";
     fetch("/api/passes?hours=72&path=true" + all)
-      .then((r) => r.json().then((body) => (r.ok ? body : Promise.reject(new Error(body.error || r.status)))))
+      .then((r) => r.json().then((body) => (r.ok ? body : Promise.reject(Object.assign(new Error(body.error || r.status), { body: body })))))
       .then((passes) => {
         state.passes = passes;
+        state.unusableTle = null;
         renderPasses();
       })
       .catch((e) => {
         state.passes = [];
         $("pass-list").innerHTML = "";
-        $("next-pass").textContent = e.message;
+        $("next-pass").textContent = showUnusableTle(e.body) ? "" : e.message;
       });
+  }
+
+  // The appliance refuses to predict from its newest TLE (too old, or the clock before its
+  // epoch; the 503 of /api/passes): said where the passes are listed, with the TLE's epoch and
+  // age, instead of an empty list. Returns whether it was that.
+  function showUnusableTle(body) {
+    state.unusableTle = body && body.tle_epoch ? body : null;
+    if (!state.unusableTle) return false;
+    const epoch = new Date(body.tle_epoch).toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
+    const age = Math.abs(body.tle_age_days).toFixed(1);
+    const li = document.createElement("li");
+    li.id = "unusable-tle";
+    li.className = "error";
+    li.textContent = body.tle_age_days >= 0
+      ? "No passes: the newest TLE is too old (epoch " + epoch + ", " + age + " days old)."
+      : "No passes: the clock is " + age + " days before the newest TLE's epoch (" + epoch + "); the clock is wrong.";
+    const why = document.createElement("small");
+    why.className = "muted";
+    why.textContent = body.error;
+    li.append(document.createElement("br"), why);
+    $("pass-list").appendChild(li);
+    return true;
   }
 
   function renderPasses() {

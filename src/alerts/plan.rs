@@ -87,27 +87,14 @@ pub struct Pending {
     pub pass: Pass,
 }
 
-/// How far past its epoch a TLE still predicts a pass to within a minute or so.
-pub const TLE_USEFUL_DAYS: i64 = 14;
-
 /// Whether the clock and the newest TLE fit together well enough to predict passes and email
-/// about them. A clock before the TLE's epoch is wrong (a Pi without a real-time clock that booted
-/// at 1970); one far past it is either wrong (booted in the future) or no TLE arrived for two
-/// weeks. Either way a prediction would be fiction, and its email (and the record of it, keyed by
-/// the predicted pass) would carry impossible times, so none is made until they fit.
+/// about them (`passes::freshness`, the rule every surface uses). A clock before the TLE's epoch
+/// is wrong (a Pi without a real-time clock that booted at 1970); one far past it is either wrong
+/// (booted in the future) or no TLE arrived for two weeks. Either way a prediction would be
+/// fiction, and its email (and the record of it, keyed by the predicted pass) would carry
+/// impossible times, so none is made until they fit.
 pub fn clock_fits_tle(now: DateTime<Utc>, epoch: DateTime<Utc>) -> Result<(), String> {
-    if now < epoch - Duration::days(1) {
-        return Err(format!(
-            "the clock ({now}) is before the newest TLE's epoch ({epoch}): the clock is wrong; no pass emails until it is set"
-        ));
-    }
-    if now > epoch + Duration::days(TLE_USEFUL_DAYS) {
-        return Err(format!(
-            "the newest TLE's epoch ({epoch}) is {} days before the clock ({now}): the clock is wrong or no TLE arrived for {TLE_USEFUL_DAYS} days; no pass emails until they fit",
-            (now - epoch).num_days()
-        ));
-    }
-    Ok(())
+    crate::passes::freshness::check(epoch, now).map_err(|e| format!("{e}; no pass emails until they fit"))
 }
 
 /// Until when an email is worth sending: a pass email until the pass becomes visible, an
@@ -335,7 +322,7 @@ mod tests {
         let booted_in_1970 = clock_fits_tle(t("1970-01-01T00:00:10Z"), epoch).unwrap_err();
         assert!(booted_in_1970.contains("clock is wrong"), "{booted_in_1970}");
         let booted_in_2036 = clock_fits_tle(t("2036-03-01T00:00:00Z"), epoch).unwrap_err();
-        assert!(booted_in_2036.contains("4017 days before the clock"), "{booted_in_2036}");
+        assert!(booted_in_2036.contains("4017.8 days old"), "{booted_in_2036}");
         assert!(clock_fits_tle(t("2025-03-16T07:00:00Z"), epoch).is_err(), "a TLE older than two weeks");
     }
 

@@ -103,6 +103,11 @@ enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Predict even from a TLE too old for the window (more than 14 days before its start)
+        /// or from a clock before its epoch: a warning on stderr, and each JSON pass carries
+        /// `old_tle`, `tle_epoch` and `tle_age_days`.
+        #[arg(long)]
+        allow_old_tle: bool,
     },
     /// Check the [email] settings: send one test email to email.to.
     SendTestEmail {
@@ -247,6 +252,7 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
             max_magnitude,
             sort,
             json,
+            allow_old_tle,
             ..
         } => {
             let brightest_first = sort == PassOrder::Brightness;
@@ -263,6 +269,7 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
                 max_magnitude,
                 brightest_first,
                 json,
+                allow_old_tle,
             };
             passes::run(&config, args).await
         }

@@ -3,9 +3,13 @@
 //! The TLE comes from --tle, else from the store; the place from --lat/--lon, else the
 //! configured location. While `outpost run` holds the store, the running appliance answers
 //! (its /api/passes, which also knows the GPS location).
+//!
+//! A TLE that does not fit the window (`passes::freshness`: too old, or the clock before its
+//! epoch) is an error naming its epoch and age, from the store, a file or the appliance alike;
+//! `--allow-old-tle` predicts anyway, with a warning on stderr and each JSON pass marked.
 
 use crate::app::Config;
-use crate::passes::{Observer, Pass, PassQuery, table_line};
+use crate::passes::{Observer, OldTleMark, Pass, PassQuery, UnusableTle, table_line};
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 use std::path::PathBuf;
@@ -23,6 +27,13 @@ pub struct PassesArgs {
     pub max_magnitude: Option<f64>,
     pub brightest_first: bool,
     pub json: bool,
+    /// Predict even from a TLE the freshness rule refuses.
+    pub allow_old_tle: bool,
+}
+
+/// The error for a TLE the rule refuses.
+fn refused(u: &UnusableTle) -> anyhow::Error {
+    anyhow::anyhow!("{u}; --allow-old-tle predicts anyway")
 }
 
 pub async fn run(config: &Config, a: PassesArgs) -> anyhow::Result<()> {
@@ -58,12 +69,17 @@ pub async fn run(config: &Config, a: PassesArgs) -> anyhow::Result<()> {
         }
         None => latest_stored_tle(config).await?,
     };
-    let passes = match tle {
+    let (passes, old_tle) = match tle {
         Some(tle) => {
             let Some(observer) = observer else {
                 bail!("no location: pass --lat and --lon, or set [location] latitude and longitude");
             };
-            PassQuery {
+            let old_tle = match crate::passes::freshness::check(tle.epoch, from) {
+                Ok(()) => None,
+                Err(u) if a.allow_old_tle => Some(u),
+                Err(u) => return Err(refused(&u)),
+            };
+            let passes = PassQuery {
                 observer,
                 from,
                 hours: a.hours,
@@ -72,13 +88,21 @@ pub async fn run(config: &Config, a: PassesArgs) -> anyhow::Result<()> {
                 max_magnitude: a.max_magnitude,
                 brightest_first: a.brightest_first,
             }
-            .run(&tle)?
+            .run(&tle)?;
+            (passes, old_tle)
         }
         // The store is held by the running appliance: ask it.
         None => from_daemon(config, observer, from, &a).await?,
     };
+    if let Some(u) = &old_tle {
+        eprintln!("outpost: warning: predicted anyway (--allow-old-tle), the times may be far off: {u}");
+    }
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&passes)?);
+        let mut json = serde_json::to_value(&passes)?;
+        if let (Some(u), Some(list)) = (&old_tle, json.as_array_mut()) {
+            list.iter_mut().for_each(|p| OldTleMark::from(u).apply(p));
+        }
+        println!("{}", serde_json::to_string_pretty(&json)?);
     } else if passes.is_empty() {
         println!("No {}passes in the next {} hours.", if a.all { "" } else { "visible " }, a.hours);
     } else {
@@ -102,12 +126,34 @@ async fn latest_stored_tle(config: &Config) -> anyhow::Result<Option<crate::doma
     .await?
 }
 
+/// The appliance's passes, and the TLE the rule refused when `--allow-old-tle` had it predict
+/// anyway. Its 503 for such a TLE becomes the same error as without the appliance; with
+/// `--allow-old-tle` the question is asked again with `allow_old_tle=true`, so that the warning
+/// is exact even when no pass comes back.
 async fn from_daemon(
     config: &Config,
     observer: Option<Observer>,
     from: DateTime<Utc>,
     a: &PassesArgs,
-) -> anyhow::Result<Vec<Pass>> {
+) -> anyhow::Result<(Vec<Pass>, Option<UnusableTle>)> {
+    match ask_daemon(config, observer, from, a, false).await? {
+        Ok(passes) => Ok((passes, None)),
+        Err(u) if a.allow_old_tle => match ask_daemon(config, observer, from, a, true).await? {
+            Ok(passes) => Ok((passes, Some(u))),
+            Err(u) => Err(refused(&u)),
+        },
+        Err(u) => Err(refused(&u)),
+    }
+}
+
+/// One `/api/passes` request; `Ok(Err(_))` is the 503 for a TLE that does not fit.
+async fn ask_daemon(
+    config: &Config,
+    observer: Option<Observer>,
+    from: DateTime<Utc>,
+    a: &PassesArgs,
+    allow_old_tle: bool,
+) -> anyhow::Result<Result<Vec<Pass>, UnusableTle>> {
     let mut url = super::daemon::url(config, "/api/passes")?;
     {
         let mut q = url.query_pairs_mut();
@@ -132,6 +178,9 @@ async fn from_daemon(
             q.append_pair("lon", &o.longitude.to_string());
             q.append_pair("alt_m", &o.altitude_m.to_string());
         }
+        if allow_old_tle {
+            q.append_pair("allow_old_tle", "true");
+        }
     }
     let response = super::daemon::get(config, url, None)?
         .send()
@@ -141,7 +190,11 @@ async fn from_daemon(
     let status = response.status();
     if !status.is_success() {
         let body: serde_json::Value = response.json().await.unwrap_or_default();
+        let epoch = body["tle_epoch"].as_str().and_then(|e| e.parse::<DateTime<Utc>>().ok());
+        if let (Some(epoch), Some(age_days)) = (epoch, body["tle_age_days"].as_f64()) {
+            return Ok(Err(UnusableTle { epoch, start: from, age_days }));
+        }
         bail!("the appliance answered {status}: {}", body["error"].as_str().unwrap_or("no detail"));
     }
-    Ok(response.json().await?)
+    Ok(Ok(response.json().await?))
 }

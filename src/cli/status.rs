@@ -121,6 +121,15 @@ fn render(s: &Status) -> String {
             or_never(&k.last.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)))
         );
     }
+    if let Some(t) = &s.tle {
+        let level = match t.level {
+            crate::status::AgeLevel::Ok => "",
+            crate::status::AgeLevel::Warn => "WARNING: ",
+            crate::status::AgeLevel::Error => "ERROR: ",
+        };
+        let epoch = t.epoch.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let _ = writeln!(out, "tle: epoch {epoch}, {:.1} days old: {level}{}", t.age_days, t.message);
+    }
     if let Some(e) = s.writer.as_ref().and_then(|w| w.error.as_ref()) {
         let _ = writeln!(out, "  STORE ERROR: {e}");
     }

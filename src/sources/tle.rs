@@ -38,6 +38,10 @@ const MARK_SKEW_S: u64 = 60;
 /// there was none or its mark lies in the future (written while the clock was wrong). Pure.
 pub fn first_wait(now_s: i64, last_attempt_s: u64, refresh: Duration) -> Duration {
     let now_s = now_s.max(0) as u64;
+    // Never attempted: at once, also at a clock of 1970 (where "2 h since 0" is not over yet).
+    if last_attempt_s == 0 {
+        return Duration::ZERO;
+    }
     if last_attempt_s > now_s.saturating_add(MARK_SKEW_S) {
         tracing::warn!(
             last_attempt_s,
@@ -112,6 +116,7 @@ mod tests {
     fn the_first_attempt_waits_out_the_refresh_since_the_last_one() {
         let now = 1_700_000_000;
         assert_eq!(first_wait(now, 0, H2), Duration::ZERO, "never attempted");
+        assert_eq!(first_wait(60, 0, H2), Duration::ZERO, "never attempted, by a Pi that booted in 1970");
         assert_eq!(first_wait(now, now as u64 - 600, H2), H2 - Duration::from_secs(600));
         assert_eq!(first_wait(now, now as u64 - 9000, H2), Duration::ZERO);
         assert_eq!(first_wait(now, now as u64 + 30, H2), H2, "a little clock skew counts as just now");
@@ -125,7 +130,8 @@ mod tests {
         // Written while the clock said 1970: far in the past, so no wait either.
         assert_eq!(first_wait(now, 86_400, H2), Duration::ZERO);
         // A clock before 1970 (negative) never underflows.
-        assert_eq!(first_wait(-5, 0, H2), H2);
+        assert_eq!(first_wait(-5, 10, H2), H2);
+        assert_eq!(first_wait(-5, 0, H2), Duration::ZERO, "never attempted");
     }
 
     #[test]

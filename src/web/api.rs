@@ -201,16 +201,30 @@ fn flag(q: &HashMap<String, String>, name: &str) -> Result<bool, WebError> {
     }
 }
 
-/// `GET /api/passes?from=&hours=&all=&min_elevation=&sun_limit=&lat=&lon=&alt_m=&path=&max_magnitude=&sort=`:
+/// `GET /api/passes?from=&hours=&all=&min_elevation=&sun_limit=&lat=&lon=&alt_m=&path=&max_magnitude=&sort=&allow_old_tle=`:
 /// passes for the device's location (or the one given) from the newest stored TLE; visible ones
 /// unless all; at most `max_magnitude` bright; `sort=brightness` puts the brightest first. With `path=true` each pass carries `path`: the ISS every 10 s from rise to set, over the
-/// ground and in the sky (what the map draws).
+/// ground and in the sky (what the map draws). A TLE that does not fit the window
+/// (`passes::freshness`) is a 503 naming its epoch and age, unless `allow_old_tle=true`, which
+/// predicts anyway and marks every pass (`OldTleMark`).
 pub async fn passes(
     State(app): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Vec<serde_json::Value>>, WebError> {
-    const KNOWN: [&str; 11] =
-        ["from", "hours", "all", "min_elevation", "sun_limit", "lat", "lon", "alt_m", "path", "max_magnitude", "sort"];
+    const KNOWN: [&str; 12] = [
+        "from",
+        "hours",
+        "all",
+        "min_elevation",
+        "sun_limit",
+        "lat",
+        "lon",
+        "alt_m",
+        "path",
+        "max_magnitude",
+        "sort",
+        "allow_old_tle",
+    ];
     if let Some(unknown) = q.keys().find(|k| !KNOWN.contains(&k.as_str())) {
         return Err(WebError::BadRequest(format!("unknown parameter {unknown:?}; use {}", KNOWN.join(", "))));
     }
@@ -228,6 +242,7 @@ pub async fn passes(
     let hours = num("hours", 0.0, crate::passes::MAX_HOURS)?.unwrap_or(72.0);
     let all = flag(&q, "all")?;
     let with_path = flag(&q, "path")?;
+    let allow_old_tle = flag(&q, "allow_old_tle")?;
     let max_magnitude = num("max_magnitude", -10.0, 10.0)?;
     let brightest_first = match q.get("sort").map(String::as_str) {
         None | Some("time") => false,
@@ -260,6 +275,11 @@ pub async fn passes(
         .await?
         .ok_or_else(|| WebError::Unavailable("no TLE has been collected yet".into()))?;
     let tle_epoch = tle.epoch;
+    let old_tle = match crate::passes::freshness::check(tle.epoch, from) {
+        Ok(()) => None,
+        Err(unusable) if allow_old_tle => Some(crate::passes::OldTleMark::from(&unusable)),
+        Err(unusable) => return Err(WebError::UnusableTle(unusable)),
+    };
     let query = crate::passes::PassQuery { observer, from, hours, options, all, max_magnitude, brightest_first };
     let passes = tokio::task::spawn_blocking(move || {
         query
@@ -267,6 +287,9 @@ pub async fn passes(
             .into_iter()
             .map(|pass| {
                 let mut json = serde_json::to_value(&pass).unwrap_or_default();
+                if let Some(mark) = &old_tle {
+                    mark.apply(&mut json);
+                }
                 if with_path {
                     json["path"] =
                         serde_json::to_value(crate::passes::pass_path(&tle, observer, &pass, PASS_PATH_STEP_S)?)

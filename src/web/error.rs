@@ -11,6 +11,9 @@ pub enum WebError {
     NotFound(String),
     /// The request is fine but the appliance cannot answer yet (no TLE, no location).
     Unavailable(String),
+    /// The newest TLE does not fit the window asked for (too old, or the clock before its
+    /// epoch): a 503 that also carries `tle_epoch` and `tle_age_days`.
+    UnusableTle(crate::passes::UnusableTle),
     Internal(anyhow::Error),
 }
 
@@ -22,15 +25,20 @@ impl From<anyhow::Error> for WebError {
 
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
-        let (status, message) = match self {
-            WebError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
-            WebError::NotFound(m) => (StatusCode::NOT_FOUND, m),
-            WebError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
+        let error = |status: StatusCode, message: String| (status, serde_json::json!({ "error": message }));
+        let (status, body) = match self {
+            WebError::BadRequest(m) => error(StatusCode::BAD_REQUEST, m),
+            WebError::NotFound(m) => error(StatusCode::NOT_FOUND, m),
+            WebError::Unavailable(m) => error(StatusCode::SERVICE_UNAVAILABLE, m),
+            WebError::UnusableTle(u) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                serde_json::json!({ "error": u.to_string(), "tle_epoch": u.epoch, "tle_age_days": u.age_days }),
+            ),
             WebError::Internal(e) => {
                 tracing::error!(error = format!("{e:#}"), "request failed");
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal error; see the Outpost log".to_owned())
+                error(StatusCode::INTERNAL_SERVER_ERROR, "internal error; see the Outpost log".to_owned())
             }
         };
-        (status, Json(serde_json::json!({ "error": message }))).into_response()
+        (status, Json(body)).into_response()
     }
 }

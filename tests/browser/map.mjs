@@ -8,6 +8,8 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 
 const base = process.env.OUTPOST_URL;
+// An appliance whose newest TLE is years old (optional).
+const staleBase = process.env.OUTPOST_STALE_URL;
 const artifacts = process.env.OUTPOST_ARTIFACTS;
 const executablePath = process.env.OUTPOST_CHROMIUM || "/usr/bin/chromium";
 if (!base || !artifacts) throw new Error("set OUTPOST_URL and OUTPOST_ARTIFACTS");
@@ -30,7 +32,7 @@ const errors = [];
 const violations = [];
 const refusals = [];
 
-async function open(viewport, path) {
+async function open(viewport, path, origin = base) {
   const context = await browser.newContext({ viewport, deviceScaleFactor: 1 });
   // Only loopback answers: tiles and anything else on the internet are refused.
   await context.route("**/*", (route) => {
@@ -54,7 +56,7 @@ async function open(viewport, path) {
     if (/Refused to|Content Security Policy/.test(m.text())) refusals.push(`${path}: ${m.text()}`);
     else if (m.type() === "error" && !/ERR_INTERNET_DISCONNECTED|Failed to load resource/.test(m.text())) errors.push(m.text());
   });
-  await page.goto(base + path);
+  await page.goto(origin + path);
   return page;
 }
 
@@ -150,6 +152,22 @@ try {
   await wide.waitForSelector(".iss-icon");
   await wide.waitForFunction(() => outpost.state.trackSegments.length > 0);
   await wide.screenshot({ path: join(artifacts, "map-desktop.png") });
+
+  // --- a TLE too old to predict from: said where the passes are listed ------------------------
+  if (staleBase) {
+    const stale = await open({ width: 390, height: 844 }, "/", staleBase);
+    await stale.waitForSelector("#pass-list #unusable-tle", { timeout: 20000 });
+    const said = await stale.evaluate(() => ({
+      text: document.querySelector("#unusable-tle").textContent,
+      items: document.querySelectorAll("#pass-list li").length,
+      tle: outpost.state.unusableTle,
+    }));
+    check(said.tle.tle_age_days > 1000 && /^2023-09-18T10:40/.test(said.tle.tle_epoch), `the page has the 503's TLE (${said.tle.tle_epoch}, ${said.tle.tle_age_days} days)`);
+    check(said.text.includes("too old") && said.text.includes(said.tle.tle_age_days.toFixed(1) + " days old"), "the pass list says the TLE is too old, with its age: " + said.text);
+    check(said.text.includes("2023"), "and its epoch: " + said.text);
+    check(said.items === 1 && !said.text.includes("No passes in the next"), "instead of an empty list");
+    await stale.screenshot({ path: join(artifacts, "map-stale-tle.png"), fullPage: true });
+  }
 
   // --- /avalanche and /status ----------------------------------------------------------------
   const aval = await open({ width: 1280, height: 900 }, "/avalanche?date=2023-03-03");

@@ -47,10 +47,18 @@ async fn the_map_works_in_headless_chromium_without_internet() {
     })
     .await;
 
+    // A second appliance whose only TLE is years old: its map must say so where the passes are.
+    let stale_fx = FixtureServer::start().await;
+    stale_fx.script("/tle", vec![Reply::ok(fixture("passes/iss-2023-09-18.tle"))]);
+    let stale_dir = tempfile::tempdir().unwrap();
+    let stale = Outpost::start(stale_dir.path(), &config(&stale_fx, stale_dir.path(), extra)).await;
+    stale.wait_for("the old TLE", 30, |s| stored(s, "iss.tle") == 1).await;
+
     let artifacts = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser");
     let run = tokio::process::Command::new("node")
         .arg(root.join("tests/browser/map.mjs"))
         .env("OUTPOST_URL", format!("http://{}", app.addr))
+        .env("OUTPOST_STALE_URL", format!("http://{}", stale.addr))
         .env("OUTPOST_ARTIFACTS", &artifacts)
         .env("OUTPOST_CHROMIUM", &chromium)
         .kill_on_drop(true)
@@ -67,8 +75,11 @@ async fn the_map_works_in_headless_chromium_without_internet() {
     );
     assert!(out.status.success(), "the browser checks failed:\n{report}");
     println!("{}", String::from_utf8_lossy(&out.stdout));
-    for shot in ["map-phone.png", "map-phone-pass.png", "map-desktop.png", "avalanche.png", "status.png"] {
+    for shot in
+        ["map-phone.png", "map-phone-pass.png", "map-desktop.png", "map-stale-tle.png", "avalanche.png", "status.png"]
+    {
         assert!(artifacts.join(shot).metadata().is_ok_and(|m| m.len() > 10_000), "{shot} was not saved");
     }
     assert!(app.stop().await.success());
+    assert!(stale.stop().await.success());
 }

@@ -4,7 +4,9 @@
 //! clock" while it runs; the monotonic clock is left alone, as NTP leaves it). Checked: nothing
 //! with an impossible time is stored, and once the clock is set every schedule recovers at once:
 //! positions are accepted again, avalanche warnings are asked for the right days, pass emails are
-//! planned, and a TLE mark written in the future neither blocks nor survives a restart.
+//! planned, and a TLE mark written in the future neither blocks nor survives a restart. While
+//! the clock is wrong, `/api/passes` and `/status` say that the TLE does not fit it (with its
+//! epoch and age), and predict again once it is set.
 
 use crate::drills::new_warnings;
 use crate::email::tle_at;
@@ -85,6 +87,30 @@ fn plausible_positions(s: &Value, app_log: &str) {
     }
 }
 
+/// `/api/passes` (at `passes`) refuses the TLE for the wrong clock with the 503 naming its epoch
+/// and age (`age_fits` it, the message says `why`), and `/status` shows the TLE as unusable.
+async fn assert_tle_refused(app: &Outpost, passes: &str, age_fits: impl Fn(f64) -> bool, why: &str) {
+    let (code, body) = app.get(passes).await;
+    assert_eq!(code, 503, "{passes}: {body}");
+    let age = body["tle_age_days"].as_f64().unwrap_or_else(|| panic!("no tle_age_days: {body}"));
+    assert!(age_fits(age), "{body}");
+    assert!(body["tle_epoch"].as_str().is_some_and(|e| e.parse::<DateTime<Utc>>().is_ok()), "{body}");
+    assert!(body["error"].as_str().is_some_and(|e| e.contains(why)), "{body}");
+    let s = app.status().await;
+    assert_eq!(s["tle"]["level"], "error", "{}", s["tle"]);
+    assert!((s["tle"]["age_days"].as_f64().unwrap() - age).abs() < 0.2, "{} vs {body}", s["tle"]);
+    let (_, page) = app.get("/status").await;
+    assert!(page.as_str().is_some_and(|p| p.contains(r#"<span class="health bad">unusable</span>"#)), "{page}");
+    eprintln!("clock drill: {passes} answered 503: {}", body["error"]);
+}
+
+/// Once the clock is set, passes are predicted again.
+async fn assert_passes_predicted(app: &Outpost, passes: &str) {
+    let (code, body) = app.get(passes).await;
+    assert_eq!(code, 200, "{passes}: {body}");
+    assert!(app.status().await["tle"]["level"] == "ok");
+}
+
 #[tokio::test]
 async fn drills_a_pi_that_boots_in_1970_recovers_when_ntp_sets_the_clock() {
     let Some(lib) = libfaketime() else {
@@ -108,6 +134,11 @@ async fn drills_a_pi_that_boots_in_1970_recovers_when_ntp_sets_the_clock() {
     assert_eq!(stored(&s, "iss.position"), 0, "nothing stored at a 1970 clock");
     assert!(fx.requests_to("/nve")[0].contains("/1970-01-0"), "NVE was asked for 1970: {:?}", fx.requests_to("/nve"));
     assert!(!asked_for_today(&fx));
+    // The TLE (of two hours ago, fetched at once) is stored; the clock is some 20,000 days before
+    // its epoch. No [location] here: the place is asked for.
+    let passes = "/api/passes?lat=59.9&lon=10.7";
+    app.wait_for("the TLE", 30, |s| stored(s, "iss.tle") == 1).await;
+    assert_tle_refused(&app, passes, |age| age < -20_000.0, "the clock is wrong").await;
     eprintln!(
         "clock drill (1970): {} positions rejected, NVE asked for {:?}",
         rejections(&s, "iss_position", "time_in_future"),
@@ -126,6 +157,7 @@ async fn drills_a_pi_that_boots_in_1970_recovers_when_ntp_sets_the_clock() {
     eprintln!("clock drill (1970): recovered {:.1} s after the clock was set", set_at.elapsed().as_secs_f64());
     plausible_positions(&s, &app.log());
     assert!(app.log().contains("the system clock was set; rescheduling"));
+    assert_passes_predicted(&app, passes).await;
     assert!(app.stop().await.success());
     eprintln!("clock drill (1970): {:.0} s", started.elapsed().as_secs_f64());
 }
@@ -168,6 +200,8 @@ async fn drills_a_pi_that_boots_in_the_future_recovers_when_ntp_sets_the_clock()
     assert_eq!(stored(&s, "alert.email"), 0);
     assert!(!asked_for_today(&fx), "NVE was asked for the future: {:?}", fx.requests_to("/nve"));
     plausible_positions(&s, &app.log());
+    // Ten years after the TLE's epoch.
+    assert_tle_refused(&app, "/api/passes", |age| (3649.0..3651.0).contains(&age), "days old").await;
 
     // NTP sets the clock back: today's warnings are asked for and passes are planned at once.
     clock.correct();
@@ -180,6 +214,7 @@ async fn drills_a_pi_that_boots_in_the_future_recovers_when_ntp_sets_the_clock()
         .await;
     eprintln!("clock drill (future): recovered {:.1} s after the clock was set", set_at.elapsed().as_secs_f64());
     plausible_positions(&s, &app.log());
+    assert_passes_predicted(&app, "/api/passes").await;
     assert!(app.stop().await.success());
 
     // A restart with the right clock: the TLE mark from the future neither blocks the next TLE

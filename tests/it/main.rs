@@ -35,6 +35,7 @@ mod mqtt;
 mod passes;
 mod pi;
 mod secrets;
+mod stale_tle;
 mod store_upgrade;
 mod weather;
 mod web;

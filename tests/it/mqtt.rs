@@ -225,8 +225,10 @@ async fn retained_state_is_the_newest_position_and_todays_danger() {
         topics,
         ["outpost/it/avalanche/3022", "outpost/it/iss/next_pass", "outpost/it/iss/position", "outpost/it/status"]
     );
-    // No location is configured here, so there is no next pass to tell.
-    assert_eq!(broker.text("outpost/it/iss/next_pass").await, "{}");
+    // No location is configured here, so there is no next pass to tell, and it says why.
+    let next = broker.json("outpost/it/iss/next_pass").await;
+    assert!(next.get("rise").is_none(), "{next}");
+    assert!(next["reason"].as_str().is_some_and(|r| r.contains("location is unknown")), "{next}");
     assert!(app.stop().await.success());
 }
 
@@ -475,5 +477,31 @@ async fn the_next_visible_pass_is_published_for_the_device_location() {
     assert_eq!(got["visible"], true);
     assert!((at(&got["visible_from"]) - pass.visible_from.unwrap()).num_seconds().abs() <= 2, "{got} vs {pass:?}");
     assert!((at(&got["rise"]["time"]) - pass.rise.time).num_seconds().abs() <= 2);
+    assert!(app.stop().await.success());
+}
+
+#[tokio::test]
+async fn without_a_pass_to_tell_next_pass_says_why_with_the_old_tles_epoch_and_age() {
+    // The recorded TLE of 2023-09-18, years before the clock, and a location.
+    let fx = FixtureServer::start().await;
+    fx.script("/tle", vec![Reply::ok(fixture("passes/iss-2023-09-18.tle"))]);
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), free_port(), None).await.unwrap();
+    let location = "[location]\nlatitude = 59.9\nlongitude = 10.7\n";
+    let app = Outpost::start(dir.path(), &config(&fx, dir.path(), &(mqtt_section(broker.port, "") + location))).await;
+    app.wait_for("the TLE", 30, |s| stored(s, "iss.tle") == 1).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let got = loop {
+        let text = broker.text("outpost/it/iss/next_pass").await;
+        let got: Value = serde_json::from_str(&text).unwrap_or_default();
+        if got["reason"].as_str().is_some_and(|r| r.contains("days old")) {
+            break got;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "next_pass is {text:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let reason = got["reason"].as_str().unwrap();
+    assert!(reason.contains("2023-09-18 10:40 UTC") && reason.contains("at most 14 days"), "{reason}");
+    assert_eq!(got.as_object().unwrap().len(), 1, "no pass fields: {got}");
     assert!(app.stop().await.success());
 }

@@ -9,7 +9,8 @@
 //!   snowfall_max_cm, wind_speed_max_kmh, wind_direction_deg, wind_gusts_max_kmh,
 //!   temperature_min_c, temperature_max_c (null = no value);
 //! - `{prefix}/{station}/iss/next_pass`: the next visible pass for the device's location (the
-//!   `/api/passes` object), `{}` when there is none yet; refreshed on every batch and idle tick;
+//!   `/api/passes` object); when there is none, `{"reason": "..."}` (no TLE, no location, a TLE
+//!   that does not fit the clock, with its epoch and age); refreshed on every batch and idle tick;
 //! - `{prefix}/{station}/status`: "online" after each connect, "offline" as the last will and on
 //!   a graceful close;
 //! - `{prefix}/{station}/alerts`: one event (not retained) per avalanche danger alert recorded

@@ -226,10 +226,15 @@ impl State {
         out
     }
 
-    /// The next visible pass as JSON, `{}` when there is none; `None` when unchanged since this
-    /// connection published it.
+    /// The next visible pass as JSON; when there is none, an object with no pass fields but
+    /// `reason` (why: no TLE, no location, a TLE that does not fit the clock...); `None` when
+    /// unchanged since this connection published it.
     fn next_pass_msg(&mut self, now: &Current) -> Option<Msg> {
-        let payload = now.next_pass.as_ref().and_then(|p| serde_json::to_vec(p).ok()).unwrap_or_else(|| b"{}".to_vec());
+        let payload = match (&now.next_pass, &now.no_pass_reason) {
+            (Some(p), _) => serde_json::to_vec(p).unwrap_or_else(|_| b"{}".to_vec()),
+            (None, Some(reason)) => json!({ "reason": reason }).to_string().into_bytes(),
+            (None, None) => b"{}".to_vec(),
+        };
         if self.published.next_pass.as_ref() == Some(&payload) {
             return None;
         }
@@ -325,6 +330,7 @@ mod tests {
             date: date.parse().unwrap(),
             warnings,
             next_pass: None,
+            no_pass_reason: None,
             danger_alerts: vec![],
             weather: vec![],
         }
@@ -462,6 +468,13 @@ mod tests {
         assert!(s.on_batch(&records(vec![Record::Tle(tle)]), &now).is_empty());
         now.next_pass = None;
         assert_eq!(s.on_idle(&now).first().map(|m| m.1.clone()), Some(b"{}".to_vec()), "the pass is over");
+        // Without a pass to tell, the reason (and a new reason is a new message).
+        now.no_pass_reason = Some("the TLE is 20.0 days old".into());
+        let msgs = s.on_idle(&now);
+        assert_eq!(json(&msgs[0]), json!({ "reason": "the TLE is 20.0 days old" }));
+        assert!(s.on_idle(&now).is_empty(), "unchanged");
+        now.no_pass_reason = Some("no TLE has been collected yet".into());
+        assert_eq!(json(&s.on_idle(&now)[0])["reason"], "no TLE has been collected yet");
     }
 
     #[test]

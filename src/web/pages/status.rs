@@ -4,7 +4,7 @@
 use super::{Page, layout};
 use crate::alerts::EmailSnapshot;
 use crate::location::LocationSnapshot;
-use crate::status::{Part, Status};
+use crate::status::{AgeLevel, Part, Status, TleAge};
 use chrono::{DateTime, Utc};
 use maud::{Markup, html};
 
@@ -54,6 +54,7 @@ pub fn page(s: &Status, now: DateTime<Utc>) -> Markup {
                 a href="/status" { "refresh" } " · " a href="/api/status" { "JSON" } " · " a href="/metrics" { "metrics" }
             }
             (collectors(s, now))
+            (tle(s.tle.as_ref(), now))
             (sinks(s, now))
             (store(s, now))
             (location(s.location.as_ref(), now))
@@ -94,6 +95,33 @@ fn collectors(s: &Status, now: DateTime<Utc>) -> Markup {
                             }
                         }
                     }
+                }
+            }
+        }
+    }
+}
+
+/// The newest TLE's age: a warning after 3 days, an error once no pass is predicted from it.
+fn tle(v: Option<&TleAge>, now: DateTime<Utc>) -> Markup {
+    html! {
+        section #tle {
+            @match v {
+                None => {
+                    h2 { "Orbital elements (TLE) " (health(false, "none yet")) }
+                    p.muted { "No TLE stored yet: passes are predicted once one arrives." }
+                }
+                Some(t) => {
+                    @let (class, label) = match t.level {
+                        AgeLevel::Ok => ("ok", "ok"),
+                        AgeLevel::Warn => ("warn", "old"),
+                        AgeLevel::Error => ("bad", "unusable"),
+                    };
+                    h2 { "Orbital elements (TLE) " span class={ "health " (class) } { (label) } }
+                    dl.facts {
+                        dt { "Newest epoch" } dd #tle-epoch { (t.epoch.format("%Y-%m-%d %H:%M UTC")) " (" (ago(Some(t.epoch), now)) ")" }
+                        dt { "Age" } dd #tle-age { (format!("{:.1} days", t.age_days)) }
+                    }
+                    p #tle-message class=(match t.level { AgeLevel::Ok => "muted", AgeLevel::Warn => "warning", AgeLevel::Error => "error" }) { (t.message) }
                 }
             }
         }

@@ -34,6 +34,7 @@ mod metrics;
 mod mqtt;
 mod passes;
 mod pi;
+mod predicted;
 mod secrets;
 mod store_upgrade;
 mod weather;

@@ -64,6 +64,7 @@
     $("iss-altitude").textContent = p.altitude_km ? p.altitude_km.toFixed(0) + " km" : "—";
     $("iss-speed").textContent = p.velocity_kmh ? Math.round(p.velocity_kmh).toLocaleString() + " km/h" : "—";
     tick();
+    followAhead(p);
   }
 
   fetch("/api/iss/latest")
@@ -105,6 +106,8 @@
       .then((t) => {
         track.points = t.points.map((p) => [p.latitude, p.longitude]);
         drawTrack();
+        Object.assign(track, { raw: t.points, downsampled: t.points.length < t.total });
+        fillTrackGaps(t.points, track.downsampled);
         const shown = t.points.length < t.total ? t.points.length + " of " + t.total : String(t.total);
         $("track-info").textContent = shown + " positions, " + clock(from) + " – " + (live ? "now" : clock(to));
         $("track-info").dataset.total = t.total;
@@ -139,8 +142,163 @@
     track.to = new Date();
     track.from = new Date(track.to - span);
     track.points.push([p.latitude, p.longitude]);
+    fillLiveGap(p);
     if (track.points.length > TRACK_MAX_POINTS * 1.5) track.points.splice(0, track.points.length - TRACK_MAX_POINTS);
     drawTrack();
+  }
+
+  // --- the orbit ahead, and gaps filled (predicted, never observed) ----------------------------
+
+  // From /api/iss/predicted (the newest TLE): one orbit ahead of the marker as a dashed line, and
+  // the stretches of the stored track with no position for over GAP_MS (the API was down, the Pi
+  // was off) as a dotted line of another colour, each labelled as predicted. Neither is a
+  // position anyone saw, and neither is stored.
+  const GAP_MS = 3 * 60000;
+  const AHEAD_REFRESH_MS = 5 * 60000; // ask again once the marker is this far along
+  const AHEAD_RETRY_MS = 60000; // after a refusal (no usable TLE), unless a new TLE arrives
+  const MAX_FILLS = 12; // the most recent gaps of a track; older ones stay empty
+  const MAX_FILL_MS = 2 * 86400000; // the endpoint's bound
+  const FILL_POINTS = 1000;
+
+  const orbit = (state.orbit = { ahead: null, aheadSegments: [], fills: [], note: "" });
+  const aheadLine = L.polyline([], {
+    color: "#ff7a00", weight: 2, opacity: 0.85, dashArray: "8 8", className: "orbit-ahead", interactive: false,
+  }).addTo(map);
+  const fillLayer = L.layerGroup().addTo(map);
+  let aheadPending = false;
+  let aheadRetryAt = 0;
+  let fillGeneration = 0;
+  let lastObserved = null; // time (ms) of the newest position in the track, for live gaps
+
+  const legend = L.control({ position: "bottomleft" });
+  legend.onAdd = function () {
+    const box = L.DomUtil.create("div", "orbit-legend");
+    [["observed", "observed track"], ["ahead", "orbit ahead (predicted)"], ["fill", "no positions stored: predicted"]].forEach(([kind, text]) => {
+      const row = L.DomUtil.create("div", "row", box);
+      L.DomUtil.create("span", "swatch " + kind, row);
+      row.appendChild(document.createTextNode(text));
+    });
+    L.DomUtil.create("p", "orbit-note", box).hidden = true;
+    return box;
+  };
+  legend.addTo(map);
+
+  function setOrbitNote(text) {
+    orbit.note = text;
+    const el = document.querySelector(".orbit-legend .orbit-note");
+    el.textContent = text;
+    el.hidden = !text;
+  }
+
+  function predicted(from, to, stepS) {
+    const q = "from=" + encodeURIComponent(from) + (to ? "&to=" + encodeURIComponent(to) : "") + "&step_s=" + stepS;
+    return fetch("/api/iss/predicted?" + q).then((r) =>
+      r.json().then((body) => (r.ok ? body : Promise.reject(Object.assign(new Error(body.error || "HTTP " + r.status), { body: body })))),
+    );
+  }
+
+  function drawAhead() {
+    const at = state.position ? Date.parse(state.position.time) : -Infinity;
+    const ahead = orbit.ahead ? orbit.ahead.points.filter((p) => Date.parse(p.time) > at).map((p) => [p.latitude, p.longitude]) : [];
+    // From the marker on, so that the line leaves from where the ISS is drawn.
+    if (ahead.length && state.position) ahead.unshift([state.position.latitude, state.position.longitude]);
+    orbit.aheadSegments = outpost.splitAtAntimeridian(ahead);
+    aheadLine.setLatLngs(orbit.aheadSegments);
+  }
+
+  function loadAhead(from) {
+    aheadPending = true;
+    return predicted(from, null, 30)
+      .then((r) => {
+        orbit.ahead = r;
+        setOrbitNote("");
+      })
+      .catch((e) => {
+        orbit.ahead = null;
+        aheadRetryAt = Date.now() + AHEAD_RETRY_MS;
+        const b = e.body || {};
+        setOrbitNote(
+          b.tle_age_days !== undefined
+            ? "No orbit ahead: the newest TLE is " + b.tle_age_days + " days old (" + new Date(b.tle_epoch).toLocaleDateString() +
+                "); an orbit is predicted only within 14 days of one."
+            : "No orbit ahead: " + e.message,
+        );
+      })
+      .finally(() => {
+        aheadPending = false;
+        drawAhead();
+      });
+  }
+
+  // Called with every new position of the marker.
+  function followAhead(p) {
+    if (aheadPending) return;
+    const t = Date.parse(p.time);
+    const stale = !orbit.ahead || t < Date.parse(orbit.ahead.from) || t - Date.parse(orbit.ahead.from) > AHEAD_REFRESH_MS;
+    if (!stale) return drawAhead();
+    if (orbit.ahead || Date.now() >= aheadRetryAt) loadAhead(p.time);
+  }
+
+  // A new TLE: predict again from it.
+  function refreshOrbit() {
+    aheadRetryAt = 0;
+    if (state.position) loadAhead(state.position.time);
+    fillTrackGaps(track.raw || [], track.downsampled);
+  }
+
+  function fillGap(a, b, generation) {
+    const span = Date.parse(b) - Date.parse(a);
+    const fill = { from: a, to: b, points: 0, label: "", error: null };
+    orbit.fills.push(fill);
+    if (span > MAX_FILL_MS) {
+      fill.error = "a gap of " + duration(span) + " is longer than the 2 days predicted at once";
+      return Promise.resolve();
+    }
+    const stepS = Math.min(3600, Math.max(30, Math.ceil(span / 1000 / FILL_POINTS)));
+    return predicted(a, b, stepS)
+      .then((r) => {
+        if (generation !== fillGeneration) return;
+        fill.points = r.points.length;
+        fill.label = "Predicted from the TLE of " + new Date(r.tle_epoch).toLocaleString() + ": no position stored " +
+          clock(new Date(a)) + " – " + clock(new Date(b));
+        const line = L.polyline(outpost.splitAtAntimeridian(r.points.map((p) => [p.latitude, p.longitude])), {
+          color: "#0096a6", weight: 3, opacity: 0.9, dashArray: "1 6", lineCap: "round", className: "gap-fill",
+        }).bindTooltip(fill.label, { sticky: true });
+        fillLayer.addLayer(line);
+        fill.tooltip = line.getTooltip().getContent();
+      })
+      .catch((e) => (fill.error = e.message));
+  }
+
+  function noteUnfilled() {
+    const failed = orbit.fills.filter((f) => f.error);
+    if (failed.length && !orbit.note) setOrbitNote(failed.length + " gap(s) in the track not filled: " + failed[0].error);
+  }
+
+  // Called with the points of a newly loaded track (times included). A downsampled track's points
+  // are evenly spaced by design: only a jump well beyond that spacing is a gap.
+  function fillTrackGaps(points, downsampled) {
+    const generation = ++fillGeneration;
+    fillLayer.clearLayers();
+    orbit.fills = [];
+    const times = points.map((p) => Date.parse(p.time));
+    lastObserved = times.length ? times[times.length - 1] : null;
+    let threshold = GAP_MS;
+    if (downsampled && times.length > 1) threshold = Math.max(GAP_MS, (2 * (times[times.length - 1] - times[0])) / (times.length - 1));
+    const gaps = [];
+    for (let i = 1; i < times.length; i++) if (times[i] - times[i - 1] > threshold) gaps.push(i);
+    Promise.all(gaps.slice(-MAX_FILLS).map((i) => fillGap(points[i - 1].time, points[i].time, generation))).then(() => {
+      if (generation === fillGeneration) noteUnfilled();
+    });
+  }
+
+  // Called with each live position appended to the track: the appliance may have missed some.
+  function fillLiveGap(p) {
+    const t = Date.parse(p.time);
+    if (lastObserved !== null && t - lastObserved > GAP_MS) {
+      fillGap(new Date(lastObserved).toISOString(), p.time, fillGeneration).then(noteUnfilled);
+    }
+    lastObserved = Math.max(lastObserved || t, t);
   }
 
   // --- live events ---------------------------------------------------------------------------
@@ -161,6 +319,7 @@
       extendTrack(m);
     } else if (m.kind === "iss.tle") {
       loadPasses(); // better elements, better predictions
+      refreshOrbit();
     }
   };
 

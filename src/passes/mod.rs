@@ -10,8 +10,9 @@ mod query;
 
 pub use freshness::{OldTleMark, UnusableTle};
 pub use predict::{
-    GroundTrack, ISS_STANDARD_MAGNITUDE, PathPoint, PredictError, apparent_magnitude, great_circle_km, look_angles,
-    pass_path, predict,
+    GroundTrack, ISS_STANDARD_MAGNITUDE, MAX_PREDICTED_POINTS, MAX_PREDICTED_SPAN_S, MAX_STEP_S, PathPoint,
+    PredictError, PredictedPoint, apparent_magnitude, great_circle_km, look_angles, orbital_period, pass_path, predict,
+    predicted_track,
 };
 pub use query::{MAX_HOURS, PassQuery, compass, table_line};
 

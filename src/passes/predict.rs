@@ -45,6 +45,7 @@ mod roots;
 mod solar;
 #[cfg(test)]
 mod tests;
+mod track;
 
 use super::{Observer, Pass, PassOptions, PassPoint};
 use crate::domain::Tle;
@@ -54,6 +55,9 @@ use geometry::{SECONDS_PER_DAY, Site, Vec3, gmst82, is_finite, norm, teme_to_ear
 pub use ground::{GroundTrack, great_circle_km};
 pub use path::{PathPoint, pass_path};
 use std::cell::Cell;
+pub use track::{
+    MAX_PREDICTED_POINTS, MAX_PREDICTED_SPAN_S, MAX_STEP_S, PredictedPoint, orbital_period, predicted_track,
+};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PredictError {
@@ -196,6 +200,8 @@ struct Orbit {
     epoch: NaiveDateTime,
     /// An upper bound on the satellite's speed relative to the ground, km/s.
     speed_bound: f64,
+    /// One revolution by the mean motion, seconds.
+    period_s: f64,
 }
 
 impl Orbit {
@@ -243,7 +249,7 @@ impl Orbit {
         let e = elements.eccentricity.clamp(0.0, 0.99);
         let perigee_speed = (WGS72_MU_KM3_S2 / a * (1.0 + e) / (1.0 - e)).sqrt();
         let speed_bound = 1.1 * (perigee_speed + EARTH_ROTATION_RAD_S * a * (1.0 + e));
-        Ok(Orbit { constants, epoch: elements.datetime, speed_bound })
+        Ok(Orbit { constants, epoch: elements.datetime, speed_bound, period_s: SECONDS_PER_DAY / elements.mean_motion })
     }
 }
 

@@ -65,7 +65,7 @@ pub async fn iss_latest(State(app): State<AppState>) -> Result<Json<IssPosition>
 
 /// `from`/`to` as RFC 3339 or YYYY-MM-DD (a whole UTC day: `from` its start, `to` its end), in
 /// `crate::dates::YEARS`.
-fn parse_time(name: &str, v: &str, end_of_day: bool) -> Result<DateTime<Utc>, WebError> {
+pub(super) fn parse_time(name: &str, v: &str, end_of_day: bool) -> Result<DateTime<Utc>, WebError> {
     crate::dates::parse_time(v, end_of_day).map_err(|e| WebError::BadRequest(format!("{name}={v:?} {e}")))
 }
 

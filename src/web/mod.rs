@@ -18,6 +18,7 @@ mod guard;
 mod headers;
 mod metrics;
 mod pages;
+mod predicted;
 mod slow;
 
 pub use api::DEFAULT_MAX_POINTS;
@@ -98,6 +99,7 @@ pub fn router(state: AppState, door: FrontDoor) -> Router {
         .route("/metrics", get(metrics::metrics))
         .route("/api/iss/latest", get(api::iss_latest))
         .route("/api/iss/track", get(api::iss_track))
+        .route("/api/iss/predicted", get(predicted::predicted))
         .route("/api/avalanche", get(api::avalanche))
         .route("/api/weather", get(api::weather))
         .route("/api/status", get(api::status))

@@ -32,7 +32,9 @@ const errors = [];
 const violations = [];
 const refusals = [];
 
-async function open(viewport, path, origin = base) {
+// `origin`: which appliance; `setup(context)`, if given, runs before the page loads (e.g. to
+// answer one path itself).
+async function open(viewport, path, origin = base, setup = undefined) {
   const context = await browser.newContext({ viewport, deviceScaleFactor: 1 });
   // Only loopback answers: tiles and anything else on the internet are refused.
   await context.route("**/*", (route) => {
@@ -50,6 +52,7 @@ async function open(viewport, path, origin = base) {
       window.reportCspViolation(`${e.effectiveDirective} blocked ${e.blockedURI || "inline"} (${e.sourceFile}:${e.lineNumber})`),
     ),
   );
+  if (setup) await setup(context);
   const page = await context.newPage();
   page.on("pageerror", (e) => errors.push(String(e)));
   page.on("console", (m) => {
@@ -109,6 +112,46 @@ try {
   check(before.segments.length >= 2, `the track is split at the antimeridian (${before.segments.length} segments)`);
   check(jumps.every((d) => d <= 180), "no track segment crosses the whole map");
 
+  // --- the orbit ahead and the gap filled, both predicted from the stored TLE ----------------
+  // The line ahead leaves from the marker (wait: a new position may be on its way in).
+  await page.waitForFunction(() => {
+    const o = outpost.state.orbit;
+    const pos = outpost.state.position;
+    const first = o.aheadSegments.length && o.aheadSegments[0][0];
+    return first && first[0] === pos.latitude && first[1] === pos.longitude;
+  }, null, { timeout: 20000 });
+  const ahead = await page.evaluate(() => {
+    const o = outpost.state.orbit;
+    const path = document.querySelector("path.orbit-ahead");
+    return {
+      points: o.aheadSegments.reduce((n, s) => n + s.length, 0),
+      minutes: (Date.parse(o.ahead.to) - Date.parse(o.ahead.from)) / 60000,
+      dash: path && path.getAttribute("stroke-dasharray"),
+      epoch: o.ahead.tle_epoch,
+      note: o.note,
+    };
+  });
+  check(ahead.points > 150 && ahead.minutes > 90 && ahead.minutes < 95, `one orbit ahead of the marker (${ahead.points} points, ${ahead.minutes.toFixed(1)} min, TLE of ${ahead.epoch})`);
+  check(ahead.dash === "8 8", `the orbit ahead is dashed (${ahead.dash})`);
+  check(ahead.note === "", "no note while the TLE is usable");
+  // The stored track has a 10-minute hole (tests/it/browser.rs): filled with the prediction.
+  await page.waitForFunction(() => outpost.state.orbit.fills.some((f) => f.points > 0), null, { timeout: 20000 });
+  const fill = await page.evaluate(() => {
+    const f = outpost.state.orbit.fills.find((f) => f.points > 0);
+    const path = document.querySelector("path.gap-fill");
+    return Object.assign({}, f, {
+      minutes: (Date.parse(f.to) - Date.parse(f.from)) / 60000,
+      dash: path && path.getAttribute("stroke-dasharray"),
+      stroke: path && path.getAttribute("stroke"),
+      legend: document.querySelector(".orbit-legend").textContent,
+    });
+  });
+  check(fill.minutes > 9 && fill.minutes < 12, `the ${fill.minutes.toFixed(1)}-minute gap in the stored track is found`);
+  check(fill.points >= 20, `and filled with ${fill.points} predicted positions`);
+  check(fill.dash === "1 6" && fill.stroke !== "#ff7a00", `drawn dotted in another colour (${fill.dash}, ${fill.stroke})`);
+  check(/^Predicted from the TLE/.test(fill.tooltip), "its tooltip says it is predicted: " + fill.tooltip);
+  check(fill.legend.includes("orbit ahead (predicted)") && fill.legend.includes("no positions stored: predicted"), "the legend marks both as predicted: " + fill.legend);
+
   // The first two minutes of positions only: the filter must ask the server for fewer.
   const range = await page.evaluate(async () => {
     const t = await (await fetch("/api/iss/track?max_points=1")).json();
@@ -145,6 +188,28 @@ try {
   const passPoints = await page.evaluate(() => outpost.state.passes[outpost.state.selectedPass].path.length);
   check(passPoints > 10, `choosing a pass draws its path (${passPoints} points) and its sky plot`);
   await page.screenshot({ path: join(artifacts, "map-phone-pass.png"), fullPage: true });
+
+  // --- no usable TLE: nothing ahead, and the map says why ------------------------------------
+  const stale = await open({ width: 390, height: 844 }, "/", base, (context) =>
+    context.route((url) => url.pathname === "/api/iss/predicted", (route) =>
+      route.fulfill({
+        status: 503,
+        contentType: "application/json",
+        // The appliance's answer for a TLE 1,170 days old (tests/it/predicted.rs checks it).
+        body: JSON.stringify({ error: "no usable TLE: ...", tle_epoch: "2023-09-18T10:40:25.371840Z", tle_age_days: 1170 }),
+      }),
+    ),
+  );
+  await stale.waitForSelector(".iss-icon", { timeout: 20000 });
+  await stale.waitForFunction(() => outpost.state.orbit.note !== "", null, { timeout: 20000 });
+  const staleView = await stale.evaluate(() => ({
+    note: document.querySelector(".orbit-legend .orbit-note").textContent,
+    shown: !document.querySelector(".orbit-legend .orbit-note").hidden,
+    ahead: outpost.state.orbit.aheadSegments.length,
+  }));
+  check(staleView.ahead === 0, "with no usable TLE nothing is drawn ahead");
+  check(staleView.shown && /1170 days old/.test(staleView.note), "and the map says why: " + staleView.note);
+  await stale.screenshot({ path: join(artifacts, "map-phone-stale-tle.png"), fullPage: true });
 
   // --- desktop -------------------------------------------------------------------------------
   const wide = await open({ width: 1280, height: 800 }, "/");

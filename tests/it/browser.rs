@@ -20,13 +20,16 @@ async fn the_map_works_in_headless_chromium_without_internet() {
     );
 
     let fx = FixtureServer::start().await;
-    let base = Utc::now() - Duration::minutes(20);
+    let base = Utc::now() - Duration::minutes(30);
     // A position per poll, 20 s of ISS time apart (so a few minutes of track exist within
-    // seconds), crossing the antimeridian early on.
+    // seconds), crossing the antimeridian early on, with 10 minutes missing after the 8th (the
+    // map fills that gap with the predicted track).
     fx.generate("/iss-now.json", move |n| {
         let lon = (176.0 + n as f64 * 0.6 + 180.0) % 360.0 - 180.0;
         let lat = 51.0 * (n as f64 / 30.0).sin();
-        Reply::ok(open_notify(base + Duration::seconds(20 * n as i64), &format!("{lat:.4}"), &format!("{lon:.4}")))
+        let gap = if n > 8 { Duration::minutes(10) } else { Duration::zero() };
+        let time = base + gap + Duration::seconds(20 * n as i64);
+        Reply::ok(open_notify(time, &format!("{lat:.4}"), &format!("{lon:.4}")))
     });
     // Elements from four days ago: the passes of the next days are still predicted, and the
     // made-up track above is not checked against them (only a TLE within 3 days is).
@@ -75,9 +78,15 @@ async fn the_map_works_in_headless_chromium_without_internet() {
     );
     assert!(out.status.success(), "the browser checks failed:\n{report}");
     println!("{}", String::from_utf8_lossy(&out.stdout));
-    for shot in
-        ["map-phone.png", "map-phone-pass.png", "map-desktop.png", "map-stale-tle.png", "avalanche.png", "status.png"]
-    {
+    for shot in [
+        "map-phone.png",
+        "map-phone-pass.png",
+        "map-phone-stale-tle.png",
+        "map-stale-tle.png",
+        "map-desktop.png",
+        "avalanche.png",
+        "status.png",
+    ] {
         assert!(artifacts.join(shot).metadata().is_ok_and(|m| m.len() > 10_000), "{shot} was not saved");
     }
     assert!(app.stop().await.success());

@@ -354,6 +354,7 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/status", &[]),
     ("/api/iss/latest", &[]),
     ("/api/iss/track", &["from", "to", "max_points"]),
+    ("/api/iss/predicted", &["from", "to", "step_s"]),
     ("/api/avalanche", &["date"]),
     ("/api/weather", &["date", "region"]),
     ("/api/status", &[]),
@@ -474,6 +475,8 @@ async fn fuzz_http_requests_never_get_a_5xx() {
     for path in [
         format!("/api/iss/track?to={last}"),
         format!("/api/iss/track?from={last}"),
+        format!("/api/iss/predicted?from={last}"),
+        format!("/api/iss/predicted?to={last}"),
         "/api/iss/track?to=%2B262143-12-31".to_owned(),
         format!("/avalanche?date={last}"),
         format!("/api/avalanche?date={last}"),
@@ -496,6 +499,8 @@ async fn fuzz_http_requests_never_get_a_5xx() {
         "/api/passes?from=2100-12-31T23:59:59Z&hours=336&all=true&path=true",
         "/api/passes?from=2000-01-01&hours=336&all=true",
         "/api/iss/track?from=2000-01-01&to=2100-12-31",
+        "/api/iss/predicted?from=2100-12-31T23:59:59Z&to=2100-12-31&step_s=1",
+        "/api/iss/predicted?from=2000-01-01&step_s=3600",
         "/avalanche?date=2100-12-31",
         "/avalanche?date=2000-01-01",
         "/api/export?kind=iss&format=csv&from=2000-01-01&to=2100-12-31",
@@ -567,7 +572,15 @@ async fn fuzz_http_requests_never_get_a_5xx() {
     for (path, _) in ROUTES {
         assert!(seen.keys().any(|(p, _)| p == path), "{path} was never requested");
     }
-    for path in ["/api/iss/track", "/avalanche", "/api/avalanche", "/api/weather", "/api/export", "/api/passes"] {
+    for path in [
+        "/api/iss/track",
+        "/api/iss/predicted",
+        "/avalanche",
+        "/api/avalanche",
+        "/api/weather",
+        "/api/export",
+        "/api/passes",
+    ] {
         assert!(seen.contains_key(&(path, 200)) && seen.contains_key(&(path, 400)), "{path}: only {seen:?}");
     }
     assert_eq!(app.try_exited(), None, "the appliance exited\n{}", app.log());

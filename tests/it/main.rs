@@ -34,6 +34,7 @@ mod metrics;
 mod mqtt;
 mod passes;
 mod pi;
+mod predicted;
 mod secrets;
 mod stale_tle;
 mod store_upgrade;

@@ -312,6 +312,7 @@ async fn a_rebinding_page_reads_nothing_and_the_appliances_own_names_are_answere
         "/api/status",
         "/api/iss/latest",
         "/api/iss/track",
+        "/api/iss/predicted",
         "/api/export?kind=iss&format=jsonl",
         "/api/events",
         "/api/passes",

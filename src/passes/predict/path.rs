@@ -48,7 +48,7 @@ pub fn pass_path(tle: &Tle, observer: Observer, pass: &Pass, step_s: u32) -> Res
 
 /// Earth-fixed km to geodetic latitude and longitude in degrees (Bowring's iteration, which
 /// converges to well under a metre in three rounds at the ISS's height).
-fn geodetic(p: Vec3) -> (f64, f64) {
+pub(super) fn geodetic(p: Vec3) -> (f64, f64) {
     let e2 = WGS84_F * (2.0 - WGS84_F);
     let r = p[0].hypot(p[1]);
     let mut lat = p[2].atan2(r * (1.0 - e2));
@@ -58,6 +58,14 @@ fn geodetic(p: Vec3) -> (f64, f64) {
         lat = (p[2] + e2 * n * sin).atan2(r);
     }
     (lat.to_degrees(), p[1].atan2(p[0]).to_degrees())
+}
+
+/// Height (km) above the WGS84 ellipsoid of an Earth-fixed point whose geodetic latitude is
+/// `latitude_deg`: the form without `1 / cos(latitude)`, so it holds at the poles too.
+pub(super) fn geodetic_height_km(p: Vec3, latitude_deg: f64) -> f64 {
+    let e2 = WGS84_F * (2.0 - WGS84_F);
+    let (sin, cos) = latitude_deg.to_radians().sin_cos();
+    p[0].hypot(p[1]) * cos + p[2] * sin - WGS84_A_KM * (1.0 - e2 * sin * sin).sqrt()
 }
 
 #[cfg(test)]
@@ -70,6 +78,8 @@ mod tests {
         for (lat, lon, alt_m) in [(59.91, 10.75, 0.0), (-33.87, 151.21, 420_000.0), (0.0, -179.9, 1000.0)] {
             let (la, lo) = geodetic(Site::new(lat, lon, alt_m).position);
             assert!((la - lat).abs() < 1e-6 && (lo - lon).abs() < 1e-6, "{lat},{lon} -> {la},{lo}");
+            let h_m = geodetic_height_km(Site::new(lat, lon, alt_m).position, la) * 1000.0;
+            assert!((h_m - alt_m).abs() < 0.01, "{lat},{lon},{alt_m} m -> {h_m} m");
         }
     }
 }

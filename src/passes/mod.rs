@@ -4,12 +4,13 @@
 //! and set (time, azimuth, elevation; geometric, no refraction), and whether and when the ISS is
 //! visible: sunlit while the sun is below `sun_limit_deg` at the observer.
 
+pub mod calendar;
 mod predict;
 mod query;
 
 pub use predict::{
-    GroundTrack, ISS_STANDARD_MAGNITUDE, PathPoint, PredictError, apparent_magnitude, great_circle_km, look_angles,
-    pass_path, predict,
+    GroundTrack, ISS_STANDARD_MAGNITUDE, PathPoint, PredictError, Revolutions, apparent_magnitude, great_circle_km,
+    look_angles, pass_path, predict,
 };
 pub use query::{MAX_HOURS, PassQuery, compass, table_line};
 

@@ -41,6 +41,7 @@ mod brightness;
 mod geometry;
 mod ground;
 mod path;
+mod revolution;
 mod roots;
 mod solar;
 #[cfg(test)]
@@ -53,6 +54,7 @@ use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use geometry::{SECONDS_PER_DAY, Site, Vec3, gmst82, is_finite, norm, teme_to_earth_fixed};
 pub use ground::{GroundTrack, great_circle_km};
 pub use path::{PathPoint, pass_path};
+pub use revolution::Revolutions;
 use std::cell::Cell;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -143,6 +143,8 @@ try {
   const passPoints = await page.evaluate(() => outpost.state.passes[outpost.state.selectedPass].path.length);
   check(passPoints > 10, `choosing a pass draws its path (${passPoints} points) and its sky plot`);
   await page.screenshot({ path: join(artifacts, "map-phone-pass.png"), fullPage: true });
+  const webcal = await page.getAttribute("#calendar-subscribe", "href");
+  check(webcal === `webcal://${new URL(base).host}/api/passes.ics`, `"Add to calendar" subscribes to ${webcal}`);
 
   // --- desktop -------------------------------------------------------------------------------
   const wide = await open({ width: 1280, height: 800 }, "/");

@@ -448,6 +448,15 @@
     loadPasses();
   });
   loadPasses();
+  calendarLink();
+
+  // The calendar subscription: webcal:// on this page's host, so a phone's calendar app
+  // subscribes (and refreshes) instead of importing once. Basic auth goes in the app's account
+  // settings or the URL (README).
+  function calendarLink() {
+    const link = $("calendar-subscribe");
+    if (link) link.href = "webcal://" + location.host + "/api/passes.ics";
+  }
 
   // --- once a second: the countdown and the age of the position ------------------------------
 

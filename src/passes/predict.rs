@@ -41,6 +41,7 @@ mod brightness;
 mod geometry;
 mod ground;
 mod path;
+mod revolution;
 mod roots;
 mod solar;
 #[cfg(test)]
@@ -54,6 +55,7 @@ use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use geometry::{SECONDS_PER_DAY, Site, Vec3, gmst82, is_finite, norm, teme_to_earth_fixed};
 pub use ground::{GroundTrack, great_circle_km};
 pub use path::{PathPoint, pass_path};
+pub use revolution::Revolutions;
 use std::cell::Cell;
 pub use track::{
     MAX_PREDICTED_POINTS, MAX_PREDICTED_SPAN_S, MAX_STEP_S, PredictedPoint, orbital_period, predicted_track,

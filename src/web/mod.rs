@@ -10,6 +10,7 @@
 mod api;
 mod assets;
 mod auth;
+mod calendar;
 mod config;
 mod error;
 mod events;
@@ -105,6 +106,7 @@ pub fn router(state: AppState, door: FrontDoor) -> Router {
         .route("/api/status", get(api::status))
         .route("/api/export", get(api::export))
         .route("/api/passes", get(api::passes))
+        .route("/api/passes.ics", get(calendar::passes_ics))
         .route("/api/events", get(events::events))
         .route("/api/sinks/{name}/resend", axum::routing::post(api::resend))
         .fallback(|| async { error::WebError::NotFound("no such page".into()) })

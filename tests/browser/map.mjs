@@ -188,6 +188,8 @@ try {
   const passPoints = await page.evaluate(() => outpost.state.passes[outpost.state.selectedPass].path.length);
   check(passPoints > 10, `choosing a pass draws its path (${passPoints} points) and its sky plot`);
   await page.screenshot({ path: join(artifacts, "map-phone-pass.png"), fullPage: true });
+  const webcal = await page.getAttribute("#calendar-subscribe", "href");
+  check(webcal === `webcal://${new URL(base).host}/api/passes.ics`, `"Add to calendar" subscribes to ${webcal}`);
 
   // --- no usable TLE: nothing ahead, and the map says why ------------------------------------
   const stale = await open({ width: 390, height: 844 }, "/", base, (context) =>

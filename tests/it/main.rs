@@ -11,6 +11,7 @@ mod api;
 mod backfill;
 mod bad_answers;
 mod browser;
+mod calendar;
 mod cassandra;
 mod cassandra_cluster;
 mod cassandra_connector;

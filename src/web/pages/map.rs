@@ -59,6 +59,9 @@ pub fn page(station: &str, tile_url: &str, located: Option<&Located>) -> Markup 
                     label.check { input #passes-all type="checkbox"; " also passes in daylight or shadow" }
                     ol #pass-list .pass-list {}
                     div #sky .sky hidden {}
+                    @if located.is_some() {
+                        (calendar_links())
+                    }
                 }
                 footer.attribution {
                     "Basemap: Natural Earth. "
@@ -70,6 +73,18 @@ pub fn page(station: &str, tile_url: &str, located: Option<&Located>) -> Markup 
         }
     };
     layout(Page::Map, "ISS map", station, head, body)
+}
+
+/// "Add to calendar": a `webcal://` subscription (map.js puts the page's host in it; until then it
+/// is the plain URL) and a one-off download of `/api/passes.ics`.
+fn calendar_links() -> Markup {
+    html! {
+        p.calendar {
+            a #calendar-subscribe href="/api/passes.ics" { "Add to calendar" }
+            " (the next 10 days, kept up to date) · "
+            a #calendar-download href="/api/passes.ics" download="outpost-passes.ics" { "download .ics" }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -92,6 +107,9 @@ mod tests {
         assert_eq!(data["tile_url"], "https://tiles.example/{z}/{x}/{y}.png");
         assert!(html.contains(r#"<div id="map""#));
         assert!(!html.contains("location is unknown"));
-        assert!(page("pi", "", None).into_string().contains("location is unknown"));
+        assert!(html.contains(r#"id="calendar-download" href="/api/passes.ics""#));
+        let unknown = page("pi", "", None).into_string();
+        assert!(unknown.contains("location is unknown"));
+        assert!(!unknown.contains("calendar-subscribe"), "no calendar without a location");
     }
 }

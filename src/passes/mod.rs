@@ -8,8 +8,8 @@ mod predict;
 mod query;
 
 pub use predict::{
-    GroundTrack, ISS_STANDARD_MAGNITUDE, PathPoint, PredictError, apparent_magnitude, great_circle_km, look_angles,
-    pass_path, predict,
+    GroundTrack, ISS_STANDARD_MAGNITUDE, PathPoint, PredictError, apparent_magnitude, elevation_windows,
+    great_circle_km, look_angles, pass_path, predict,
 };
 pub use query::{MAX_HOURS, PassQuery, compass, table_line};
 

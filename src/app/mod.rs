@@ -85,6 +85,8 @@ pub async fn run(config: Config, listener: tokio::net::TcpListener, shutdown: Ca
             location: location.clone(),
             regions: config.sources.varsom.regions.clone(),
             pass_options: config.alerts.pass_options(),
+            // One "overhead" for the appliance: the MQTT sensor and the overhead email agree.
+            overhead_elevation_deg: config.email.overhead_elevation_deg,
             clock: clock.clone(),
         };
         let current = feed.spawn(&tracker, shutdown.clone()).await?;

@@ -12,8 +12,8 @@ mod query;
 pub use freshness::{OldTleMark, UnusableTle};
 pub use predict::{
     GroundTrack, ISS_STANDARD_MAGNITUDE, MAX_PREDICTED_POINTS, MAX_PREDICTED_SPAN_S, MAX_STEP_S, PathPoint,
-    PredictError, PredictedPoint, Revolutions, apparent_magnitude, great_circle_km, look_angles, orbital_period,
-    pass_path, predict, predicted_track,
+    PredictError, PredictedPoint, Revolutions, apparent_magnitude, elevation_windows, great_circle_km, look_angles,
+    orbital_period, pass_path, predict, predicted_track,
 };
 pub use query::{MAX_HOURS, PassQuery, compass, table_line};
 

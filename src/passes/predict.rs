@@ -111,6 +111,36 @@ pub fn look_angles(tle: &Tle, observer: Observer, time: DateTime<Utc>) -> Result
     Ok(PassPoint { time, azimuth_deg: s.azimuth, elevation_deg: s.elevation })
 }
 
+/// When the satellite is at or above `elevation_deg` in the observer's sky, as the intervals
+/// overlapping `from..to`, in time order: each from its up-crossing to its down-crossing, rounded
+/// to the whole second (as pass times are), with its true edges when they fall outside the window.
+/// Found by the pass search itself, with `elevation_deg` as the minimum elevation (the same scan
+/// and Brent refinement), so it holds for any threshold, also one below the passes' minimum
+/// elevation, and for passes that are not visible. Pure; errors as `predict`.
+pub fn elevation_windows(
+    tle: &Tle,
+    observer: Observer,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    elevation_deg: f64,
+) -> Result<Vec<std::ops::Range<DateTime<Utc>>>, PredictError> {
+    validate_observer(&observer)?;
+    if !(elevation_deg.is_finite() && (-90.0..=90.0).contains(&elevation_deg)) {
+        return Err(PredictError::InvalidOptions(format!(
+            "the elevation must be a number of degrees in -90..90, not {elevation_deg}"
+        )));
+    }
+    let orbit = Orbit::from_tle(tle)?;
+    if from >= to {
+        return Ok(Vec::new());
+    }
+    let model = Model::new(orbit, observer, from, SunModel::Almanac);
+    let end = seconds_between(from, to);
+    let time = |t: f64| model.rounded_time(t).ok_or_else(|| model.propagation_error(t, "the time is out of range"));
+    let raw = model.find_passes(elevation_deg, end)?;
+    raw.iter().filter(|p| p.set.t > 0.0 && p.rise.t < end).map(|p| Ok(time(p.rise.t)?..time(p.set.t)?)).collect()
+}
+
 /// Where the sun's altitude at the observer comes from.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum SunModel {

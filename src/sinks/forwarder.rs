@@ -165,10 +165,12 @@ impl<S: Sink> Forwarder<S> {
                 Outcome::Sent { more: false } | Outcome::Idle => {
                     backoff.reset();
                     // New commits wake us; so does a periodic tick, so that state sinks (MQTT)
-                    // refresh day-dependent values and refill a restarted broker without new data.
+                    // refresh day-dependent values and refill a restarted broker without new data,
+                    // and the sink itself when a value of its changes on time.
                     tokio::select! {
                         r = committed.changed() => if r.is_err() { return },
                         _ = tokio::time::sleep(IDLE_TICK) => {}
+                        _ = self.sink.wake() => {}
                         Some(reply) = self.resend.recv() => { let _ = reply.send(self.resend_dead_letters().await); }
                         _ = cancel.cancelled() => return,
                     }

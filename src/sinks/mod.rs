@@ -176,6 +176,13 @@ pub trait Sink: Send {
 
     /// Called after a failure so the next `connect` starts afresh.
     fn disconnect(&mut self);
+
+    /// Resolves when a state sink has something to publish without a new record (the MQTT sky
+    /// state at a predicted instant); an idle forwarder then steps at once instead of at its
+    /// next tick. Never, by default.
+    fn wake(&mut self) -> impl Future<Output = ()> + Send {
+        std::future::pending()
+    }
 }
 
 /// What `/api/status` shows for one sink. Never holds secrets.

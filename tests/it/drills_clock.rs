@@ -20,12 +20,13 @@ const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 const MARK: &str = "source.iss_tle.last_attempt_s";
 
 /// The library, or `None` where Debian's faketime package is missing (the test then skips).
-fn libfaketime() -> Option<String> {
+pub(crate) fn libfaketime() -> Option<String> {
     let multiarch = format!("/usr/lib/{}-linux-gnu/faketime/libfaketime.so.1", std::env::consts::ARCH);
     [LIBFAKETIME, multiarch.as_str()].into_iter().find(|p| Path::new(p).exists()).map(str::to_owned)
 }
 
-const NO_FAKETIME: &str = "libfaketime is not installed (Debian package faketime; scripts/test.sh installs it)";
+pub(crate) const NO_FAKETIME: &str =
+    "libfaketime is not installed (Debian package faketime; scripts/test.sh installs it)";
 
 /// A clock for the appliance: writes libfaketime's offset file.
 struct FakeClock {

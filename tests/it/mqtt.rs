@@ -217,18 +217,27 @@ async fn retained_state_is_the_newest_position_and_todays_danger() {
     assert_todays_danger(&broker.json("outpost/it/avalanche/3022").await);
     assert_eq!(broker.text("outpost/it/status").await, "online");
 
-    // Everything retained: the four state topics and no discovery configs (ha_discovery off).
+    // Everything retained: the six state topics and no discovery configs (ha_discovery off).
     let all = broker.read("#", 10, 2).await;
     let mut topics: Vec<&str> = all.iter().map(|(t, _)| t.as_str()).collect();
     topics.sort();
     assert_eq!(
         topics,
-        ["outpost/it/avalanche/3022", "outpost/it/iss/next_pass", "outpost/it/iss/position", "outpost/it/status"]
+        [
+            "outpost/it/avalanche/3022",
+            "outpost/it/iss/next_pass",
+            "outpost/it/iss/overhead",
+            "outpost/it/iss/position",
+            "outpost/it/iss/visible_now",
+            "outpost/it/status"
+        ]
     );
     // No location is configured here, so there is no next pass to tell, and it says why.
     let next = broker.json("outpost/it/iss/next_pass").await;
     assert!(next.get("rise").is_none(), "{next}");
     assert!(next["reason"].as_str().is_some_and(|r| r.contains("location is unknown")), "{next}");
+    assert_eq!(broker.text("outpost/it/iss/visible_now").await, "OFF");
+    assert_eq!(broker.text("outpost/it/iss/overhead").await, "OFF");
     assert!(app.stop().await.success());
 }
 
@@ -268,11 +277,13 @@ async fn home_assistant_discovery_announces_every_sensor() {
     let app = Outpost::start(dir.path(), &weather_on).await;
     caught_up(&app, 60).await;
 
-    let configs = broker.read("homeassistant/#", 8, 5).await;
+    let configs = broker.read("homeassistant/#", 10, 5).await;
     let by_topic: std::collections::BTreeMap<String, Value> =
         configs.iter().map(|(t, p)| (t.clone(), serde_json::from_str(p).expect("valid JSON"))).collect();
     let expected = [
         "homeassistant/binary_sensor/outpost_it/avalanche_3022_at_least/config",
+        "homeassistant/binary_sensor/outpost_it/iss_overhead/config",
+        "homeassistant/binary_sensor/outpost_it/iss_visible_now/config",
         "homeassistant/device_tracker/outpost_it/iss/config",
         "homeassistant/sensor/outpost_it/avalanche_3022/config",
         "homeassistant/sensor/outpost_it/iss_latitude/config",
@@ -504,4 +515,182 @@ async fn without_a_pass_to_tell_next_pass_says_why_with_the_old_tles_epoch_and_a
     assert!(reason.contains("2023-09-18 10:40 UTC") && reason.contains("at most 14 days"), "{reason}");
     assert_eq!(got.as_object().unwrap().len(), 1, "no pass fields: {got}");
     assert!(app.stop().await.success());
+}
+
+/// Where the simulated pass is watched from: Oslo's reference place (tests/fixtures/passes).
+const OSLO: outpost::passes::Observer =
+    outpost::passes::Observer { latitude: 59.9139, longitude: 10.7522, altitude_m: 20.0 };
+/// No pass over Oslo climbs to the default 60 deg; the reference pass of 19:38 culminates at 18.9.
+const OVERHEAD_DEG: f64 = 15.0;
+/// The appliance's clock starts here, a minute before the pass becomes visible, and runs 5 times
+/// as fast as the real one (timers too: libfaketime scales the waits as well).
+const FAKE_START: &str = "2023-09-18T19:37:30Z";
+const SPEED: f64 = 5.0;
+
+/// Renders a Home Assistant template with Jinja2's sandbox (as Home Assistant does), `value_json`
+/// being `payload` parsed.
+fn render_ha_template(template: &str, payload: &str) -> String {
+    const SCRIPT: &str = "import json, sys, jinja2.sandbox\n\
+        env = jinja2.sandbox.ImmutableSandboxedEnvironment()\n\
+        print(env.from_string(sys.argv[1]).render(value_json=json.loads(sys.argv[2])))";
+    let python = std::env::var("OUTPOST_PYTHON").unwrap_or_else(|_| "/root/.cache/outpost/venv/bin/python".into());
+    let out = std::process::Command::new(python).args(["-c", SCRIPT, template, payload]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "jinja2 (tests/tools/requirements.txt) renders the template: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+#[tokio::test]
+async fn the_sky_binary_sensors_flip_on_time_across_a_simulated_pass() {
+    let Some(lib) = crate::drills_clock::libfaketime() else {
+        skip!("{}", crate::drills_clock::NO_FAKETIME);
+        return;
+    };
+    // What should happen, predicted by the library (its visible window is Skyfield's to the second).
+    let tle_text = fixture("passes/iss-2023-09-18.tle");
+    let tle = outpost::sources::tle_parse::parse_tle(&tle_text).unwrap();
+    let fake_start: DateTime<Utc> = FAKE_START.parse().unwrap();
+    let query = outpost::passes::PassQuery {
+        observer: OSLO,
+        from: fake_start,
+        hours: 1.0,
+        options: Default::default(),
+        all: false,
+        max_magnitude: None,
+        brightest_first: false,
+    };
+    let pass = query.run(&tle).unwrap().into_iter().next().expect("the 19:38 pass");
+    let (visible_from, visible_to) = (pass.visible_from.unwrap(), pass.visible_to.unwrap());
+    assert_eq!(visible_from, "2023-09-18T19:38:31Z".parse::<DateTime<Utc>>().unwrap(), "the reference's start");
+    let overhead = outpost::passes::elevation_windows(&tle, OSLO, fake_start, visible_to, OVERHEAD_DEG).unwrap();
+    let overhead = overhead.first().expect("the pass climbs above 15 deg").clone();
+    assert!(visible_from < overhead.start && overhead.start < visible_to && visible_to < overhead.end);
+
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), free_port(), None).await.unwrap();
+    // Every state change as it arrives, with the real time it arrived.
+    let mut sub = Command::new("mosquitto_sub")
+        .args(["-h", "127.0.0.1", "-p", &broker.port.to_string(), "-v"])
+        .args(["-t", "outpost/it/iss/visible_now", "-t", "outpost/it/iss/overhead"])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("mosquitto_sub runs");
+    let (tx, mut arrivals) = tokio::sync::mpsc::unbounded_channel();
+    let stdout = sub.stdout.take().unwrap();
+    tokio::spawn(async move {
+        use tokio::io::AsyncBufReadExt;
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let _ = tx.send((std::time::Instant::now(), line));
+        }
+    });
+    // mosquitto_sub is subscribed once a retained message reaches it; none exists yet, so
+    // publish one of our own and wait for it.
+    let probe = std::process::Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &broker.port.to_string(), "-r", "-t", "outpost/it/iss/overhead", "-m", "probe"])
+        .status()
+        .unwrap();
+    assert!(probe.success());
+    let (_, line) = tokio::time::timeout(Duration::from_secs(10), arrivals.recv()).await.unwrap().unwrap();
+    assert_eq!(line, "outpost/it/iss/overhead probe");
+
+    let fx = FixtureServer::start().await;
+    fx.script("/tle", vec![Reply::ok(tle_text)]);
+    let extra = format!(
+        "[location]\nlatitude = {}\nlongitude = {}\naltitude_m = {}\n[email]\noverhead_elevation_deg = {OVERHEAD_DEG}\n{}",
+        OSLO.latitude,
+        OSLO.longitude,
+        OSLO.altitude_m,
+        mqtt_section(broker.port, "ha_discovery = true\n")
+    );
+    // Real-time seconds are short for the fast clock: the time-outs are made long enough.
+    let cfg = config(&fx, dir.path(), &extra).replace("timeout_s = 2.0", "timeout_s = 30.0");
+    let preload = format!("LD_PRELOAD={lib}");
+    let faketime = format!("FAKETIME=@{} x{SPEED}", fake_start.format("%Y-%m-%d %H:%M:%S"));
+    let command = ["/usr/bin/env", "TZ=UTC", &preload, &faketime, bin()];
+    // libfaketime starts its clock when the process loads it, right after the spawn.
+    let spawned = std::time::Instant::now();
+    let app = Outpost::start_with(dir.path(), &cfg, &command).await;
+    let fake_at =
+        |real: std::time::Instant| fake_start + chrono::Duration::from_std((real - spawned).mul_f64(SPEED)).unwrap();
+
+    // Collect until both sensors went OFF -> ON -> OFF (the pass ends about 60 s from now).
+    let mut seen: Vec<(DateTime<Utc>, String, String)> = vec![];
+    let done = |seen: &[(DateTime<Utc>, String, String)], topic: &str| {
+        seen.iter().filter(|(_, t, _)| t.ends_with(topic)).map(|(_, _, p)| p.as_str()).collect::<Vec<_>>()
+            == ["OFF", "ON", "OFF"]
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(150);
+    while !(done(&seen, "/visible_now") && done(&seen, "/overhead")) {
+        let next = tokio::time::timeout_at(deadline, arrivals.recv()).await;
+        let Ok(Some((at, line))) = next else {
+            panic!("both sensors OFF, ON, OFF by the deadline; seen {seen:?}\n{}", app.log());
+        };
+        let (topic, payload) = line.split_once(' ').unwrap();
+        seen.push((fake_at(at), topic.to_owned(), payload.to_owned()));
+        eprintln!("sky sensors: {topic} {payload} at {} (appliance time)", fake_at(at));
+    }
+    let times = |topic: &str| -> Vec<DateTime<Utc>> {
+        seen.iter().filter(|(_, t, _)| t.ends_with(topic)).map(|(at, _, _)| *at).collect()
+    };
+    let (visible, over) = (times("/visible_now"), times("/overhead"));
+    assert!(visible[0] < visible_from - chrono::Duration::seconds(5), "OFF at the connection, before the pass");
+    assert!(over[0] < visible_from - chrono::Duration::seconds(5));
+    // Each flip within a few seconds of its predicted time (2 s of appliance time is 0.4 s here).
+    for (what, got, want) in [
+        ("visible on", visible[1], visible_from),
+        ("visible off", visible[2], visible_to),
+        ("overhead on", over[1], overhead.start),
+        ("overhead off", over[2], overhead.end),
+    ] {
+        let late = (got - want).num_milliseconds() as f64 / 1000.0;
+        eprintln!("sky sensors: {what} {late:+.2} s from the predicted {want}");
+        assert!((-1.0..=2.0).contains(&late), "{what} at {got}, predicted {want} ({late:+.2} s)\n{seen:?}");
+    }
+
+    // The discovery configs, retained: both binary sensors on their state topics.
+    let configs = broker.read("homeassistant/binary_sensor/#", 3, 5).await;
+    let config = |id: &str| -> Value {
+        let topic = format!("homeassistant/binary_sensor/outpost_it/{id}/config");
+        let (_, payload) = configs.iter().find(|(t, _)| *t == topic).unwrap_or_else(|| panic!("{topic}: {configs:?}"));
+        serde_json::from_str(payload).unwrap()
+    };
+    for (id, name, state) in [
+        ("iss_visible_now", "ISS visible now", "outpost/it/iss/visible_now"),
+        ("iss_overhead", "ISS overhead", "outpost/it/iss/overhead"),
+    ] {
+        let c = config(id);
+        assert_eq!((c["name"].as_str(), c["state_topic"].as_str()), (Some(name), Some(state)), "{c}");
+        assert_eq!(c["unique_id"], format!("outpost_it_{id}"));
+        assert_eq!(c["availability_topic"], "outpost/it/status");
+        assert!(c.get("payload_on").is_none() && c.get("value_template").is_none(), "ON/OFF, the defaults: {c}");
+    }
+    // The next pass moved on when this one ended; its attributes, rendered as Home Assistant
+    // renders them, carry its magnitude and maximum elevation.
+    let next_config = broker.json("homeassistant/sensor/outpost_it/iss_next_pass/config").await;
+    assert_eq!(next_config["json_attributes_topic"], "outpost/it/iss/next_pass");
+    let payload = broker.text("outpost/it/iss/next_pass").await;
+    let next: Value = serde_json::from_str(&payload).unwrap();
+    let next_from: DateTime<Utc> = next["visible_from"].as_str().unwrap().parse().unwrap();
+    assert!(next_from > visible_to, "the following pass, not the one that ended: {next}");
+    let magnitude = next["magnitude"].as_f64().unwrap_or_else(|| panic!("the payload carries magnitude: {next}"));
+    let attributes = render_ha_template(next_config["json_attributes_template"].as_str().unwrap(), &payload);
+    let attributes: Value = serde_json::from_str(&attributes).unwrap();
+    assert_eq!(attributes["magnitude"].as_f64(), Some(magnitude), "{attributes}");
+    let top = next["culmination"]["elevation_deg"].as_f64().unwrap();
+    assert_eq!(attributes["max_elevation_deg"].as_f64(), Some((top * 10.0).round() / 10.0), "{attributes}");
+    assert_eq!(attributes["visible_from"], next["visible_from"], "every field of the payload stays: {attributes}");
+    let state = render_ha_template(next_config["value_template"].as_str().unwrap(), &payload);
+    assert_eq!(state, next["visible_from"].as_str().unwrap());
+    // With no pass to tell, the attributes still render.
+    let empty: Value =
+        serde_json::from_str(&render_ha_template(next_config["json_attributes_template"].as_str().unwrap(), "{}"))
+            .unwrap();
+    assert!(empty["max_elevation_deg"].is_null(), "{empty}");
+    assert!(app.stop().await.success());
+    drop(sub);
 }

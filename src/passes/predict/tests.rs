@@ -568,3 +568,41 @@ fn look_angles_agree_with_the_reference_culmination() {
     let bad = Observer { latitude: f64::NAN, ..oslo };
     assert!(super::look_angles(&tle, bad, t).is_err());
 }
+
+#[test]
+fn elevation_windows_at_the_minimum_elevation_are_the_reference_passes() {
+    let windows = super::elevation_windows(&tle(), OSLO, start(), end(), 10.0).unwrap();
+    let reference = reference(OSLO_JSON);
+    assert_eq!(windows.len(), reference.len(), "{windows:?}");
+    for (w, p) in windows.iter().zip(&reference) {
+        assert!(seconds(w.start, p.rise.time) <= 1.0 && seconds(w.end, p.set.time) <= 1.0, "{w:?} vs {p:?}");
+    }
+}
+
+#[test]
+fn elevation_windows_are_bounded_by_crossings_of_the_threshold() {
+    let t = tle();
+    // Not 15: a reference pass culminates at 15.0 deg.
+    let m = 16.0;
+    let windows = super::elevation_windows(&t, OSLO, start(), end(), m).unwrap();
+    // The reference passes that culminate above 16 deg, one window each, around the culmination.
+    let high: Vec<Pass> = reference(OSLO_JSON).into_iter().filter(|p| p.culmination.elevation_deg > m).collect();
+    assert_eq!(windows.len(), high.len(), "{windows:?}");
+    let elevation = |at: DateTime<Utc>| super::look_angles(&t, OSLO, at).unwrap().elevation_deg;
+    let second = TimeDelta::seconds(1);
+    for (w, p) in windows.iter().zip(&high) {
+        assert!(p.rise.time < w.start && w.start < p.culmination.time && p.culmination.time < w.end, "{w:?} {p:?}");
+        assert!(w.end < p.set.time, "{w:?} {p:?}");
+        // Rounded to the second: the true crossing is within half a second of each edge.
+        assert!(elevation(w.start - second) < m && elevation(w.start + second) > m, "up at {}", w.start);
+        assert!(elevation(w.end - second) > m && elevation(w.end + second) < m, "down at {}", w.end);
+    }
+    // A window that starts inside one reports its true edges; one that ends before: nothing more.
+    let first = &windows[0];
+    let mid = first.start + (first.end - first.start) / 2;
+    let from_mid = super::elevation_windows(&t, OSLO, mid, mid + TimeDelta::minutes(1), m).unwrap();
+    assert_eq!(from_mid, std::slice::from_ref(first));
+    assert!(super::elevation_windows(&t, OSLO, first.end, first.end, m).unwrap().is_empty());
+    let err = super::elevation_windows(&t, OSLO, start(), end(), f64::NAN).unwrap_err();
+    assert!(matches!(err, PredictError::InvalidOptions(_)), "{err}");
+}

@@ -1,6 +1,7 @@
 //! Home Assistant MQTT discovery: the retained configs under `homeassistant/…/config` that
 //! announce the ISS latitude and longitude sensors, an ISS device tracker, the next-pass sensor
-//! and per configured region a danger sensor, a "danger at or above min_level" binary sensor and
+//! (magnitude and maximum elevation among its attributes), the "ISS visible now" and "ISS
+//! overhead" binary sensors and per configured region a danger sensor, a "danger at or above min_level" binary sensor and
 //! today's new snow and max wind sensors. Pure: builds messages, never publishes them.
 
 use super::{Msg, Topics};
@@ -106,6 +107,30 @@ pub(super) fn region_weather(topics: &Topics, region: u32, name: Option<&str>) -
     ]
 }
 
+/// The next pass's attributes: every field of the payload (rise, culmination and set, the
+/// visible window, `magnitude`, and whatever else it carries), plus the culmination's elevation
+/// as `max_elevation_deg` to a tenth (`null` with no pass).
+const NEXT_PASS_ATTRIBUTES: &str = "{% set top = value_json.get('culmination') %}\
+{{ dict(value_json, max_elevation_deg=(top.elevation_deg | round(1)) if top else none) | tojson }}";
+
+/// The two sky binary sensors, from plain "ON"/"OFF" state topics (Home Assistant's defaults).
+fn sky(topics: &Topics) -> [Msg; 2] {
+    [
+        entity(
+            topics,
+            "binary_sensor",
+            "iss_visible_now",
+            json!({"name": "ISS visible now", "state_topic": topics.visible_now(), "icon": "mdi:eye"}),
+        ),
+        entity(
+            topics,
+            "binary_sensor",
+            "iss_overhead",
+            json!({"name": "ISS overhead", "state_topic": topics.overhead(), "icon": "mdi:space-station"}),
+        ),
+    ]
+}
+
 /// Every config, for a fresh connection.
 pub(super) fn all(topics: &Topics, regions: &[u32], names: &HashMap<u32, String>, min_level: u8) -> Vec<Msg> {
     let pos = topics.position();
@@ -140,10 +165,12 @@ pub(super) fn all(topics: &Topics, regions: &[u32], names: &HashMap<u32, String>
                 "value_template": "{{ value_json.visible_from | default(None) }}",
                 "device_class": "timestamp",
                 "json_attributes_topic": next_pass,
+                "json_attributes_template": NEXT_PASS_ATTRIBUTES,
                 "icon": "mdi:telescope",
             }),
         ),
     ];
+    out.extend(sky(topics));
     for r in regions {
         let name = names.get(r).map(String::as_str);
         out.push(region(topics, *r, name));

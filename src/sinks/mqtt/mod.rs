@@ -9,15 +9,23 @@
 //!   snowfall_max_cm, wind_speed_max_kmh, wind_direction_deg, wind_gusts_max_kmh,
 //!   temperature_min_c, temperature_max_c (null = no value);
 //! - `{prefix}/{station}/iss/next_pass`: the next visible pass for the device's location (the
-//!   `/api/passes` object); when there is none, `{"reason": "..."}` (no TLE, no location, a TLE
-//!   that does not fit the clock, with its epoch and age); refreshed on every batch and idle tick;
+//!   `/api/passes` object, `magnitude` included); when there is none, `{"reason": "..."}` (no TLE,
+//!   no location, a TLE that does not fit the clock, with its epoch and age); refreshed on every
+//!   batch and idle tick, and when the pass ends;
+//! - `{prefix}/{station}/iss/visible_now`: "ON" while a visible pass is in progress over the
+//!   device's location (from its `visible_from` to its `visible_to`), else "OFF";
+//! - `{prefix}/{station}/iss/overhead`: "ON" while the ISS is above `email.overhead_elevation_deg`
+//!   there (visible or not), else "OFF". Both flip within a second or so of the predicted time:
+//!   the feed wakes at the edges, and the sink asks its forwarder for a step when they change;
 //! - `{prefix}/{station}/status`: "online" after each connect, "offline" as the last will and on
 //!   a graceful close;
 //! - `{prefix}/{station}/alerts`: one event (not retained) per avalanche danger alert recorded
 //!   by this process's alerts (region_id, region_name, valid_date, danger_level, at), once per
 //!   (region, valid date, level) whatever the channels, within a minute of the alert;
 //! - with `ha_discovery`, Home Assistant configs under `homeassistant/…/config` (ISS latitude and
-//!   longitude sensors, an ISS device tracker, the next pass, per region a danger sensor and a
+//!   longitude sensors, an ISS device tracker, the next pass with its magnitude and maximum
+//!   elevation as attributes, the binary sensors "ISS visible now" and "ISS overhead", per region
+//!   a danger sensor and a
 //!   binary sensor "danger at or above `avalanche_alerts.min_level`", a new-snow and a max-wind
 //!   sensor).
 //!
@@ -102,6 +110,16 @@ impl Topics {
 
     fn next_pass(&self) -> String {
         format!("{}/iss/next_pass", self.base)
+    }
+
+    /// "ON" while a visible pass is in progress.
+    fn visible_now(&self) -> String {
+        format!("{}/iss/visible_now", self.base)
+    }
+
+    /// "ON" while the ISS is above the overhead elevation.
+    fn overhead(&self) -> String {
+        format!("{}/iss/overhead", self.base)
     }
 
     /// Alert events (not retained).
@@ -196,6 +214,17 @@ impl Sink for MqttSink {
         // Dropping the connection aborts its driver; the broker then sends the last will.
         self.conn = None;
     }
+
+    /// The sky state (visible now, overhead) changes on time, without a record: step then.
+    async fn wake(&mut self) {
+        let published = self.state.published_sky();
+        // A clone: the batch path's receiver keeps its own notion of what it has seen.
+        let mut current = self.current.clone();
+        if current.wait_for(|c| Some(c.sky) != published).await.is_err() {
+            // The feed stopped (shutting down): nothing will change any more.
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 impl Drop for MqttSink {
@@ -216,7 +245,11 @@ mod tests {
         assert_eq!(topics.node, "outpost_pi_1_x");
         assert_eq!(topics.status(), "outpost/pi.1_x/status");
         let all = discovery::all(&topics, &[3022], &Default::default(), 3);
-        assert_eq!(all.len(), 8, "latitude, longitude, tracker, next pass, one region's danger, binary, snow, wind");
+        assert_eq!(
+            all.len(),
+            10,
+            "latitude, longitude, tracker, next pass, visible now, overhead, one region's danger, binary, snow, wind"
+        );
         for (topic, _) in all {
             let ok = |seg: &str| seg.chars().all(|c| c.is_ascii_alphanumeric() || "_-".contains(c));
             assert!(topic.split('/').all(ok), "{topic}");

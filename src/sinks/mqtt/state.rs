@@ -13,7 +13,7 @@
 //! and when the date changes.
 
 use super::{Msg, Topics, discovery};
-use crate::current::Current;
+use crate::current::{Current, SkyNow};
 use crate::domain::{AvalancheWarning, DangerAlert, IssPosition, Record, StoredRecord, WeatherDaily};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::json;
@@ -26,6 +26,7 @@ struct Published {
     warnings: HashMap<u32, Vec<u8>>,
     warnings_date: Option<NaiveDate>,
     next_pass: Option<Vec<u8>>,
+    sky: Option<SkyNow>,
     weather: HashMap<u32, Vec<u8>>,
     weather_date: Option<NaiveDate>,
 }
@@ -92,6 +93,7 @@ impl State {
         self.remember_weather(now.weather.iter());
         msgs.extend(self.weather_msgs(now.date));
         msgs.extend(self.next_pass_msg(now));
+        msgs.extend(self.sky_msgs(now.sky));
         msgs.extend(self.alert_msgs(&now.danger_alerts));
         msgs
     }
@@ -112,6 +114,7 @@ impl State {
             msgs.extend(self.weather_msgs(now.date));
         }
         msgs.extend(self.next_pass_msg(now));
+        msgs.extend(self.sky_msgs(now.sky));
         msgs.extend(self.alert_msgs(&now.danger_alerts));
         msgs
     }
@@ -119,6 +122,7 @@ impl State {
     /// A step without a batch on a live connection (at least every minute): what depends on time.
     pub(super) fn on_idle(&mut self, now: &Current) -> Vec<Msg> {
         let mut msgs: Vec<Msg> = self.next_pass_msg(now).into_iter().collect();
+        msgs.extend(self.sky_msgs(now.sky));
         if self.published.warnings_date != Some(now.date) {
             msgs.extend(self.warning_msgs(&now.warnings, now.date));
         }
@@ -243,6 +247,28 @@ impl State {
     }
 }
 
+impl State {
+    /// The sky state this connection published last (`None` before anything was published):
+    /// the sink asks for a step as soon as the current state differs from it.
+    pub(super) fn published_sky(&self) -> Option<SkyNow> {
+        self.published.sky
+    }
+
+    /// "ON"/"OFF" on each sky topic whose state differs from what this connection published.
+    fn sky_msgs(&mut self, sky: SkyNow) -> Vec<Msg> {
+        let before = self.published.sky.replace(sky);
+        let on_off = |on: bool| if on { b"ON".to_vec() } else { b"OFF".to_vec() };
+        let mut out = Vec::new();
+        if before.map(|b| b.visible_now) != Some(sky.visible_now) {
+            out.push((self.topics.visible_now(), on_off(sky.visible_now)));
+        }
+        if before.map(|b| b.overhead) != Some(sky.overhead) {
+            out.push((self.topics.overhead(), on_off(sky.overhead)));
+        }
+        out
+    }
+}
+
 /// The batch's newest position: the only one worth publishing.
 fn newest_position(batch: &[StoredRecord]) -> Option<&IssPosition> {
     let positions = batch.iter().filter_map(|r| match &r.record {
@@ -331,6 +357,7 @@ mod tests {
             warnings,
             next_pass: None,
             no_pass_reason: None,
+            sky: SkyNow::default(),
             danger_alerts: vec![],
             weather: vec![],
         }
@@ -370,7 +397,14 @@ mod tests {
         let msgs = s.on_connect(&now);
         assert_eq!(
             topics(&msgs),
-            ["outpost/pi/status", "outpost/pi/iss/position", "outpost/pi/avalanche/3022", "outpost/pi/iss/next_pass"]
+            [
+                "outpost/pi/status",
+                "outpost/pi/iss/position",
+                "outpost/pi/avalanche/3022",
+                "outpost/pi/iss/next_pass",
+                "outpost/pi/iss/visible_now",
+                "outpost/pi/iss/overhead"
+            ]
         );
         assert_eq!(msgs[0].1, b"online");
         assert_eq!(json(&msgs[1])["time"], "1970-01-01T00:01:40Z");
@@ -378,10 +412,11 @@ mod tests {
         assert_eq!((w["danger_level"].as_u64(), w["valid_date"].as_str()), (Some(3), Some("2024-01-15")), "{w}");
         assert_eq!(w["region_name"], "Trollheimen");
         assert_eq!(msgs[3].1, b"{}", "no next pass yet");
+        assert_eq!((&msgs[4].1[..], &msgs[5].1[..]), (&b"OFF"[..], &b"OFF"[..]), "nothing in the sky");
 
         // Nothing changed: an idle step publishes nothing; a new connection everything again.
         assert!(s.on_idle(&now).is_empty());
-        assert_eq!(s.on_connect(&now).len(), 4, "a restarted broker is refilled");
+        assert_eq!(s.on_connect(&now).len(), 6, "a restarted broker is refilled");
     }
 
     #[test]
@@ -454,15 +489,14 @@ mod tests {
         let mut s = state(false);
         let mut now = current("2024-01-15", vec![]);
         let msgs = s.on_connect(&now);
-        assert_eq!(
-            msgs.last().map(|(t, p)| (t.as_str(), p.as_slice())),
-            Some(("outpost/pi/iss/next_pass", &b"{}"[..]))
-        );
+        let next_pass = msgs.iter().find(|(t, _)| t == "outpost/pi/iss/next_pass");
+        assert_eq!(next_pass.map(|(_, p)| p.as_slice()), Some(&b"{}"[..]));
         now.next_pass = Some(pass(1000));
         let msgs = s.on_idle(&now);
         assert_eq!(topics(&msgs), ["outpost/pi/iss/next_pass"]);
         assert_eq!(json(&msgs[0])["visible_from"], "2023-11-14T22:31:00Z");
         assert_eq!(json(&msgs[0])["rise"]["elevation_deg"], 10.0);
+        assert_eq!(json(&msgs[0])["magnitude"], -2.5, "the brightness travels with the pass");
         // A TLE-only batch with the same next pass publishes nothing.
         let tle = Tle { epoch: at(0), norad_id: 25544, name: None, line1: "1".into(), line2: "2".into() };
         assert!(s.on_batch(&records(vec![Record::Tle(tle)]), &now).is_empty());
@@ -553,8 +587,10 @@ mod tests {
         let mut s = state(true);
         let now = current("2024-01-15", vec![warning(3022, "Trollheimen", "2024-01-15", 3)]);
         let msgs = s.on_connect(&now);
-        let (topic, payload) =
-            msgs.iter().find(|(t, _)| t.starts_with("homeassistant/binary_sensor/")).expect("a binary sensor config");
+        let (topic, payload) = msgs
+            .iter()
+            .find(|(t, _)| t.starts_with("homeassistant/binary_sensor/") && t.contains("avalanche"))
+            .expect("a binary sensor config");
         assert_eq!(topic, "homeassistant/binary_sensor/outpost_pi/avalanche_3022_at_least/config");
         let c: serde_json::Value = serde_json::from_slice(payload).unwrap();
         assert_eq!(c["name"], "Avalanche danger Trollheimen at or above 3");
@@ -654,5 +690,56 @@ mod tests {
             (Some("km/h"), Some("wind_speed"))
         );
         assert_eq!(wind["unique_id"], "outpost_pi_weather_3022_max_wind");
+    }
+
+    #[test]
+    fn the_sky_topics_say_on_and_off_and_only_what_changed() {
+        let mut s = state(false);
+        let mut now = current("2024-01-15", vec![]);
+        assert_eq!(s.published_sky(), None, "nothing published before a connection");
+        s.on_connect(&now);
+        assert_eq!(s.published_sky(), Some(SkyNow::default()));
+        let text =
+            |msgs: &[Msg]| msgs.iter().map(|(t, p)| format!("{t}={}", String::from_utf8_lossy(p))).collect::<Vec<_>>();
+        // A visible pass begins: only "visible now" is published.
+        now.sky = SkyNow { visible_now: true, overhead: false };
+        assert_eq!(text(&s.on_idle(&now)), ["outpost/pi/iss/visible_now=ON"]);
+        assert!(s.on_idle(&now).is_empty(), "once");
+        // Overhead too, then no longer visible (the shadow), then down: one message each.
+        now.sky.overhead = true;
+        assert_eq!(text(&s.on_batch(&records(vec![]), &now)), ["outpost/pi/iss/overhead=ON"]);
+        now.sky.visible_now = false;
+        assert_eq!(text(&s.on_idle(&now)), ["outpost/pi/iss/visible_now=OFF"]);
+        now.sky.overhead = false;
+        assert_eq!(text(&s.on_idle(&now)), ["outpost/pi/iss/overhead=OFF"]);
+        assert_eq!(s.published_sky(), Some(SkyNow::default()));
+        // A new connection republishes both, whatever was published before.
+        let msgs = s.on_connect(&now);
+        let sky: Vec<_> =
+            text(&msgs).into_iter().filter(|m| m.contains("/iss/visible_now") || m.contains("/iss/overhead")).collect();
+        assert_eq!(sky, ["outpost/pi/iss/visible_now=OFF", "outpost/pi/iss/overhead=OFF"]);
+    }
+
+    #[test]
+    fn discovery_has_the_sky_binary_sensors_and_the_next_pass_attributes() {
+        let mut s = state(true);
+        let msgs = s.on_connect(&current("2024-01-15", vec![]));
+        let config = |component: &str, id: &str| {
+            let topic = format!("homeassistant/{component}/outpost_pi/{id}/config");
+            json(msgs.iter().find(|(t, _)| *t == topic).unwrap_or_else(|| panic!("{topic}")))
+        };
+        let visible = config("binary_sensor", "iss_visible_now");
+        assert_eq!(visible["name"], "ISS visible now");
+        assert_eq!(visible["state_topic"], "outpost/pi/iss/visible_now");
+        assert_eq!(visible["unique_id"], "outpost_pi_iss_visible_now");
+        assert_eq!(visible["availability_topic"], "outpost/pi/status");
+        assert!(visible.get("value_template").is_none(), "plain ON/OFF, Home Assistant's default payloads");
+        let overhead = config("binary_sensor", "iss_overhead");
+        assert_eq!(overhead["name"], "ISS overhead");
+        assert_eq!(overhead["state_topic"], "outpost/pi/iss/overhead");
+        let next = config("sensor", "iss_next_pass");
+        assert_eq!(next["json_attributes_topic"], "outpost/pi/iss/next_pass");
+        let template = next["json_attributes_template"].as_str().unwrap();
+        assert!(template.contains("max_elevation_deg") && template.contains("tojson"), "{template}");
     }
 }

@@ -105,7 +105,15 @@ pub(crate) fn find_pass(tle: &outpost::domain::Tle, now: DateTime<Utc>, lo: Span
         for lon in (-180..180).step_by(6) {
             let observer = Observer { latitude: f64::from(lat), longitude: f64::from(lon), altitude_m: 0.0 };
             let hours = hi.num_seconds() as f64 / 3600.0 + 0.2;
-            let q = PassQuery { observer, from: now, hours, options: PassOptions::default(), all: false };
+            let q = PassQuery {
+                observer,
+                from: now,
+                hours,
+                options: PassOptions::default(),
+                all: false,
+                max_magnitude: None,
+                brightest_first: false,
+            };
             if let Some(p) = q.run(tle).unwrap().into_iter().find(|p| {
                 p.visible_from
                     .is_some_and(|v| v >= now + lo && v <= now + hi && p.visible_to.unwrap() - v >= Span::seconds(60))
@@ -161,7 +169,15 @@ fn find_pass_near(tle: &outpost::domain::Tle, now: DateTime<Utc>, o: Observer, l
     for dlat in [0.0, 0.5, -0.5, 1.0, -1.0, 2.0, -2.0] {
         for dlon in [0.0, 0.5, -0.5, 1.0, -1.0, 2.0, -2.0] {
             let observer = Observer { latitude: o.latitude + dlat, longitude: o.longitude + dlon, ..o };
-            let q = PassQuery { observer, from: now, hours: 1.0, options: PassOptions::default(), all: false };
+            let q = PassQuery {
+                observer,
+                from: now,
+                hours: 1.0,
+                options: PassOptions::default(),
+                all: false,
+                max_magnitude: None,
+                brightest_first: false,
+            };
             if let Some(p) =
                 q.run(tle).unwrap().into_iter().find(|p| p.visible_from.is_some_and(|v| v >= now + lo && v <= now + hi))
             {
@@ -362,8 +378,15 @@ fn recorded_rises(s: &Value) -> Vec<(DateTime<Utc>, String)> {
 
 /// The predicted rise of the visible pass nearest `near`, for `tle` seen from `observer`.
 fn rise_near(tle: &outpost::domain::Tle, observer: Observer, near: DateTime<Utc>) -> DateTime<Utc> {
-    let q =
-        PassQuery { observer, from: near - Span::hours(1), hours: 2.0, options: PassOptions::default(), all: false };
+    let q = PassQuery {
+        observer,
+        from: near - Span::hours(1),
+        hours: 2.0,
+        options: PassOptions::default(),
+        all: false,
+        max_magnitude: None,
+        brightest_first: false,
+    };
     let passes = q.run(tle).unwrap();
     passes.iter().filter(|p| p.visible).min_by_key(|p| (p.rise.time - near).abs()).unwrap().rise.time
 }

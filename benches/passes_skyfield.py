@@ -9,8 +9,12 @@ rise / culmination / set above MIN_ELEVATION (find_events), then for each pass w
 the ISS is sunlit while the sun is below SUN_LIMIT at the observer, on a one-second grid between
 rise and set (the method of the reference passes in tests/fixtures/passes: "grid"), and again with
 the visibility edges found the way Outpost finds them: both conditions sampled every 10 s and each
-change refined by root finding (find_discrete: "refined"); "none" times find_events alone. Prints
-one JSON object: {"setup_s", "grid": {"times_s", "passes"}, "refined": {...}, "none": {"times_s"}},
+change refined by root finding (find_discrete: "refined"); "none" times find_events alone. Both
+"grid" and "refined" also give each visible pass its magnitude at the brightest moment, with
+Outpost's model (standard magnitude -1.3 at 1000 km and 90 deg phase, + 5 log10(range / 1000 km),
+Lambertian sphere phase law) in numpy on a one-second grid over the visible window, with DE421's
+geometric sun; "mag_s" is the part of each run spent on it. Prints one JSON object:
+{"setup_s", "grid": {"times_s", "mag_s", "passes"}, "refined": {...}, "none": {"times_s"}},
 passes in the shape of `outpost passes --json`.
 """
 import json
@@ -37,6 +41,32 @@ def iso(t):
 def point(t, topos, sat):
     alt, az, _ = (sat - topos).at(t).altaz()
     return {"time": iso(t), "azimuth_deg": round(az.degrees, 3), "elevation_deg": round(alt.degrees, 3)}
+
+
+STANDARD_MAGNITUDE = -1.3
+MAG_TIME = [0.0]  # seconds spent on magnitudes in the current run
+
+
+def brightest(ts, eph, sat, topos, start, end):
+    """The brightest magnitude between start and end (Times), sampled every second, to 0.1;
+    None if the ISS is in the shadow throughout."""
+    c = time.perf_counter()
+    n = max(int(round((end.tt - start.tt) * 86400.0)), 0) + 1
+    grid = ts.tt_jd(np.linspace(start.tt, end.tt, n))
+    satellite = sat.at(grid).position.km
+    observer = topos.at(grid).position.km
+    sun = (eph["sun"] - eph["earth"]).at(grid).position.km
+    to_sun, to_observer = sun - satellite, observer - satellite
+    rng = np.linalg.norm(to_observer, axis=0)
+    cos_p = np.sum(to_sun * to_observer, axis=0) / (np.linalg.norm(to_sun, axis=0) * rng)
+    phase = np.arccos(np.clip(cos_p, -1.0, 1.0))
+    lit = np.sin(phase) + (np.pi - phase) * np.cos(phase)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mag = STANDARD_MAGNITUDE + 5.0 * np.log10(rng / 1000.0) - 2.5 * np.log10(lit)
+    mag = np.where(sat.at(grid).is_sunlit(eph) & (lit > 0), mag, np.inf)
+    best = float(mag.min())
+    MAG_TIME[0] += time.perf_counter() - c
+    return round(best, 1) if np.isfinite(best) else None
 
 
 def refined_window(ts, eph, sat, topos, rise, set_, sun_limit):
@@ -93,6 +123,7 @@ def passes(ts, eph, sat, topos, t0, t1, min_el, sun_limit, visibility="grid"):
                 }
                 if window:
                     p["visible_from"], p["visible_to"] = iso(window[0]), iso(window[1])
+                    p["magnitude"] = brightest(ts, eph, sat, topos, window[0], window[1])
                 out.append(p)
                 cur = {}
                 continue
@@ -112,6 +143,7 @@ def passes(ts, eph, sat, topos, t0, t1, min_el, sun_limit, visibility="grid"):
                 idx = np.nonzero(visible)[0]
                 p["visible_from"] = iso(grid[int(idx[0])])
                 p["visible_to"] = iso(grid[int(idx[-1])])
+                p["magnitude"] = brightest(ts, eph, sat, topos, grid[int(idx[0])], grid[int(idx[-1])])
             out.append(p)
             cur = {}
     return out
@@ -134,12 +166,14 @@ def main():
     setup = time.perf_counter() - t_setup
     out = {"setup_s": setup}
     for mode in ("grid", "refined", "none"):
-        result, times = None, []
+        result, times, mag = None, [], []
         for _ in range(int(runs)):
+            MAG_TIME[0] = 0.0
             c = time.perf_counter()
             result = passes(ts, eph, sat, topos, t0, t1, min_el, sun_limit, visibility=mode)
             times.append(time.perf_counter() - c)
-        out[mode] = {"times_s": times}
+            mag.append(MAG_TIME[0])
+        out[mode] = {"times_s": times, "mag_s": mag}
         if mode != "none":
             out[mode]["passes"] = result
     print(json.dumps(out))

@@ -395,12 +395,21 @@
         rise.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
       b.querySelector(".how").textContent =
         "up to " + p.culmination.elevation_deg.toFixed(0) + "°, " + outpost.compass(p.rise.azimuth_deg) + " → " +
-        outpost.compass(p.set.azimuth_deg) + ", " + visible;
+        outpost.compass(p.set.azimuth_deg) + ", " + visible + passBrightness(p);
       b.addEventListener("click", () => selectPass(i));
       li.appendChild(b);
       list.appendChild(li);
     });
     tick();
+  }
+
+  // ", mag -2.5 (bright)" for a visible pass: its magnitude at the brightest moment (lower is
+  // brighter), as the API gives it; nothing for a pass that is not visible (magnitude null).
+  function passBrightness(p) {
+    if (typeof p.magnitude !== "number") return "";
+    const m = p.magnitude;
+    const word = m <= -3 ? "very bright" : m <= -2 ? "bright" : m <= -1 ? "easy to see" : "faint";
+    return ", mag " + m.toFixed(1) + " (" + word + ")";
   }
 
   function selectPass(i) {

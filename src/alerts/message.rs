@@ -15,6 +15,8 @@ pub struct Sky {
     pub start: PassPoint,
     pub highest: PassPoint,
     pub end: PassPoint,
+    /// The pass's magnitude at its brightest (`Pass::magnitude`).
+    pub magnitude: Option<f64>,
 }
 
 impl Sky {
@@ -27,7 +29,7 @@ impl Sky {
         } else {
             end
         };
-        Sky { start, highest, end }
+        Sky { start, highest, end, magnitude: pass.magnitude }
     }
 }
 
@@ -45,6 +47,18 @@ fn point(p: &PassPoint) -> String {
 fn duration(secs: i64) -> String {
     let secs = secs.max(0);
     if secs >= 60 { format!("{} min {:02} s", secs / 60, secs % 60) } else { format!("{secs} s") }
+}
+
+/// "magnitude -2.5 (bright)": the number as pass predictors give it, and a word for those who do
+/// not read magnitudes (lower is brighter; Venus is about -4, the brightest stars about 0).
+pub fn brightness(magnitude: f64) -> String {
+    let word = match magnitude {
+        m if m <= -3.0 => "very bright",
+        m if m <= -2.0 => "bright",
+        m if m <= -1.0 => "easy to see",
+        _ => "faint",
+    };
+    format!("magnitude {magnitude:.1} ({word})")
 }
 
 fn escape(s: &str) -> String {
@@ -77,7 +91,11 @@ where
     for (label, time, pos) in &rows {
         text.push_str(&format!("{:<11} {time}  {pos}\n", format!("{label}:")));
     }
-    text.push_str(&format!("Visible for: {}\n\nMap: {map_url}\n\n-- \nOutpost\n", duration(secs)));
+    text.push_str(&format!("Visible for: {}\n", duration(secs)));
+    if let Some(m) = sky.magnitude {
+        text.push_str(&format!("Brightness: {}\n", brightness(m)));
+    }
+    text.push_str(&format!("\nMap: {map_url}\n\n-- \nOutpost\n"));
 
     let mut html = format!(
         "<!DOCTYPE html>\n<html><body>\n<p>{}</p>\n<p><b>When:</b> {}</p>\n<table>\n",
@@ -87,11 +105,11 @@ where
     for (label, time, pos) in &rows {
         html.push_str(&format!("<tr><th align=\"left\">{label}</th><td>{time}</td><td>{}</td></tr>\n", escape(pos)));
     }
-    html.push_str(&format!(
-        "</table>\n<p><b>Visible for:</b> {}</p>\n<p><a href=\"{u}\">{u}</a></p>\n</body></html>\n",
-        duration(secs),
-        u = escape(map_url)
-    ));
+    html.push_str(&format!("</table>\n<p><b>Visible for:</b> {}</p>\n", duration(secs)));
+    if let Some(m) = sky.magnitude {
+        html.push_str(&format!("<p><b>Brightness:</b> {}</p>\n", escape(&brightness(m))));
+    }
+    html.push_str(&format!("<p><a href=\"{u}\">{u}</a></p>\n</body></html>\n", u = escape(map_url)));
     Content { subject, text, html }
 }
 
@@ -144,5 +162,31 @@ mod tests {
         assert!(c.html.contains("<td>SW 10°</td>"), "{}", c.html);
         let o = compose(AlertKind::Overhead, &sky, "http://x/", &oslo);
         assert_eq!(o.subject, "ISS overhead now — look S 18°");
+    }
+
+    #[test]
+    fn the_email_says_how_bright_when_the_pass_has_a_magnitude() {
+        let p = pass();
+        let oslo = chrono::FixedOffset::east_opt(2 * 3600).unwrap();
+        let sky = Sky::new(&p, p.rise, p.set);
+        assert_eq!(sky.magnitude, Some(-2.5));
+        let c = compose(AlertKind::Pass, &sky, "http://x/", &oslo);
+        assert!(c.text.contains("Visible for: 4 min 54 s\nBrightness: magnitude -2.5 (bright)\n"), "{}", c.text);
+        assert!(c.html.contains("<p><b>Brightness:</b> magnitude -2.5 (bright)</p>"), "{}", c.html);
+        // Without one (never for a visible pass, but the type allows it) the line is left out.
+        let c = compose(AlertKind::Pass, &Sky { magnitude: None, ..sky }, "http://x/", &oslo);
+        assert!(!c.text.contains("Brightness") && !c.html.contains("Brightness"), "{}", c.text);
+        let words: Vec<String> = [-3.9, -3.0, -2.1, -1.0, -0.4, 0.7].iter().map(|&m| brightness(m)).collect();
+        assert_eq!(
+            words,
+            [
+                "magnitude -3.9 (very bright)",
+                "magnitude -3.0 (very bright)",
+                "magnitude -2.1 (bright)",
+                "magnitude -1.0 (easy to see)",
+                "magnitude -0.4 (faint)",
+                "magnitude 0.7 (faint)"
+            ]
+        );
     }
 }

@@ -146,15 +146,7 @@ impl Courier {
         match self {
             Courier::Mail(m) => m.send(content).await,
             Courier::Push(p) => {
-                let body = content.text.split("\n\n-- \n").next().unwrap_or_default().trim_end().to_owned();
-                let notice = push::Notice {
-                    title: content.subject.clone(),
-                    message: body,
-                    priority: if kind == AlertKind::Overhead { 4 } else { 3 },
-                    tags: vec!["satellite".into()],
-                    click: Some(map_url.to_owned()),
-                };
-                p.send(&notice).await.map_err(anyhow::Error::new)
+                p.send(&push::Notice::for_pass(kind, content, map_url)).await.map_err(anyhow::Error::new)
             }
         }
     }

@@ -75,6 +75,22 @@ pub struct Notice {
     pub click: Option<String>,
 }
 
+impl Notice {
+    /// A pass alert as a push: the email's subject as the title and its text without the
+    /// signature as the message, so a push says when, where, for how long and how bright, as the
+    /// email does; an overhead alert is more urgent.
+    pub fn for_pass(kind: crate::domain::AlertKind, email: &super::message::Content, map_url: &str) -> Notice {
+        let message = email.text.split("\n\n-- \n").next().unwrap_or_default().trim_end().to_owned();
+        Notice {
+            title: email.subject.clone(),
+            message,
+            priority: if kind == crate::domain::AlertKind::Overhead { 4 } else { 3 },
+            tags: vec!["satellite".into()],
+            click: Some(map_url.to_owned()),
+        }
+    }
+}
+
 /// Why a delivery failed, and whether trying again can help.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PushError {
@@ -290,6 +306,38 @@ pub(crate) mod tests {
             tags: vec!["warning".into(), "danger-3".into()],
             click: Some("http://outpost.local:8080/avalanche?date=2024-01-16".into()),
         }
+    }
+
+    #[test]
+    fn a_pass_push_carries_the_email_text_with_the_brightness_and_no_signature() {
+        use crate::alerts::message::{Sky, compose};
+        use crate::domain::AlertKind;
+        use crate::passes::{Pass, PassPoint};
+        let t = |s: &str| s.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+        let pt = |s: &str, az: f64, el: f64| PassPoint { time: t(s), azimuth_deg: az, elevation_deg: el };
+        let pass = Pass {
+            rise: pt("2023-09-18T19:38:31Z", 217.6, 10.0),
+            culmination: pt("2023-09-18T19:40:58Z", 170.7, 18.9),
+            set: pt("2023-09-18T19:43:25Z", 123.8, 10.0),
+            visible: true,
+            visible_from: Some(t("2023-09-18T19:38:31Z")),
+            visible_to: Some(t("2023-09-18T19:43:25Z")),
+            magnitude: Some(-3.2),
+        };
+        let oslo = chrono::FixedOffset::east_opt(2 * 3600).unwrap();
+        let email = compose(AlertKind::Pass, &Sky::new(&pass, pass.rise, pass.set), "http://pi.local/", &oslo);
+        let n = Notice::for_pass(AlertKind::Pass, &email, "http://pi.local/");
+        assert_eq!(n.title, "ISS visible at 21:38 — look SW");
+        assert!(
+            n.message.ends_with(
+                "Visible for: 4 min 54 s\nBrightness: magnitude -3.2 (very bright)\n\nMap: http://pi.local/"
+            ),
+            "{}",
+            n.message
+        );
+        assert!(!n.message.contains("Outpost"), "the signature is left out: {}", n.message);
+        assert_eq!((n.priority, n.click.as_deref()), (3, Some("http://pi.local/")));
+        assert_eq!(Notice::for_pass(AlertKind::Overhead, &email, "http://pi.local/").priority, 4);
     }
 
     fn pusher(url: &str, format: &str, token: &str) -> Pusher {

@@ -31,6 +31,9 @@
 //!   refined with Brent's method to 0.1 ms. Visibility is sampled every 10 s between rise and set; the
 //!   sign changes of "sunlit" and of "sun below the limit" are refined the same way, and the visible
 //!   window runs from the first start to the last end of the intervals where both hold.
+//! - **Brightness** (`brightness`): the magnitude of the visible part's brightest moment, from samples
+//!   every 10 s over the visible window refined by golden-section search (to 0.5 s); the model and
+//!   its comparison with published magnitudes are in the README ("How bright").
 //! - **Window**: a pass is reported when it overlaps the window — its set is after `from` and its rise
 //!   before `to` — with its true rise, culmination and set even when they fall outside the window (a
 //!   window that starts mid-pass reports that pass from its real rise). `from >= to` is an empty

@@ -185,6 +185,12 @@ try {
   });
   await page.click(`#pass-list li:nth-child(${longest + 1}) button`);
   await page.waitForSelector("#sky:not([hidden]) svg polyline", { timeout: 10000 });
+  const brightness = await page.evaluate(() => {
+    const items = [...document.querySelectorAll("#pass-list li button .how")].map((e) => e.textContent);
+    return outpost.state.passes.every((p, i) =>
+      p.visible ? items[i].includes(", mag " + p.magnitude.toFixed(1) + " (") : !items[i].includes("mag "));
+  });
+  check(brightness, "each visible pass in the list says its magnitude, the others none");
   const passPoints = await page.evaluate(() => outpost.state.passes[outpost.state.selectedPass].path.length);
   check(passPoints > 10, `choosing a pass draws its path (${passPoints} points) and its sky plot`);
   await page.screenshot({ path: join(artifacts, "map-phone-pass.png"), fullPage: true });

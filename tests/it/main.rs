@@ -10,6 +10,7 @@ mod upstreams;
 mod api;
 mod backfill;
 mod bad_answers;
+mod brightness;
 mod browser;
 mod calendar;
 mod cassandra;

@@ -1,5 +1,4 @@
-//! How bright the ISS looks: the standard model of satellite brightness (as Heavens-Above and
-//! McCants' tables use it). The intrinsic ("standard") magnitude is the brightness at 1,000 km range
+//! How bright the ISS looks: the standard model of satellite brightness. The intrinsic ("standard") magnitude is the brightness at 1,000 km range
 //! and 90 deg phase angle (half lit); it is corrected for the range, `+ 5 log10(range / 1000 km)`,
 //! and for the phase angle with a diffusely reflecting (Lambertian) sphere, whose brightness goes as
 //! `sin p + (pi - p) cos p` (1 at 90 deg, pi when fully lit at 0 deg, 0 at 180 deg).
@@ -11,9 +10,12 @@
 use super::geometry::{Vec3, dot, norm, sub};
 use std::f64::consts::PI;
 
-/// The ISS's standard magnitude: -1.3 at 1,000 km and 90 deg phase. The value of Mike McCants'
-/// satellite magnitude file (`qs.mag`), which Heavens-Above and most pass predictors use; see the
-/// README ("How bright") for the comparison with published pass magnitudes.
+/// The ISS's standard magnitude: -1.3 at 1,000 km and 90 deg phase (attributed to Mike McCants'
+/// magnitude file `qs.mag`). With this sphere it matches Heavens-Above's published magnitudes
+/// within 0.2 where the ISS is front-lit; lit from behind (phase over 90 deg) Heavens-Above is
+/// brighter, by 1.2-1.5 on its low twilight passes: its numbers fit -1.8 with a brightness
+/// proportional to (180 deg - phase) instead. See the README ("How bright") and
+/// `tests/magnitude.rs`.
 pub const ISS_STANDARD_MAGNITUDE: f64 = -1.3;
 
 /// Fainter than this is said as "too faint": the phase function vanishes at 180 deg.
@@ -35,7 +37,9 @@ pub(super) fn phase_angle(satellite: Vec3, observer: Vec3, sun: Vec3) -> f64 {
 pub fn apparent_magnitude(standard: f64, range_km: f64, phase: f64) -> f64 {
     let phase = phase.clamp(0.0, PI);
     let lit = phase.sin() + (PI - phase) * phase.cos();
-    if lit <= 1e-9 || range_km <= 0.0 {
+    // At 180 deg the sum is 1e-16, not 0 (floating point): below 1e-12 (within 0.01 deg of the
+    // sun, some 30 magnitudes faint) nothing lit faces the observer.
+    if !(lit > 1e-12 && range_km > 0.0) {
         return FAINTEST;
     }
     (standard + 5.0 * (range_km / 1000.0).log10() - 2.5 * lit.log10()).min(FAINTEST)
@@ -78,9 +82,9 @@ mod tests {
     #[test]
     fn phase_angle_is_measured_at_the_satellite() {
         let sat = [7000.0, 0.0, 0.0];
-        // The sun behind the observer: fully lit.
+        // The sun and the observer in the same direction from the satellite: fully lit.
         assert!(phase_angle(sat, [6400.0, 0.0, 0.0], [-1.5e8, 0.0, 0.0]) < 1e-9);
-        // The sun behind the satellite: the observer sees the unlit side.
+        // The satellite between the observer and the sun: against the light.
         assert!((phase_angle(sat, [6400.0, 0.0, 0.0], [1.5e8, 0.0, 0.0]) - PI).abs() < 1e-9);
         // At right angles.
         let p = phase_angle(sat, [6400.0, 0.0, 0.0], [7000.0, 1.5e8, 0.0]);

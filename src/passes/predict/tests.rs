@@ -2,6 +2,8 @@
 //! brute-force scan, and the awkward inputs: a window starting mid-pass, the antimeridian, the poles
 //! and the equator, bad TLEs and options.
 
+mod magnitude;
+
 use super::{Model, Orbit, PredictError, SunModel, predict, predict_with, seconds_between};
 use crate::domain::Tle;
 use crate::passes::{Observer, Pass, PassOptions};

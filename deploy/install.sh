@@ -1,31 +1,28 @@
 #!/usr/bin/env bash
-# Installs or upgrades Outpost from a built binary, on a Raspberry Pi over ssh or on the machine
-# itself (any Debian-like system with systemd):
+# Installs or upgrades Outpost's Debian package (scripts/build-deb.sh makes it), on a Raspberry Pi
+# over ssh or on the machine itself (any Debian-like system with systemd):
 #
-#   deploy/install.sh pi@outpost.local target/aarch64-unknown-linux-gnu/release/outpost
-#   sudo deploy/install.sh ./outpost                  # on the Pi itself
-#   deploy/install.sh --rollback pi@outpost.local     # back to the binary before the last upgrade
+#   deploy/install.sh pi@outpost.local outpost_0.1.0-1_arm64.deb
+#   sudo deploy/install.sh ./outpost_0.1.0-1_arm64.deb     # on the Pi itself
+#   deploy/install.sh --rollback pi@outpost.local          # back to the package before the last upgrade
 #
-# What it does, each step only when needed (running it twice changes nothing the second time):
-# creates the system user `outpost`; installs the binary as /usr/local/bin/outpost, keeping the one
-# it replaces as /usr/local/lib/outpost/outpost.previous; installs the systemd unit; installs
-# /etc/outpost/outpost.toml and a root-only /etc/outpost/outpost.env only if absent (an upgrade
-# never touches the config, nor the store in /var/lib/outpost); enables and (re)starts the
-# service and waits for /healthz (served without the password). If the new binary does not come
-# up healthy, the one before it is put back and restarted, and the script fails.
-# The map's password: when no web password is configured (the env file has no
-# OUTPOST_WEB_PASSWORD line, not even a commented one, and neither the config nor a drop-in sets
-# it), a random one is added to the env file (with OUTPOST_WEB_USERNAME=outpost if the config
-# names no user) and printed once at the end. So a first install turns basic auth on, an install
-# from before this gets it on its next upgrade, and any later upgrade keeps it as it is.
+# The package does the installing (`apt-get install ./file.deb`): the system user, the unit, the
+# config as a conffile (an edited one is always kept: --force-confold), the root-only env file
+# with the map's password (made and printed once by its postinst), the store kept. This script
+# adds the upgrade's safety net: the package it replaces is kept in /var/cache/outpost/packages
+# as previous.deb, and if the new one does not answer /healthz (served without the password)
+# within the timeout, the previous one is installed again and the script fails. Running it
+# twice with the same package changes nothing the second time. A Pi set up by install.sh before
+# the package (/usr/local/bin/outpost, /etc/systemd/system/outpost.service) is moved to it:
+# those files go, the config, secrets and store stay.
 #
 # Options (before the positional arguments):
-#   --rollback             swap the installed binary with the previous one (twice = undo)
+#   --rollback             install the package before the last upgrade again (twice = undo)
 #   --health-timeout SECS  how long to wait for /healthz (default 90: a Pi 3 reopening a large store)
-#   --root DIR             install under DIR instead of / (for tests; the user goes into DIR/etc)
-#   --no-systemctl         do not call systemctl (no enable, restart or health check)
-# Environment, for tests: OUTPOST_SYSTEMCTL (command used instead of systemctl), OUTPOST_SSH
-# (instead of ssh), OUTPOST_RUNNER (prefix to run the binary, e.g. "qemu-aarch64 -L /usr/aarch64-linux-gnu").
+#   --no-systemctl         do not wait for /healthz (no systemd running, e.g. in a chroot); no
+#                          automatic rollback then
+# Environment, for tests: OUTPOST_SSH (command used instead of ssh), OUTPOST_PACKAGES (instead
+# of /var/cache/outpost/packages).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -37,16 +34,15 @@ die() {
 
 rollback=0
 health_timeout=90
-root=/
 use_systemctl=1
 forward=() # options repeated on the Pi when working over ssh
 while [ $# -gt 0 ]; do
     case "$1" in
         --rollback) rollback=1 ;;
         --no-systemctl) use_systemctl=0 ;;
-        --health-timeout | --root)
+        --health-timeout)
             [ $# -ge 2 ] || die "$1 needs a value"
-            if [ "$1" = --root ]; then root=$2; else health_timeout=$2; fi
+            health_timeout=$2
             forward+=("$1")
             shift
             ;;
@@ -62,23 +58,23 @@ while [ $# -gt 0 ]; do
     shift
 done
 
-# Positional: [HOST] BINARY to install, [HOST] with --rollback. A HOST means: do it over ssh.
+# Positional: [HOST] PACKAGE to install, [HOST] with --rollback. A HOST means: do it over ssh.
 host=""
-binary=""
+deb=""
 if [ "$rollback" = 1 ]; then
     [ $# -le 1 ] || die "--rollback takes at most a host"
     host=${1:-}
 else
     case $# in
-        1) binary=$1 ;;
-        2) host=$1 binary=$2 ;;
-        *) die "usage: install.sh [options] [user@host] BINARY | install.sh --rollback [user@host]" ;;
+        1) deb=$1 ;;
+        2) host=$1 deb=$2 ;;
+        *) die "usage: install.sh [options] [user@host] PACKAGE.deb | install.sh --rollback [user@host]" ;;
     esac
-    [ -f "$binary" ] || die "$binary: no such file (build it first, see README: Raspberry Pi)"
+    [ -f "$deb" ] || die "$deb: no such file (build it first: scripts/build-deb.sh arm64)"
 fi
 
-# Over ssh: copy this directory's three files and the binary to a temporary directory on the Pi
-# and run this script there as root. One ssh connection is shared, so a password is asked once.
+# Over ssh: copy this script and the package to a temporary directory on the Pi and run it there
+# as root. One ssh connection is shared, so a password is asked once.
 if [ -n "$host" ]; then
     read -r -a ssh <<<"${OUTPOST_SSH:-ssh}"
     stage=$(mktemp -d)
@@ -86,12 +82,12 @@ if [ -n "$host" ]; then
     trap '"${ssh[@]}" -o ControlPath="$control" -O exit "$host" 2>/dev/null || true; rm -rf "$stage"' EXIT
     ssh+=(-o ControlMaster=auto -o ControlPath="$control" -o ControlPersist=120)
     mkdir "$stage/files"
-    cp "$here/install.sh" "$here/outpost.service" "$here/outpost.toml" "$stage/files/"
-    [ -z "$binary" ] || cp "$binary" "$stage/files/outpost"
+    cp "$here/install.sh" "$stage/files/"
+    [ -z "$deb" ] || cp "$deb" "$stage/files/outpost.deb"
     say "copying to $host"
     dir=$("${ssh[@]}" "$host" 'mktemp -d /tmp/outpost-install.XXXXXX')
     tar -C "$stage/files" -cf - . | "${ssh[@]}" "$host" "tar -C '$dir' -xf -"
-    args=$(printf ' %q' "${forward[@]}" ${binary:+"$dir/outpost"})
+    args=$(printf ' %q' "${forward[@]}" ${deb:+"$dir/outpost.deb"})
     tty=()
     [ ! -t 0 ] || tty=(-t)
     status=0
@@ -100,19 +96,12 @@ if [ -n "$host" ]; then
 fi
 
 # From here on: on the target machine.
-r=${root%/}
-bin=$r/usr/local/bin/outpost
-lib=$r/usr/local/lib/outpost
-prev=$lib/outpost.previous
-unit=$r/etc/systemd/system/outpost.service
-conf=$r/etc/outpost/outpost.toml
-envfile=$r/etc/outpost/outpost.env
-read -r -a runner <<<"${OUTPOST_RUNNER:-}"
-read -r -a systemctl <<<"${OUTPOST_SYSTEMCTL:-systemctl}"
+packages=${OUTPOST_PACKAGES:-/var/cache/outpost/packages}
+conf=/etc/outpost/outpost.toml
+envfile=/etc/outpost/outpost.env
+[ "$(id -u)" = 0 ] || die "run it as root: sudo $0 ..."
 
-[ "$r" != "" ] || [ "$(id -u)" = 0 ] || die "run it as root: sudo $0 ..."
-
-version() { "${runner[@]}" "$1" --version 2>&1 | head -n 1; }
+installed() { dpkg-query -W -f '${db:Status-Abbrev} ${Version}\n' outpost 2>/dev/null | sed -n 's/^ii  *//p'; }
 
 # The address /healthz answers on: web.listen from the config (an OUTPOST_WEB_LISTEN in the env
 # file wins, as in the service), all-interfaces replaced by loopback.
@@ -131,26 +120,6 @@ health_addr() {
     printf '%s %s\n' "$h" "$p"
 }
 
-# Whether [web] in the config sets KEY (uncommented).
-web_key_set() {
-    awk -v key="$1" '/^[[:space:]]*\[/ { web = ($0 ~ /^[[:space:]]*\[web\]/) }
-                     web && $0 ~ "^[[:space:]]*" key "[[:space:]]*=" { found = 1 }
-                     END { exit !found }' "$conf" 2>/dev/null
-}
-
-# The password made by this run, once, with how to read and change it later.
-tell_password() {
-    [ -n "$new_password" ] || return 0
-    local user
-    user=$(sed -n 's/^OUTPOST_WEB_USERNAME=//p' "$envfile" | tail -n 1)
-    [ -n "$user" ] || user=$(awk -F'"' '/^[[:space:]]*\[/ { web = ($0 ~ /^[[:space:]]*\[web\]/) }
-                                       web && /^[[:space:]]*username[[:space:]]*=/ { print $2 }' "$conf" | tail -n 1)
-    printf '%s\n' "" "The map and API now ask for a password (shown this once):" \
-        "    user:     ${user:-outpost}" "    password: $new_password" \
-        "Read it again:  sudo grep OUTPOST_WEB_PASSWORD $envfile" \
-        "Change it:      edit that line, then: sudo systemctl restart outpost" "" >&2
-}
-
 # One GET /healthz with bash's /dev/tcp (no curl needed on the Pi); true on HTTP 200.
 healthz_once() {
     local line=""
@@ -161,109 +130,73 @@ healthz_once() {
     [[ $line == HTTP/1.?\ 200* ]]
 }
 
-# Waits until /healthz answers 200, at most health_timeout seconds.
+# Waits until the service is active and /healthz answers 200, at most health_timeout seconds.
 healthy() {
+    [ "$use_systemctl" = 1 ] || return 0
     local h p deadline=$((SECONDS + health_timeout))
     read -r h p < <(health_addr)
     say "waiting for http://$h:$p/healthz (at most ${health_timeout}s)"
-    until healthz_once "$h" "$p" 2>/dev/null; do
+    until systemctl is-active --quiet outpost.service && healthz_once "$h" "$p" 2>/dev/null; do
         [ "$SECONDS" -lt "$deadline" ] || return 1
         sleep 1
     done
 }
 
-restart() {
-    [ "$use_systemctl" = 1 ] || return 0
-    "${systemctl[@]}" daemon-reload
-    "${systemctl[@]}" enable --quiet outpost.service
-    "${systemctl[@]}" "$1" outpost.service && healthy
+# Installs PACKAGE.deb: a downgrade or the same version built again too; an edited config is kept.
+apt_install() {
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --reinstall --allow-downgrades \
+        -o Dpkg::Options::=--force-confold "$(realpath "$1")" >&2
 }
 
 if [ "$rollback" = 1 ]; then
-    [ -f "$prev" ] || die "no previous binary in $lib: nothing to roll back to"
-    say "rolling back: $(version "$bin") -> $(version "$prev")"
-    cp -p "$bin" "$lib/outpost.swap"
-    cp -p "$prev" "$bin.new" && mv -f "$bin.new" "$bin"
-    mv -f "$lib/outpost.swap" "$prev"
-    restart restart || die "the rolled-back binary is not healthy either: journalctl -u outpost"
-    say "rolled back to $(version "$bin"); the other one is now $prev"
+    [ -f "$packages/previous.deb" ] || die "no previous package in $packages: nothing to roll back to"
+    say "rolling back: $(installed) -> $(dpkg-deb -f "$packages/previous.deb" Version)"
+    apt_install "$packages/previous.deb" || die "installing the previous package failed"
+    [ ! -f "$packages/current.deb" ] || mv -f "$packages/current.deb" "$packages/swap.deb"
+    mv -f "$packages/previous.deb" "$packages/current.deb"
+    [ ! -f "$packages/swap.deb" ] || mv -f "$packages/swap.deb" "$packages/previous.deb"
+    healthy || die "the rolled-back package is not healthy either: journalctl -u outpost"
+    say "rolled back to $(installed); the other one is now $packages/previous.deb"
     exit 0
 fi
 
-# Refuse a binary this machine cannot run (wrong architecture, too new a glibc) before touching anything.
-new_version=$(version "$binary") || true
-[[ $new_version == outpost* ]] || die "$binary does not run here: $new_version"
+[ "$(dpkg-deb -f "$deb" Package 2>/dev/null)" = outpost ] || die "$deb is not Outpost's Debian package"
+new_version=$(dpkg-deb -f "$deb" Version)
+arch=$(dpkg-deb -f "$deb" Architecture)
+[ "$arch" = "$(dpkg --print-architecture)" ] || die "$deb is for $arch, this machine is $(dpkg --print-architecture)"
+install -d -m 755 "$packages"
 
-changed=0
-if ! grep -q '^outpost:' "$r/etc/passwd" 2>/dev/null; then
-    say "creating the system user outpost"
-    prefix=()
-    [ -z "$r" ] || prefix=(--prefix "$r")
-    useradd "${prefix[@]}" --system --user-group --home-dir /var/lib/outpost --no-create-home \
-        --shell /usr/sbin/nologin --comment "Outpost appliance" outpost
-fi
-install -d -m 755 "$r/usr/local/bin" "$lib" "$r/etc/systemd/system" "$r/etc/outpost"
-
-if ! cmp -s "$here/outpost.service" "$unit"; then
-    say "installing $unit"
-    install -m 644 "$here/outpost.service" "$unit"
-    changed=1
-fi
-if [ -e "$conf" ]; then
-    say "keeping $conf"
-else
-    say "installing $conf (edit it, then: sudo systemctl restart outpost)"
-    install -m 644 "$here/outpost.toml" "$conf"
-    changed=1
-fi
-if [ ! -e "$envfile" ]; then
-    say "creating $envfile (root only, for OUTPOST_* secrets)"
-    (umask 077 && printf '%s\n' "# OUTPOST_<SECTION>_<KEY>=value lines for secrets, e.g. OUTPOST_EMAIL_PASSWORD=..." >"$envfile")
-fi
-# The map's password, made once. Left alone whenever the web password is configured anywhere,
-# even commented out in the env file (how auth is turned off for good): an upgrade never changes it.
-new_password=""
-if ! grep -Eq '^[#[:space:]]*OUTPOST_WEB_PASSWORD(_FILE)?=' "$envfile" && ! web_key_set password &&
-    ! web_key_set password_file && ! grep -rqs OUTPOST_WEB_PASSWORD "$unit.d"; then
-    new_password=$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')
-    # A config from before the password existed has no username: the env file names it too.
-    if ! web_key_set username && ! grep -Eq '^[#[:space:]]*OUTPOST_WEB_USERNAME=' "$envfile"; then
-        printf '%s\n' "OUTPOST_WEB_USERNAME=outpost" >>"$envfile"
-    fi
-    printf '%s\n' "# The map's password (made by install.sh; change it here, then: sudo systemctl restart outpost)" \
-        "OUTPOST_WEB_PASSWORD=$new_password" >>"$envfile"
-    chmod 600 "$envfile"
-    say "added a web password to $envfile"
-fi
-
-# The binary: the running one is kept aside until the new one is healthy, then becomes previous.
-upgraded=0
-if [ -e "$bin" ] && cmp -s "$binary" "$bin"; then
-    say "$new_version is already installed"
-else
-    if [ -e "$bin" ]; then
-        say "upgrading $(version "$bin") -> $new_version"
-        cp -p "$bin" "$lib/outpost.rollback"
-        upgraded=1
-    else
-        say "installing $new_version"
-    fi
-    install -m 755 "$binary" "$bin.new" && mv -f "$bin.new" "$bin"
-    changed=1
-fi
-
-if [ "$changed" = 1 ]; then action=restart; else action=start; fi
-if restart "$action"; then
-    [ "$upgraded" = 0 ] || mv -f "$lib/outpost.rollback" "$prev"
-    say "done: $new_version$([ "$use_systemctl" = 0 ] || echo ' is running')"
-    tell_password
+if [ -n "$(installed)" ] && cmp -s "$deb" "$packages/current.deb"; then
+    say "outpost $new_version is already installed"
+    [ "$use_systemctl" = 0 ] || systemctl start outpost.service
+    healthy || die "outpost is not healthy: journalctl -u outpost"
     exit 0
 fi
-tell_password
-if [ "$upgraded" = 1 ]; then
-    say "$new_version did not come up healthy: putting the previous binary back"
-    mv -f "$lib/outpost.rollback" "$bin"
-    restart restart || die "the previous binary is not healthy either: journalctl -u outpost"
-    die "upgrade failed and was rolled back to $(version "$bin"); see journalctl -u outpost"
+
+# Before the package: install.sh copied the binary and the unit, which would shadow the package's.
+old_unit=/etc/systemd/system/outpost.service
+if grep -qs "deploy/install.sh installs it as $old_unit" "$old_unit"; then
+    say "moving the install from before the package to it (config, secrets and store stay)"
+    [ "$use_systemctl" = 0 ] || systemctl disable --now --quiet outpost.service || true
+    rm -f "$old_unit" /usr/local/bin/outpost
+    rm -rf /usr/local/lib/outpost
+    [ "$use_systemctl" = 0 ] || systemctl daemon-reload
+fi
+
+if [ -n "$(installed)" ]; then say "upgrading $(installed) -> $new_version"; else say "installing $new_version"; fi
+cp "$deb" "$packages/incoming.deb"
+apt_install "$packages/incoming.deb" || die "installing $deb failed"
+if healthy; then
+    [ ! -f "$packages/current.deb" ] || mv -f "$packages/current.deb" "$packages/previous.deb"
+    mv -f "$packages/incoming.deb" "$packages/current.deb"
+    say "done: outpost $new_version$([ "$use_systemctl" = 0 ] || echo ' is running')"
+    exit 0
+fi
+rm -f "$packages/incoming.deb"
+if [ -f "$packages/current.deb" ]; then
+    say "$new_version did not come up healthy: installing the previous package again"
+    apt_install "$packages/current.deb" || die "installing the previous package failed too"
+    healthy || die "the previous package is not healthy either: journalctl -u outpost"
+    die "upgrade failed and was rolled back to $(installed); see journalctl -u outpost"
 fi
 die "outpost is not healthy: journalctl -u outpost"

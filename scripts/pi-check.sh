@@ -2,10 +2,12 @@
 # The Raspberry Pi delivery, checked without a Pi: builds the aarch64 release binary with Debian's
 # cross gcc (no Docker), checks it is stripped and asks for no glibc newer than Raspberry Pi OS
 # Bookworm's (2.36), runs it under qemu-user (--version, check-config on deploy/outpost.toml, `run`
-# answering /healthz and collecting from the fixture server: tests/it/pi.rs), tests
-# deploy/install.sh in temporary roots (scripts/pi-install-test.sh) and under a real systemd in
-# a container (scripts/pi-systemd-test.sh), verifies the unit with systemd-analyze, and
-# runs shellcheck on every script. Installs its Debian packages when missing.
+# answering /healthz and collecting from the fixture server: tests/it/pi.rs), builds the Debian
+# packages (scripts/build-deb.sh: arm64 from that binary, amd64 from this machine's debug build)
+# and checks them with lintian, tests the package and deploy/install.sh under a real systemd
+# and dpkg in a container (scripts/deb-test.sh, scripts/pi-systemd-test.sh), verifies the unit
+# with systemd-analyze, and runs shellcheck on every script. Installs its Debian packages when
+# missing.
 #
 #   scripts/pi-check.sh          (scripts/test.sh runs it; build output goes to $CARGO_TARGET_DIR)
 #
@@ -42,6 +44,7 @@ command -v aarch64-linux-gnu-gcc >/dev/null || missing+=(gcc-aarch64-linux-gnu)
 command -v qemu-aarch64 >/dev/null || missing+=(qemu-user)
 command -v shellcheck >/dev/null || missing+=(shellcheck)
 command -v systemd-analyze >/dev/null || missing+=(systemd)
+command -v lintian >/dev/null || missing+=(lintian)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "== pi: installing Debian packages: ${missing[*]}"
     as_root apt-get update -qq
@@ -95,35 +98,61 @@ qemu_tests() {
 }
 check "the binary under qemu-aarch64 (tests/it/pi.rs)" qemu_tests
 
-check "deploy/install.sh: install, re-install, upgrade, rollback" \
-    env OUTPOST_QEMU_LD="$sysroot" scripts/pi-install-test.sh "$bin"
+# The packages: arm64 (the Pi's) from the release binary above; amd64, for the container tests,
+# from this machine's debug build that the qemu tests just built (the package is what is tested).
+debs="$CARGO_TARGET_DIR/pi-check-debs"
+build_debs() {
+    rm -rf "$debs" && mkdir -p "$debs"
+    cp "$(scripts/build-deb.sh --binary "$bin" arm64)" "$debs/" &&
+        cp "$(scripts/build-deb.sh --binary "$CARGO_TARGET_DIR/debug/outpost" amd64)" "$debs/" &&
+        ls -l "$debs"
+}
+check "scripts/build-deb.sh arm64 and amd64" build_debs
 
-# The unit under a real systemd (Debian 12 in systemd-nspawn), with this machine's build of the
-# binary that the qemu tests just built; 77 = this machine cannot boot a container.
+# Errors fail; the warnings that remain are explained in deploy/debian/lintian-overrides.
+lint_debs() {
+    local status=0 deb
+    for deb in "$debs"/*.deb; do
+        echo "lintian $(basename "$deb"):"
+        lintian --fail-on error --info --display-info "$deb" || status=1
+    done
+    return "$status"
+}
+check "lintian: no errors in the packages" lint_debs
+
+# The package and install.sh under a real systemd (Debian 12 in systemd-nspawn); 77 = this
+# machine cannot boot a container.
 skipped=()
-under_systemd() {
-    local status=0
-    scripts/pi-systemd-test.sh "$CARGO_TARGET_DIR/debug/outpost" || status=$?
-    [ "$status" != 77 ] || skipped+=("deploy/ under systemd-nspawn")
+in_container() {
+    local name=$1 status=0
+    shift
+    "$@" || status=$?
+    [ "$status" != 77 ] || skipped+=("$name")
     [ "$status" = 0 ] || [ "$status" = 77 ]
 }
-check "deploy/ under a real systemd (systemd-nspawn)" under_systemd
+amd64_deb() { ls "$debs"/outpost_*_amd64.deb; }
+check "deploy/install.sh under a real systemd (systemd-nspawn)" \
+    in_container install.sh-in-nspawn scripts/pi-systemd-test.sh "$(amd64_deb)"
+check "the package: install, upgrade, remove, purge (systemd-nspawn)" \
+    in_container deb-in-nspawn scripts/deb-test.sh "$(amd64_deb)"
 
 # systemd-analyze verify needs no running systemd, but checks that ExecStart's binary exists: the
-# unit is verified inside a root made by install.sh itself, next to the system's own units.
+# unit is verified inside a root made from the arm64 package itself, next to the system's units.
 verify_unit() {
-    local root status=0
+    local root status=0 unit=/usr/lib/systemd/system/outpost.service
     root=$(mktemp -d)
     mkdir -p "$root/etc" "$root/usr/lib/systemd"
-    touch "$root/etc/passwd" "$root/etc/group" "$root/etc/shadow" "$root/etc/gshadow"
+    touch "$root/etc/shadow" "$root/etc/gshadow"
+    echo "outpost:x:999:999:Outpost appliance:/var/lib/outpost:/usr/sbin/nologin" >"$root/etc/passwd"
+    echo "outpost:x:999:" >"$root/etc/group"
     cp -r /usr/lib/systemd/system "$root/usr/lib/systemd/"
-    OUTPOST_RUNNER="qemu-aarch64 -L $sysroot" deploy/install.sh --root "$root" --no-systemctl "$bin" 2>/dev/null &&
-        systemd-analyze verify --root="$root" /etc/systemd/system/outpost.service >"$root/verify.log" 2>&1 || status=1
+    dpkg-deb -x "$(ls "$debs"/outpost_*_arm64.deb)" "$root" &&
+        systemd-analyze verify --root="$root" "$unit" >"$root/verify.log" 2>&1 || status=1
     # Warnings (an unknown key, a bad value) do not change the exit code: any output fails.
     if [ -s "$root/verify.log" ]; then cat "$root/verify.log" && status=1; fi
     [ "$status" = 1 ] || {
         echo "systemd-analyze verify: clean"
-        systemd-analyze security --offline=true --root="$root" /etc/systemd/system/outpost.service 2>/dev/null | tail -n 1 || true
+        systemd-analyze security --offline=true --root="$root" "$unit" 2>/dev/null | tail -n 1 || true
     }
     rm -rf "$root"
     return "$status"

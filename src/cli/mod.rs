@@ -131,6 +131,38 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write the man pages or the shell completions into DIR (scripts/build-deb.sh packages them).
+    #[command(hide = true)]
+    Generate {
+        #[arg(value_enum)]
+        what: Generated,
+        dir: PathBuf,
+    },
+}
+
+/// What `outpost generate` writes.
+#[derive(Clone, Copy, ValueEnum)]
+enum Generated {
+    /// outpost.1 and one page per command (outpost-run.1, ...).
+    Man,
+    /// outpost.bash, _outpost (zsh) and outpost.fish.
+    Completions,
+}
+
+/// The man pages or completions, made from the same clap definitions that parse the arguments.
+fn generate(what: Generated, dir: &std::path::Path) -> anyhow::Result<()> {
+    use clap::CommandFactory;
+    std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+    let mut command = Cli::command();
+    match what {
+        Generated::Man => clap_mangen::generate_to(command, dir)?,
+        Generated::Completions => {
+            for shell in [clap_complete::Shell::Bash, clap_complete::Shell::Zsh, clap_complete::Shell::Fish] {
+                clap_complete::generate_to(shell, &mut command, "outpost", dir)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn load(path: Option<&PathBuf>) -> Result<Config, ExitCode> {
@@ -175,6 +207,9 @@ fn init_tracing(format: LogFormat, redact: crate::config::Redactor) {
 /// Parses the arguments and runs the command.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Generate { what, dir } = &cli.command {
+        return report(generate(*what, dir));
+    }
     if let Command::Export { kind: crate::export::KindArg::Features, format: crate::export::Format::Cql, .. } =
         cli.command
     {
@@ -214,6 +249,7 @@ impl Command {
             | Command::SendTestEmail { config }
             | Command::Resend { config, .. }
             | Command::Status { config, .. } => config.as_ref(),
+            Command::Generate { .. } => None,
         }
     }
 }
@@ -276,6 +312,8 @@ async fn execute(command: Command, config: Config) -> anyhow::Result<()> {
         Command::SendTestEmail { .. } => email::run(&config).await,
         Command::Resend { sink, .. } => resend::run(&config, &sink).await,
         Command::Status { json, .. } => status::print(&config, json).await,
+        // Needs no configuration: done in `main` before it is loaded.
+        Command::Generate { .. } => Ok(()),
     }
 }
 

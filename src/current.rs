@@ -231,10 +231,10 @@ fn until(at: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Tle;
-    use crate::passes::Observer;
     use crate::domain::Record;
+    use crate::domain::Tle;
     use crate::location::LocationSource;
+    use crate::passes::Observer;
     use crate::store::StoreOptions;
     use chrono::TimeZone;
     use std::sync::atomic::{AtomicI64, Ordering::SeqCst};

@@ -234,15 +234,7 @@ mod tests {
     }
 
     fn event() -> Event {
-        let pass = Pass {
-            rise: PassPoint { time: t("2023-09-18T19:38:31Z"), azimuth_deg: 217.599, elevation_deg: 10.0 },
-            culmination: PassPoint { time: t("2023-09-18T19:40:58Z"), azimuth_deg: 170.699, elevation_deg: 18.891 },
-            set: PassPoint { time: t("2023-09-18T19:43:25Z"), azimuth_deg: 123.829, elevation_deg: 10.0 },
-            visible: true,
-            visible_from: Some(t("2023-09-18T19:38:31Z")),
-            visible_to: Some(t("2023-09-18T19:40:15Z")),
-            magnitude: Some(-2.5),
-        };
+        let pass = crate::passes::oslo_reference_pass();
         Event {
             norad_id: 25544,
             revolution: 41626,

@@ -68,3 +68,19 @@ pub struct Pass {
     #[serde(default)]
     pub magnitude: Option<f64>,
 }
+
+/// The Oslo reference pass of 2023-09-18 19:38 UTC (tests/fixtures/passes), for unit tests of
+/// what is made from a pass.
+#[cfg(test)]
+pub(crate) fn oslo_reference_pass() -> Pass {
+    let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+    Pass {
+        rise: PassPoint { time: t("2023-09-18T19:38:31Z"), azimuth_deg: 217.599, elevation_deg: 10.0 },
+        culmination: PassPoint { time: t("2023-09-18T19:40:58Z"), azimuth_deg: 170.699, elevation_deg: 18.891 },
+        set: PassPoint { time: t("2023-09-18T19:43:25Z"), azimuth_deg: 123.829, elevation_deg: 10.0 },
+        visible: true,
+        visible_from: Some(t("2023-09-18T19:38:31Z")),
+        visible_to: Some(t("2023-09-18T19:40:15Z")),
+        magnitude: Some(-2.5),
+    }
+}

@@ -89,7 +89,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::passes::PassPoint;
 
     #[test]
     fn a_window_past_the_last_representable_time_is_an_error_not_a_panic() {
@@ -121,16 +120,7 @@ mod tests {
 
     #[test]
     fn a_table_line_reads_like_the_sky() {
-        let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
-        let p = Pass {
-            rise: PassPoint { time: t("2023-09-18T19:38:31Z"), azimuth_deg: 217.599, elevation_deg: 10.0 },
-            culmination: PassPoint { time: t("2023-09-18T19:40:58Z"), azimuth_deg: 170.699, elevation_deg: 18.891 },
-            set: PassPoint { time: t("2023-09-18T19:43:25Z"), azimuth_deg: 123.829, elevation_deg: 10.0 },
-            visible: true,
-            visible_from: Some(t("2023-09-18T19:38:31Z")),
-            visible_to: Some(t("2023-09-18T19:40:15Z")),
-            magnitude: Some(-2.5),
-        };
+        let p = crate::passes::oslo_reference_pass();
         let oslo = chrono::FixedOffset::east_opt(2 * 3600).unwrap();
         assert_eq!(
             table_line(&p, &oslo),

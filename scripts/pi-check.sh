@@ -6,7 +6,8 @@
 # packages (scripts/build-deb.sh: arm64 from that binary, amd64 from this machine's debug build)
 # and checks them with lintian, tests the package and deploy/install.sh under a real systemd
 # and dpkg in a container (scripts/deb-test.sh, scripts/pi-systemd-test.sh), verifies the unit
-# with systemd-analyze, and runs shellcheck on every script. Installs its Debian packages when
+# with systemd-analyze, runs the SD-card image's first-boot script against a directory tree
+# (scripts/image-firstboot-test.sh), and runs shellcheck on every script. Installs its Debian packages when
 # missing.
 #
 #   scripts/pi-check.sh          (scripts/test.sh runs it; build output goes to $CARGO_TARGET_DIR)
@@ -53,7 +54,7 @@ fi
 rustup target list --installed | grep -qx "$target" || rustup target add "$target"
 
 shellcheck_all() {
-    local scripts=(scripts/*.sh deploy/*.sh .ci/run)
+    local scripts=(scripts/*.sh deploy/*.sh deploy/image/outpost-firstboot .ci/run)
     shellcheck "${scripts[@]}" && echo "shellcheck: ${#scripts[@]} scripts clean"
 }
 check "shellcheck" shellcheck_all
@@ -135,6 +136,10 @@ check "deploy/install.sh under a real systemd (systemd-nspawn)" \
     in_container install.sh-in-nspawn scripts/pi-systemd-test.sh "$(amd64_deb)"
 check "the package: install, upgrade, remove, purge (systemd-nspawn)" \
     in_container deb-in-nspawn scripts/deb-test.sh "$(amd64_deb)"
+
+# The SD-card image's first boot against a directory tree (the whole image boots in
+# scripts/image-boot-test.sh, too slow for every run: BENCHMARKS.md).
+check "the image's first boot (scripts/image-firstboot-test.sh)" scripts/image-firstboot-test.sh
 
 # systemd-analyze verify needs no running systemd, but checks that ExecStart's binary exists: the
 # unit is verified inside a root made from the arm64 package itself, next to the system's units.

@@ -51,7 +51,7 @@ fi
 mkdir -p "$out" "$cache/apt"
 out=$(realpath "$out")
 work=$(mktemp -d "$out/work.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+trap 'status=$?; rm -rf "$work"; exit "$status"' EXIT
 root="$work/root"
 start=$SECONDS
 exec 3>&1 >"$out/build.log" 2>&1
@@ -102,12 +102,20 @@ cp -a --preserve=all "$base/." "$root/"
 # Outpost: its package, then the image's own files.
 in_root() { chroot "$root" "$@"; }
 mount --bind /proc "$root/proc" && mount --bind /dev "$root/dev" && mount --bind /sys "$root/sys"
-trap 'umount "$root/proc" "$root/dev" "$root/sys" 2>/dev/null; rm -rf "$work"' EXIT
+# Never rm -rf through a bind mount of the host's /dev, /proc or /sys.
+unmount_all() {
+    local dir status=0
+    for dir in proc dev sys; do
+        ! mountpoint -q "$root/$dir" || umount "$root/$dir" || status=1
+    done
+    return "$status"
+}
+trap 'status=$?; if unmount_all; then rm -rf "$work"; else echo "build-image: left $work (still mounted)" >&2; fi; exit "$status"' EXIT
 cp "$deb" "$root/tmp/outpost.deb"
 rm -f "$root/etc/resolv.conf" && cp /etc/resolv.conf "$root/etc/resolv.conf"
 in_root env DEBIAN_FRONTEND=noninteractive dpkg -i /tmp/outpost.deb
 rm "$root/tmp/outpost.deb"
-umount "$root/proc" "$root/dev" "$root/sys"
+unmount_all
 install -m 755 deploy/image/outpost-firstboot "$root/usr/sbin/outpost-firstboot"
 cp -r deploy/image/rootfs/. "$root/"
 grep -q '^[^#]*root=LABEL=RASPIROOT' "$root/boot/firmware/cmdline.txt" ||
@@ -117,8 +125,9 @@ grep -q '^[^#]*root=LABEL=RASPIROOT' "$root/boot/firmware/cmdline.txt" ||
 echo outpost >"$root/etc/hostname"
 printf '127.0.0.1\tlocalhost\n127.0.1.1\toutpost\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$root/etc/hosts"
 ln -sf ../run/systemd/resolve/stub-resolv.conf "$root/etc/resolv.conf"
+# The device time-out: a slow first udev run (seen under emulation) must not skip first boot.
 printf '%s\n' "LABEL=RASPIROOT / ext4 noatime,errors=remount-ro 0 1" \
-    "LABEL=RASPIFIRM /boot/firmware vfat noatime,umask=0077,nofail 0 2" >"$root/etc/fstab"
+    "LABEL=RASPIFIRM /boot/firmware vfat noatime,umask=0077,nofail,x-systemd.device-timeout=10min 0 2" >"$root/etc/fstab"
 : >"$root/etc/machine-id" # made on first boot (systemd's "first boot" semantics)
 # Every card gets its own host keys and web password on first boot, never the build's.
 rm -f "$root"/etc/ssh/ssh_host_*

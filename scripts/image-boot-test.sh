@@ -85,7 +85,13 @@ in_pi() {
     ssh -q -i "$work/id" -p "$ssh_port" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
         -o BatchMode=yes -o ConnectTimeout=20 root@127.0.0.1 "$@"
 }
-password=$(in_pi sed -n 's/^password: //p' /boot/firmware/outpost-password.txt)
+# sshd starts after first boot made the host keys; it may come up after Outpost.
+for _ in $(seq 60); do
+    ! in_pi true || break
+    kill -0 "$qemu_pid" 2>/dev/null || break
+    sleep 5
+done
+password=$(in_pi sed -n 's/^password: //p' /boot/firmware/outpost-password.txt) || true
 expect "first boot wrote a password to the card" test "${#password}" = 24
 expect "the map asks for it" test "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$web_port/api/status")" = 401
 expect "and takes it" curl -fsS -o /dev/null -u "outpost:$password" "http://127.0.0.1:$web_port/api/status"

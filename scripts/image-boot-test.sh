@@ -26,13 +26,9 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
-failures=0
-fail() { echo "image-boot-test: FAILED: $*" >&2 && failures=$((failures + 1)); }
-expect() { # expect DESCRIPTION COMMAND...
-    local what=$1
-    shift
-    if "$@"; then echo "ok: $what"; else fail "$what"; fi
-}
+test_name="image-boot-test"
+# shellcheck source=scripts/expect.sh
+. scripts/expect.sh
 
 card=$work/card.img
 case "$image" in

@@ -16,13 +16,9 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/outpost/target}"
 outpost=$(realpath "${1:-$CARGO_TARGET_DIR/debug/outpost}")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-failures=0
-fail() { echo "image-firstboot-test: FAILED: $*" >&2 && failures=$((failures + 1)); }
-expect() { # expect DESCRIPTION COMMAND...
-    local what=$1
-    shift
-    if "$@"; then echo "ok: $what"; else fail "$what"; fi
-}
+test_name="image-firstboot-test"
+# shellcheck source=scripts/expect.sh
+. scripts/expect.sh
 
 # A root as the image has it after the build: the package's files, no host keys, no password.
 fresh_root() {

@@ -77,16 +77,25 @@ if [ -z "$healthy" ]; then
 fi
 echo "power-on to /healthz: $healthy s under emulation"
 
-in_pi() {
-    ssh -q -i "$work/id" -p "$ssh_port" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
-        -o BatchMode=yes -o ConnectTimeout=20 root@127.0.0.1 "$@"
-}
+ssh_options=(-i "$work/id" -p "$ssh_port" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null
+    -o BatchMode=yes -o ConnectTimeout=20)
+in_pi() { ssh -q "${ssh_options[@]}" root@127.0.0.1 "$@"; }
 # sshd starts after first boot made the host keys; it may come up after Outpost.
+logged_in=""
 for _ in $(seq 60); do
-    ! in_pi true || break
+    if in_pi true; then logged_in=$((SECONDS - start)) && break; fi
     kill -0 "$qemu_pid" 2>/dev/null || break
     sleep 5
 done
+if [ -z "$logged_in" ]; then
+    # Why: the client's view, and what first boot wrote on the card.
+    ssh -v "${ssh_options[@]}" root@127.0.0.1 true 2>&1 | tail -n 25 >&2 || true
+    mtype -i "$boot" ::outpost-firstboot.log >&2 || true
+    tail -n 40 "$work/console.log" >&2
+    fail "no ssh login with the key from firstboot.toml"
+    exit 1
+fi
+echo "power-on to an ssh login: $logged_in s"
 password=$(in_pi sed -n 's/^password: //p' /boot/firmware/outpost-password.txt) || true
 expect "first boot wrote a password to the card" test "${#password}" = 24
 expect "the map asks for it" test "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$web_port/api/status")" = 401
@@ -94,6 +103,7 @@ expect "and takes it" curl -fsS -o /dev/null -u "outpost:$password" "http://127.
 expect "outpost status over ssh" in_pi outpost status
 expect "the host name from firstboot.toml" test "$(in_pi hostname)" = outpost-test
 expect "first boot is done" in_pi test -e /var/lib/outpost-firstboot/done
+expect "the card has its own machine-id" in_pi test -s /etc/machine-id
 root_bytes=$(in_pi lsblk -bno SIZE /dev/vda2)
 expect "the root partition grew to the card ($root_bytes bytes of $(stat -c %s "$card"))" \
     test "$root_bytes" -gt "$image_size"

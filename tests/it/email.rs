@@ -511,8 +511,10 @@ async fn a_pass_alert_goes_by_email_and_by_push_once_each() {
     let env = [("OUTPOST_PUSH_TOKEN", token)];
     let outpost = Outpost::start_env(&sc.dir, &cfg, &[bin()], &env).await;
     let s = outpost
-        .wait_for("the pass alert by email and by push", 60, |s| {
+        .wait_for("the pass alert by email and by push, each recorded", 60, |s| {
+            // `sent` counts at once; `recorded` is read back from the log at the end of a check.
             count(s, "sent") == 1
+                && email(s)["recorded"].as_array().is_some_and(|r| r.len() == 1)
                 && s["pass_push"]["sent"] == 1
                 && s["pass_push"]["recorded"].as_array().is_some_and(|r| r.len() == 1)
         })

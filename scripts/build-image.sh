@@ -67,7 +67,7 @@ trap 'status=$?; failed_log "$status"; rm -rf "$work"; exit "$status"' EXIT
 packages=(
     systemd-sysv systemd-timesyncd systemd-resolved udev dbus wpasupplicant iproute2
     openssh-server avahi-daemon libnss-mdns ca-certificates cloud-guest-utils e2fsprogs fdisk
-    zstd kmod less nano curl
+    zstd kmod less nano curl tzdata # tzdata: firstboot.toml's time zone
 )
 # update-initramfs would run once for the kernel and once per later trigger, each taking half an
 # hour under qemu-user: it is diverted during the install and run once at the end.

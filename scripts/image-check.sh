@@ -88,7 +88,8 @@ done
 
 echo "-- the card's first boot, on a copy of its root, with its own arm64 outpost"
 ssh-keygen -q -t ed25519 -N "" -C image-check -f "$work/id"
-printf '%s\n' 'hostname = "outpost-check"' "ssh_key = \"$(cat "$work/id.pub")\"" >"$root/boot/firmware/firstboot.toml"
+printf '%s\n' 'hostname = "outpost-check"' "ssh_key = \"$(cat "$work/id.pub")\"" 'timezone = "Europe/Oslo"' \
+    >"$root/boot/firmware/firstboot.toml"
 on_card outpost.toml >"$root/boot/firmware/outpost.toml"
 printf '#!/bin/sh\nexec qemu-aarch64 -L "%s" "%s/usr/bin/outpost" "$@"\n' "$root" "$root" >"$work/outpost"
 chmod 755 "$work/outpost"
@@ -101,5 +102,6 @@ expect "a web password made" grep -q '^OUTPOST_WEB_PASSWORD=.' "$root/etc/outpos
 expect "and written to the card for its owner" grep -q '^password: ' "$root/boot/firmware/outpost-password.txt"
 expect "host keys made" test -s "$root/etc/ssh/ssh_host_ed25519_key"
 expect "the host name" grep -qx outpost-check "$root/etc/hostname"
+expect "the time zone, from the card's own tzdata" test -f "$root$(readlink "$root/etc/localtime")"
 if [ "$failures" != 0 ]; then cat "$work/firstboot.out" "$root/boot/firmware/outpost-firstboot.log" 2>/dev/null; fi
 [ "$failures" = 0 ] && echo "image-check: all passed ($(basename "$img"))"

@@ -91,6 +91,9 @@ fi
 # repeats what follows it, a few minutes.
 recipe="${packages[*]} ${hooks[*]} $(mmdebstrap --version)"
 base="$cache/base-$(printf '%s' "$recipe" | sha256sum | cut -c1-16)"
+# One build of a base at a time: another one waits for it and then uses it.
+exec 4>"$base.lock"
+flock 4
 if [ ! -d "$base" ]; then
     say "mmdebstrap: Debian 12 arm64 base into $base (log: $out/build.log)"
     rm -rf "$base.partial"
@@ -105,6 +108,7 @@ if [ ! -d "$base" ]; then
     mv "$base.partial" "$base"
     say "base done in $((SECONDS - start)) s"
 fi
+flock -u 4
 [ "$base_only" = 0 ] || exit 0
 [ -n "$deb" ] || deb=$(scripts/build-deb.sh arm64)
 [ "$(dpkg-deb -f "$deb" Architecture)" = arm64 ] || die "$deb is not an arm64 package"

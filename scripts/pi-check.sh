@@ -149,7 +149,8 @@ check "the package: install, upgrade, remove, purge (systemd-nspawn)" \
 # scripts/image-boot-test.sh, too slow for every run: BENCHMARKS.md.
 check "the image's first boot (scripts/image-firstboot-test.sh)" scripts/image-firstboot-test.sh
 reduced_image() {
-    as_root env CARGO_TARGET_DIR="$CARGO_TARGET_DIR" scripts/build-image.sh --reduced --no-xz \
+    as_root env CARGO_TARGET_DIR="$CARGO_TARGET_DIR" OUTPOST_TOOLS="${OUTPOST_TOOLS:-$HOME/.cache/outpost}" \
+        scripts/build-image.sh --reduced --no-xz \
         --deb "$(ls "$debs"/outpost_*_arm64.deb)" --out "$CARGO_TARGET_DIR/image-reduced"
 }
 check "the SD-card image, reduced (scripts/build-image.sh --reduced, scripts/image-check.sh)" \

@@ -96,18 +96,23 @@ if [ -z "$logged_in" ]; then
     exit 1
 fi
 echo "power-on to an ssh login: $logged_in s"
-password=$(in_pi sed -n 's/^password: //p' /boot/firmware/outpost-password.txt) || true
+# ssh hands the remote shell one string: each command below is quoted for it as a whole.
+password=$(in_pi "sed -n 's/^password: //p' /boot/firmware/outpost-password.txt") || true
 expect "first boot wrote a password to the card" test "${#password}" = 24
 expect "the map asks for it" test "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$web_port/api/status")" = 401
 expect "and takes it" curl -fsS -o /dev/null -u "outpost:$password" "http://127.0.0.1:$web_port/api/status"
-expect "outpost status over ssh" in_pi outpost status
+status=$(in_pi outpost status) || true
+echo "$status"
+# Without --config it finds the installed appliance, and as root reads its password itself.
+expect "outpost status over ssh: the running appliance, in full" \
+    bash -c 'grep -q "^Outpost status (running appliance)" <<<"$1" && grep -q "^station: " <<<"$1" && grep -q "iss.position" <<<"$1"' _ "$status"
 expect "the host name from firstboot.toml" test "$(in_pi hostname)" = outpost-test
 expect "first boot is done" in_pi test -e /var/lib/outpost-firstboot/done
 expect "the card has its own machine-id" in_pi test -s /etc/machine-id
 root_bytes=$(in_pi lsblk -bno SIZE /dev/vda2)
 expect "the root partition grew to the card ($root_bytes bytes of $(stat -c %s "$card"))" \
     test "$root_bytes" -gt "$image_size"
-expect "the journal is in RAM" in_pi sh -c 'test -z "$(ls -A /var/log/journal 2>/dev/null)" && test -d /run/log/journal'
+expect "the journal is in RAM" in_pi 'test -z "$(ls -A /var/log/journal 2>/dev/null)" && test -d /run/log/journal'
 expect "/ is mounted noatime" bash -c 'grep -q noatime <<<"$1"' _ "$(in_pi findmnt -no OPTIONS /)"
 expect "no swap" test -z "$(in_pi swapon --show)"
 expect "ssh takes no password" bash -c '! ssh -q -p "$1" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \

@@ -41,7 +41,7 @@ pub fn request(
 /// How to give a command the web password, which is usually only in the service's root-only env
 /// file (the appliance answers 401 without it).
 pub const GIVE_PASSWORD: &str =
-    "give it as OUTPOST_WEB_PASSWORD (on the Pi: sudo sh -c 'set -a; . /etc/outpost/outpost.env; outpost ...')";
+    "give it as OUTPOST_WEB_PASSWORD (on the Pi: sudo outpost ..., which reads /etc/outpost/outpost.env)";
 
 /// An error saying how to give the password, for a 401.
 pub fn refused_without_password(response: &reqwest::Response) -> anyhow::Result<()> {

@@ -34,20 +34,24 @@ enum LogFormat {
 enum Command {
     /// Run the appliance: collectors, store and web server.
     Run {
-        /// Configuration file (default: the embedded configuration).
-        #[arg(long)]
+        /// Configuration file (default: $OUTPOST_CONFIG, else the embedded configuration).
+        #[arg(long, env = "OUTPOST_CONFIG")]
         config: Option<PathBuf>,
     },
     /// Validate a configuration and print it as it will be used (secrets masked).
     CheckConfig {
-        #[arg(long)]
+        /// Configuration file (default: $OUTPOST_CONFIG, else /etc/outpost/outpost.toml if it
+        /// exists, else the embedded configuration).
+        #[arg(long, env = "OUTPOST_CONFIG")]
         config: Option<PathBuf>,
     },
     /// Export one kind of record: CQL INSERTs (cqlsh -f), CSV (cqlsh COPY FROM) or the Kafka
     /// message JSON lines; or `--kind features`, a region-day table of danger and weather for
     /// modelling (csv or jsonl). Streams in constant memory; works while `outpost run` is running.
     Export {
-        #[arg(long)]
+        /// Configuration file (default: $OUTPOST_CONFIG, else /etc/outpost/outpost.toml if it
+        /// exists, else the embedded configuration).
+        #[arg(long, env = "OUTPOST_CONFIG")]
         config: Option<PathBuf>,
         #[arg(long, value_enum)]
         format: crate::export::Format,
@@ -65,7 +69,9 @@ enum Command {
     },
     /// Upcoming ISS passes for a place: a table in local time, or JSON.
     Passes {
-        #[arg(long)]
+        /// Configuration file (default: $OUTPOST_CONFIG, else /etc/outpost/outpost.toml if it
+        /// exists, else the embedded configuration).
+        #[arg(long, env = "OUTPOST_CONFIG")]
         config: Option<PathBuf>,
         /// A TLE file (CelesTrak text or wheretheiss.at JSON); default: the newest stored TLE.
         #[arg(long)]
@@ -111,13 +117,17 @@ enum Command {
     },
     /// Check the [email] settings: send one test email to email.to.
     SendTestEmail {
-        #[arg(long)]
+        /// Configuration file (default: $OUTPOST_CONFIG, else /etc/outpost/outpost.toml if it
+        /// exists, else the embedded configuration).
+        #[arg(long, env = "OUTPOST_CONFIG")]
         config: Option<PathBuf>,
     },
     /// Send a sink's dead letters (records its upstream refused) again, through the running
     /// appliance; those acknowledged leave the list (`outpost status` shows it).
     Resend {
-        #[arg(long)]
+        /// Configuration file (default: $OUTPOST_CONFIG, else /etc/outpost/outpost.toml if it
+        /// exists, else the embedded configuration).
+        #[arg(long, env = "OUTPOST_CONFIG")]
         config: Option<PathBuf>,
         /// The sink: kafka, cassandra or mqtt.
         #[arg(long)]
@@ -125,7 +135,9 @@ enum Command {
     },
     /// Show what the store holds and how the collectors are doing.
     Status {
-        #[arg(long)]
+        /// Configuration file (default: $OUTPOST_CONFIG, else /etc/outpost/outpost.toml if it
+        /// exists, else the embedded configuration).
+        #[arg(long, env = "OUTPOST_CONFIG")]
         config: Option<PathBuf>,
         /// Print JSON instead of a summary.
         #[arg(long)]
@@ -165,11 +177,44 @@ fn generate(what: Generated, dir: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The installed appliance's secrets (`OUTPOST_*` lines, root-only; the service's EnvironmentFile).
+const INSTALLED_ENV: &str = "/etc/outpost/outpost.env";
+
 fn load(path: Option<&PathBuf>) -> Result<Config, ExitCode> {
-    Config::load(path.map(PathBuf::as_path), std::env::vars()).map_err(|e| {
+    let mut vars: Vec<(String, String)> = std::env::vars().collect();
+    // With the installed configuration, a user who may read its env file (root) gets what the
+    // service gets, so `sudo outpost status` needs no password typed; the environment wins.
+    let installed = path.is_some_and(|p| p.as_path() == std::path::Path::new(INSTALLED_CONFIG));
+    if let Some(text) = installed.then(|| std::fs::read_to_string(INSTALLED_ENV).ok()).flatten() {
+        for (key, value) in environment_file(&text) {
+            if !vars.iter().any(|(k, _)| *k == key) {
+                vars.push((key, value));
+            }
+        }
+    }
+    Config::load(path.map(PathBuf::as_path), vars).map_err(|e| {
         eprintln!("outpost: configuration error: {e}");
         ExitCode::from(2)
     })
+}
+
+/// The `OUTPOST_*` assignments of a systemd EnvironmentFile: `KEY=value` lines, `#` comments,
+/// a value optionally in matching single or double quotes.
+fn environment_file(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|line| {
+            let (key, value) = line.trim_start().split_once('=')?;
+            let key = key.trim();
+            if !key.starts_with("OUTPOST_") || key.contains(char::is_whitespace) {
+                return None;
+            }
+            let value = value.trim();
+            let quoted = value.len() >= 2
+                && (value.starts_with('"') && value.ends_with('"') || value.starts_with('\'') && value.ends_with('\''));
+            let value = if quoted { &value[1..value.len() - 1] } else { value };
+            Some((key.to_owned(), value.to_owned()))
+        })
+        .collect()
 }
 
 /// Every log line on its way to stderr, with `redact` applied: the fmt layer hands each event
@@ -217,7 +262,7 @@ pub fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     crate::install_tls_provider();
-    let config = match load(cli.command.config()) {
+    let config = match load(cli.command.config().as_ref()) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -239,18 +284,25 @@ pub fn main() -> ExitCode {
     report(runtime().and_then(|rt| rt.block_on(execute(cli.command, config))))
 }
 
+/// The installed appliance's configuration (the Debian package's conffile, the image's).
+const INSTALLED_CONFIG: &str = "/etc/outpost/outpost.toml";
+
 impl Command {
-    fn config(&self) -> Option<&PathBuf> {
-        match self {
-            Command::Run { config }
-            | Command::CheckConfig { config }
+    /// The configuration file: `--config` or `$OUTPOST_CONFIG`; else, for every command but
+    /// `run`, the installed appliance's when there is one, so `outpost status` on a Pi shows its
+    /// appliance (the service passes `--config`); else none, the embedded configuration.
+    fn config(&self) -> Option<PathBuf> {
+        let given = match self {
+            Command::Run { config } => return config.clone(),
+            Command::CheckConfig { config }
             | Command::Export { config, .. }
             | Command::Passes { config, .. }
             | Command::SendTestEmail { config }
             | Command::Resend { config, .. }
-            | Command::Status { config, .. } => config.as_ref(),
-            Command::Generate { .. } => None,
-        }
+            | Command::Status { config, .. } => config,
+            Command::Generate { .. } => return None,
+        };
+        given.clone().or_else(|| Some(PathBuf::from(INSTALLED_CONFIG)).filter(|p| p.exists()))
     }
 }
 
@@ -364,4 +416,23 @@ async fn wait_for_signal() {
 pub enum PassOrder {
     Time,
     Brightness,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::environment_file;
+
+    #[test]
+    fn the_env_file_gives_its_outpost_assignments_unquoted() {
+        let text = "# made on install\nOUTPOST_WEB_USERNAME=outpost\n  OUTPOST_WEB_PASSWORD=\"a b=c\"\n\
+                    OUTPOST_SMTP_PASSWORD='x'\nPATH=/evil\nOUTPOST_EMPTY=\nnot an assignment\n";
+        let got = environment_file(text);
+        let want = [
+            ("OUTPOST_WEB_USERNAME", "outpost"),
+            ("OUTPOST_WEB_PASSWORD", "a b=c"),
+            ("OUTPOST_SMTP_PASSWORD", "x"),
+            ("OUTPOST_EMPTY", ""),
+        ];
+        assert_eq!(got, want.map(|(k, v)| (k.to_owned(), v.to_owned())));
+    }
 }

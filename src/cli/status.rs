@@ -8,10 +8,12 @@ use std::fmt::Write as _;
 pub async fn print(config: &Config, json: bool) -> anyhow::Result<()> {
     let status = match from_daemon(config).await {
         Daemon::Answered(s) => *s,
-        Daemon::NeedsPassword => match from_store_if_free(config).await? {
-            Some(s) => s,
-            // Running, and it would not tell without the web password: say what anyone may know.
-            None => return print_locked(config, json).await,
+        Daemon::NeedsPassword => match from_store_if_free(config).await {
+            Ok(Some(s)) => s,
+            // Running, and it would not tell without the web password; its store is in use or
+            // not this user's to read (the package's is the service user's): say what anyone
+            // may know.
+            Ok(None) | Err(_) => return print_locked(config, json).await,
         },
         Daemon::NotRunning => from_store(config).await?,
     };

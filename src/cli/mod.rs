@@ -30,6 +30,15 @@ enum LogFormat {
     Json,
 }
 
+/// `--config` of the commands that work on an installed appliance (all but `run`).
+#[derive(clap::Args)]
+struct InstalledConfig {
+    /// Configuration file (default: $OUTPOST_CONFIG, else /etc/outpost/outpost.toml if it
+    /// exists, else the embedded configuration).
+    #[arg(long, env = "OUTPOST_CONFIG")]
+    config: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the appliance: collectors, store and web server.
@@ -40,19 +49,15 @@ enum Command {
     },
     /// Validate a configuration and print it as it will be used (secrets masked).
     CheckConfig {
-        /// Configuration file (default: $OUTPOST_CONFIG, else /etc/outpost/outpost.toml if it
-        /// exists, else the embedded configuration).
-        #[arg(long, env = "OUTPOST_CONFIG")]
-        config: Option<PathBuf>,
+        #[command(flatten)]
+        config: InstalledConfig,
     },
     /// Export one kind of record: CQL INSERTs (cqlsh -f), CSV (cqlsh COPY FROM) or the Kafka
     /// message JSON lines; or `--kind features`, a region-day table of danger and weather for
     /// modelling (csv or jsonl). Streams in constant memory; works while `outpost run` is running.
     Export {
-        /// Configuration file (default: $OUTPOST_CONFIG, else /etc/outpost/outpost.toml if it
-        /// exists, else the embedded configuration).
-        #[arg(long, env = "OUTPOST_CONFIG")]
-        config: Option<PathBuf>,
+        #[command(flatten)]
+        config: InstalledConfig,
         #[arg(long, value_enum)]
         format: crate::export::Format,
         #[arg(long, value_enum)]
@@ -69,10 +74,8 @@ enum Command {
     },
     /// Upcoming ISS passes for a place: a table in local time, or JSON.
     Passes {
-        /// Configuration file (default: $OUTPOST_CONFIG, else /etc/outpost/outpost.toml if it
-        /// exists, else the embedded configuration).
-        #[arg(long, env = "OUTPOST_CONFIG")]
-        config: Option<PathBuf>,
+        #[command(flatten)]
+        config: InstalledConfig,
         /// A TLE file (CelesTrak text or wheretheiss.at JSON); default: the newest stored TLE.
         #[arg(long)]
         tle: Option<PathBuf>,
@@ -117,28 +120,22 @@ enum Command {
     },
     /// Check the [email] settings: send one test email to email.to.
     SendTestEmail {
-        /// Configuration file (default: $OUTPOST_CONFIG, else /etc/outpost/outpost.toml if it
-        /// exists, else the embedded configuration).
-        #[arg(long, env = "OUTPOST_CONFIG")]
-        config: Option<PathBuf>,
+        #[command(flatten)]
+        config: InstalledConfig,
     },
     /// Send a sink's dead letters (records its upstream refused) again, through the running
     /// appliance; those acknowledged leave the list (`outpost status` shows it).
     Resend {
-        /// Configuration file (default: $OUTPOST_CONFIG, else /etc/outpost/outpost.toml if it
-        /// exists, else the embedded configuration).
-        #[arg(long, env = "OUTPOST_CONFIG")]
-        config: Option<PathBuf>,
+        #[command(flatten)]
+        config: InstalledConfig,
         /// The sink: kafka, cassandra or mqtt.
         #[arg(long)]
         sink: String,
     },
     /// Show what the store holds and how the collectors are doing.
     Status {
-        /// Configuration file (default: $OUTPOST_CONFIG, else /etc/outpost/outpost.toml if it
-        /// exists, else the embedded configuration).
-        #[arg(long, env = "OUTPOST_CONFIG")]
-        config: Option<PathBuf>,
+        #[command(flatten)]
+        config: InstalledConfig,
         /// Print JSON instead of a summary.
         #[arg(long)]
         json: bool,
@@ -292,7 +289,7 @@ impl Command {
     /// `run`, the installed appliance's when there is one, so `outpost status` on a Pi shows its
     /// appliance (the service passes `--config`); else none, the embedded configuration.
     fn config(&self) -> Option<PathBuf> {
-        let given = match self {
+        let installed = match self {
             Command::Run { config } => return config.clone(),
             Command::CheckConfig { config }
             | Command::Export { config, .. }
@@ -302,7 +299,7 @@ impl Command {
             | Command::Status { config, .. } => config,
             Command::Generate { .. } => return None,
         };
-        given.clone().or_else(|| Some(PathBuf::from(INSTALLED_CONFIG)).filter(|p| p.exists()))
+        installed.config.clone().or_else(|| Some(PathBuf::from(INSTALLED_CONFIG)).filter(|p| p.exists()))
     }
 }
 

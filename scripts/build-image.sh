@@ -75,9 +75,8 @@ divert_initramfs='chroot "$1" dpkg-divert --quiet --local --rename --add /usr/sb
     printf "#!/bin/sh\nexit 0\n" >"$1/usr/sbin/update-initramfs" && chmod 755 "$1/usr/sbin/update-initramfs"'
 restore_initramfs='rm "$1/usr/sbin/update-initramfs" &&
     chroot "$1" dpkg-divert --quiet --local --rename --remove /usr/sbin/update-initramfs'
-hooks=(--essential-hook="$divert_initramfs"
-    --customize-hook="sync-out /var/cache/apt/archives '$cache/apt'"
-    --customize-hook="$restore_initramfs")
+# What the base is made of (the cache's own sync hooks are not part of it).
+hooks=(--essential-hook="$divert_initramfs" --customize-hook="$restore_initramfs")
 if [ "$reduced" = 0 ]; then
     packages+=(linux-image-arm64 raspi-firmware firmware-brcm80211) # the kernel, the Pi's boot firmware, Wi-Fi
     hooks+=(--customize-hook='sed -i "s|^#\\?ROOTPART=.*|ROOTPART=LABEL=RASPIROOT|" "$1/etc/default/raspi-firmware"'
@@ -102,6 +101,7 @@ if [ ! -d "$base" ]; then
         --skip=download/empty --skip=essential/unlink \
         --setup-hook='mkdir -p "$1"/var/cache/apt/archives/' \
         --setup-hook="sync-in '$cache/apt' /var/cache/apt/archives/" \
+        --customize-hook="sync-out /var/cache/apt/archives '$cache/apt'" \
         "${hooks[@]}" \
         bookworm "$base.partial" "http://deb.debian.org/debian" \
         "http://deb.debian.org/debian-security bookworm-security main non-free-firmware"
